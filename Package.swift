@@ -1,0 +1,88 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Dependencies point one way: lethe → LetheCLI → Store → Postgres → CLibPQ.
+// Only a wrapper module (Postgres, SFTP, Archive) imports its CLib* module.
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Lethe",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "lethe", targets: ["lethe"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // C libraries, each wrapped once.
+        .systemLibrary(
+            name: "CLibPQ", pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"]), .brew(["libpq"])]),
+        .systemLibrary(
+            name: "CLibSSH2", pkgConfig: "libssh2",
+            providers: [.apt(["libssh2-1-dev"]), .brew(["libssh2"])]),
+        .systemLibrary(
+            name: "CLibArchive", pkgConfig: "libarchive",
+            providers: [.apt(["libarchive-dev"]), .brew(["libarchive"])]),
+
+        .target(
+            name: "Postgres",
+            dependencies: ["CLibPQ"],
+            swiftSettings: strict),
+        .target(
+            name: "SFTP",
+            dependencies: ["CLibSSH2"],
+            swiftSettings: strict),
+        .target(
+            name: "Archive",
+            dependencies: ["CLibArchive"],
+            swiftSettings: strict),
+        .target(
+            name: "Store",
+            dependencies: [
+                "Postgres",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .target(
+            name: "LetheCLI",
+            dependencies: [
+                "Store", "Postgres", "SFTP", "Archive",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "lethe",
+            dependencies: ["LetheCLI"],
+            swiftSettings: strict),
+
+        // Tests: helpers shared by the integration suites.
+        .target(
+            name: "TestSupport",
+            dependencies: ["Postgres"],
+            path: "Tests/TestSupport",
+            swiftSettings: strict),
+        .testTarget(
+            name: "PostgresTests",
+            dependencies: ["Postgres", "TestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "StoreTests",
+            dependencies: ["Store", "Postgres", "TestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "LetheCLITests",
+            dependencies: ["LetheCLI", "SFTP", "Archive", "Postgres", "TestSupport"],
+            swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,40 @@
+import Foundation
+import Logging
+import Postgres
+
+/// What a subcommand needs before it runs: the configuration file, the log level and the
+/// database connection, each resolved from flag, environment and file in that order.
+struct CommandContext {
+    var configuration: Configuration
+    var configurationPath: String?
+    /// The libpq conninfo; empty means libpq's own `PG*` environment variables.
+    var conninfo: String
+    var logger: Logger
+
+    init(_ options: GlobalOptions, label: String, environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws
+    {
+        let path = options.configPath ?? environment["LETHE_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+        configuration = try path.map { path throws(UsageError) in try Configuration.load(path: path) } ?? Configuration()
+        configurationPath = path
+
+        let levelText = options.logLevel ?? environment["LETHE_LOG_LEVEL"] ?? configuration.logLevel ?? "info"
+        guard let level = Logger.Level(rawValue: levelText.lowercased()) else {
+            throw UsageError(
+                "invalid log level \"\(levelText)\"; accepted: "
+                    + Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        LetheLogging.bootstrap(level: level)
+        logger = Logger(label: label)
+
+        conninfo = options.databaseURL ?? environment["LETHE_DATABASE_URL"] ?? configuration.databaseURL ?? ""
+        if !conninfo.isEmpty {
+            try ConnectionString.validate(conninfo)
+        }
+    }
+
+    /// A dedicated database thread for this command's work.
+    func connectionThread(name: String) -> ConnectionThread {
+        ConnectionThread(conninfo: conninfo, name: name)
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import CLibPQ
+
+/// Checks and redacts libpq connection strings (`host=… dbname=…`) and URLs
+/// (`postgresql://user:secret@host/db`).
+public enum ConnectionString {
+    /// Throws `.invalidConnectionString` when libpq cannot parse `conninfo`; the message
+    /// quotes the string with its password masked. Wraps `PQconninfoParse`.
+    public static func validate(_ conninfo: String) throws {
+        var errorMessage: UnsafeMutablePointer<CChar>?
+        guard let options = PQconninfoParse(conninfo, &errorMessage) else {
+            var reason = "cannot be parsed"
+            if let errorMessage {
+                reason = String(cString: errorMessage).trimmingTrailingNewlines()
+                PQfreemem(errorMessage)
+            }
+            throw invalid(conninfo, reason)
+        }
+        defer { PQconninfoFree(options) }
+        // libpq checks numbers only when it connects; check them here to name the value.
+        var option = options
+        while let keyword = option.pointee.keyword {
+            if let value = option.pointee.val {
+                let name = String(cString: keyword)
+                let text = String(cString: value)
+                if name == "port", !text.isEmpty {
+                    for port in text.split(separator: ",", omittingEmptySubsequences: false)
+                    where !(port.isEmpty || (UInt16(port).map { $0 > 0 } ?? false)) {
+                        throw invalid(conninfo, "port \"\(port)\" is not a number from 1 to 65535")
+                    }
+                }
+                if name == "connect_timeout", !text.isEmpty, Int(text) == nil {
+                    throw invalid(conninfo, "connect_timeout \"\(text)\" is not a whole number of seconds")
+                }
+            }
+            option += 1
+        }
+    }
+
+    private static func invalid(_ conninfo: String, _ reason: String) -> PostgresError {
+        PostgresError(
+            .invalidConnectionString,
+            message: "invalid connection string \"\(redacted(conninfo))\": \(reason); expected a libpq "
+                + "connection string (host=… dbname=…) or a URL postgresql://user@host:port/dbname")
+    }
+
+    /// `conninfo` with any password replaced by `***`, safe to print.
+    public static func redacted(_ conninfo: String) -> String {
+        var text = conninfo
+        // URL form: scheme://user:password@host
+        if let schemeEnd = text.range(of: "://") {
+            let afterScheme = text[schemeEnd.upperBound...]
+            let authorityEnd = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? afterScheme.endIndex
+            let authority = afterScheme[..<authorityEnd]
+            if let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") {
+                text.replaceSubrange(authority.index(after: colon)..<at, with: "***")
+            }
+        }
+        // Keyword form and URL query parameters: password=value
+        var result = ""
+        var rest = Substring(text)
+        while let range = rest.range(of: "password=") {
+            result += rest[..<range.upperBound] + "***"
+            rest = rest[range.upperBound...]
+            if rest.first == "'" {
+                var i = rest.index(after: rest.startIndex)
+                while i < rest.endIndex, rest[i] != "'" {
+                    if rest[i] == "\\" { i = rest.index(after: i) }
+                    if i < rest.endIndex { i = rest.index(after: i) }
+                }
+                rest = i < rest.endIndex ? rest[rest.index(after: i)...] : ""
+            } else {
+                let end = rest.firstIndex(where: { $0 == " " || $0 == "&" }) ?? rest.endIndex
+                rest = rest[end...]
+            }
+        }
+        return result + rest
+    }
+}
+
+extension String {
+    func trimmingTrailingNewlines() -> String {
+        var s = self
+        while s.last == "\n" || s.last == "\r" { s.removeLast() }
+        return s
+    }
+}

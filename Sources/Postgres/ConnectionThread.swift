@@ -1,0 +1,106 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// A dedicated OS thread that owns one `Connection` and runs the blocking database work
+/// that async code submits, so libpq never blocks Swift's cooperative thread pool.
+///
+/// The connection opens on first use. When a call leaves it broken (server restart,
+/// terminated backend, network loss) that call fails, and the next call opens a new one:
+/// a broken handle is never reused. Work runs in submission order, one closure at a time.
+public final class ConnectionThread: Sendable {
+    /// Owns the connection on the thread; never leaves it.
+    final class Slot {
+        let conninfo: String
+        let applicationName: String
+        var connection: Connection?
+        init(conninfo: String, applicationName: String) {
+            self.conninfo = conninfo
+            self.applicationName = applicationName
+        }
+        func live() throws -> Connection {
+            if let connection, !connection.isBroken { return connection }
+            connection?.close()
+            connection = nil
+            let fresh = try Connection.connect(conninfo, applicationName: applicationName)
+            connection = fresh
+            return fresh
+        }
+    }
+
+    private typealias Job = @Sendable (Slot) -> Void
+    private struct State {
+        var jobs: [Job] = []
+        var accepting = true
+    }
+
+    private let state = Mutex(State())
+    private let wakeup = DispatchSemaphore(value: 0)
+
+    /// Starts the thread. `conninfo` is as for `Connection.connect`; `name` shows in
+    /// debuggers and `application_name` defaults to `lethe`.
+    public init(conninfo: String, name: String = "lethe-db", applicationName: String = "lethe") {
+        let slot = UncheckedSlot(Slot(conninfo: conninfo, applicationName: applicationName))
+        let thread = Thread { [self] in
+            // Set from inside: on Linux a name set before start() does not reach the OS thread.
+            Thread.current.name = name
+            self.loop(slot.value)
+        }
+        thread.start()
+    }
+
+    private func loop(_ slot: Slot) {
+        while true {
+            wakeup.wait()
+            let job = state.withLock { $0.jobs.isEmpty ? nil : $0.jobs.removeFirst() }
+            guard let job else { break }  // the shutdown signal, with nothing left queued
+            job(slot)
+        }
+        slot.connection?.close()
+        slot.connection = nil
+    }
+
+    private func enqueue(_ job: @escaping Job) -> Bool {
+        let accepted = state.withLock { state in
+            guard state.accepting else { return false }
+            state.jobs.append(job)
+            return true
+        }
+        if accepted { wakeup.signal() }
+        return accepted
+    }
+
+    /// Runs `body` on the thread with its live connection and returns its result.
+    public func run<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let accepted = enqueue { slot in
+                continuation.resume(with: Result { try body(try slot.live()) })
+            }
+            if !accepted {
+                continuation.resume(
+                    throwing: PostgresError(.connectionClosed, message: "the connection thread has shut down"))
+            }
+        }
+    }
+
+    /// Finishes the work already queued, closes the connection and ends the thread.
+    /// Later `run` calls throw `.connectionClosed`.
+    public func shutdown() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let accepted = enqueue { slot in
+                slot.connection?.close()
+                slot.connection = nil
+                continuation.resume()
+            }
+            state.withLock { $0.accepting = false }
+            wakeup.signal()  // the empty-queue signal that ends the loop
+            if !accepted { continuation.resume() }
+        }
+    }
+}
+
+/// Hands the slot to its thread once, at start; only that thread touches it afterwards.
+private struct UncheckedSlot: @unchecked Sendable {
+    let value: ConnectionThread.Slot
+    init(_ value: ConnectionThread.Slot) { self.value = value }
+}

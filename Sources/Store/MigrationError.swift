@@ -1,0 +1,47 @@
+import Foundation
+
+/// Why `lethe migrate` refused to run; each case names the file and what is accepted.
+/// All are configuration problems (exit 2), not runtime failures.
+public enum MigrationError: Error, Equatable, CustomStringConvertible {
+    case directoryNotFound(searched: [String])
+    case directoryUnreadable(String)
+    case fileUnreadable(String)
+    case invalidFileName(String)
+    case notUTF8(String)
+    case duplicateVersion(String, String)
+    case modifiedAfterApply(fileName: String, applied: String, current: String)
+    case appliedFileMissing(version: Int, name: String)
+    case outOfOrder(fileName: String, latestApplied: Int)
+    case transactionControlInFile(String)
+
+    public var description: String {
+        switch self {
+        case .directoryNotFound(let searched):
+            return "no migrations directory found; looked in \(searched.joined(separator: ", ")). "
+                + "Pass --migrations DIR or set LETHE_MIGRATIONS_DIR"
+        case .directoryUnreadable(let path):
+            return "cannot read the migrations directory \(path)"
+        case .fileUnreadable(let name):
+            return "cannot read migration file \(name)"
+        case .invalidFileName(let name):
+            return "migration file \(name) is badly named; expected NNNN_name.sql "
+                + "(at least four digits, an underscore, then lower-case letters, digits or underscores)"
+        case .notUTF8(let name):
+            return "migration file \(name) is not UTF-8 text"
+        case .duplicateVersion(let a, let b):
+            return "migration files \(a) and \(b) have the same version number; each version must be unique"
+        case .modifiedAfterApply(let name, let applied, let current):
+            return "migration \(name) was edited after it was applied (checksum applied \(applied.prefix(12))…, "
+                + "now \(current.prefix(12))…); restore the applied text and put changes in a new file"
+        case .appliedFileMissing(let version, let name):
+            return "migration \(String(format: "%04d", version))_\(name).sql is recorded as applied but its file "
+                + "is missing; is this binary older than the database?"
+        case .outOfOrder(let name, let latest):
+            return "migration \(name) is pending but version \(latest) is already applied; "
+                + "renumber it above \(latest)"
+        case .transactionControlInFile(let name):
+            return "migration \(name) ended the transaction it runs in (COMMIT or ROLLBACK in the file); "
+                + "remove transaction control from it"
+        }
+    }
+}

@@ -1,0 +1,2 @@
+import LetheCLI
+await LetheMain.main()
