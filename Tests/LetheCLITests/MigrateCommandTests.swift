@@ -1,0 +1,139 @@
+import Foundation
+import Postgres
+import TestSupport
+import Testing
+
+/// `lethe migrate` as a user runs it: the real executable against a real database.
+@Suite("lethe migrate, end to end")
+struct MigrateCommandTests {
+    @Test func migrateCreatesSchemaAndASecondRunChangesNothing() async throws {
+        try await TestDatabase.with { database in
+            let first = try LetheProcess.run(["migrate", "--database-url", database.url])
+            #expect(first.status == 0, "\(first.output)")
+            #expect(first.stdout.contains("applied 0001_lethe_schema.sql"))
+            let connection = try database.connect()
+            let count = try connection.query("SELECT count(*) FROM lethe.schema_migrations")[0].decode(Int.self, at: 0)
+            #expect(count >= 1)
+
+            let second = try LetheProcess.run(["migrate"], environment: ["LETHE_DATABASE_URL": database.url])
+            #expect(second.status == 0, "\(second.output)")
+            #expect(second.stdout.contains("nothing to apply"))
+            let again = try connection.query("SELECT count(*) FROM lethe.schema_migrations")[0].decode(Int.self, at: 0)
+            #expect(again == count)
+        }
+    }
+
+    @Test func libpqEnvironmentVariablesWorkAsForPsql() async throws {
+        try await TestDatabase.with { database in
+            let env = ProcessInfo.processInfo.environment
+            let result = try LetheProcess.run(
+                ["migrate", "--status"],
+                environment: [
+                    "PGHOST": "127.0.0.1", "PGPORT": env["LETHE_TEST_PG_PORT"] ?? "5432", "PGUSER": "postgres",
+                    "PGDATABASE": database.name,
+                ])
+            #expect(result.status == 0, "\(result.output)")
+            #expect(result.stdout.contains("0001     lethe_schema  pending"))
+        }
+    }
+
+    @Test func statusAndDryRunChangeNothing() async throws {
+        try await TestDatabase.with { database in
+            let dryRun = try LetheProcess.run(["migrate", "--dry-run", "--database-url", database.url])
+            #expect(dryRun.status == 0, "\(dryRun.output)")
+            #expect(dryRun.stdout.contains("CREATE SCHEMA IF NOT EXISTS lethe;"))
+            #expect(dryRun.stdout.contains("nothing was applied"))
+            let connection = try database.connect()
+            let exists = try connection.query("SELECT to_regnamespace('lethe') IS NOT NULL")[0].decode(Bool.self, at: 0)
+            #expect(!exists)
+
+            _ = try LetheProcess.run(["migrate", "--database-url", database.url])
+            let status = try LetheProcess.run(["migrate", "--status", "--database-url", database.url])
+            #expect(status.status == 0)
+            #expect(status.stdout.contains("applied"))
+            #expect(status.stdout.contains("0 pending"))
+        }
+    }
+
+    @Test func fourConcurrentProcessesApplyEachFileOnce() async throws {
+        try await TestDatabase.with { database in
+            let directory = try Repository.copyOfMigrations()
+            try Data("CREATE TABLE public.once (n int);\nSELECT pg_sleep(0.2);\nINSERT INTO public.once VALUES (1);\n".utf8)
+                .write(to: directory.appendingPathComponent("9001_once.sql"))
+            let processes = try (0..<4).map { _ in
+                try LetheProcess.start(["migrate", "--database-url", database.url, "--migrations", directory.path])
+            }
+            for (process, _, _) in processes { process.waitUntilExit() }
+            #expect(processes.allSatisfy { $0.0.terminationStatus == 0 })
+            let connection = try database.connect()
+            #expect(try connection.query("SELECT count(*) FROM public.once")[0].decode(Int.self, at: 0) == 1)
+            let versions = try connection.query("SELECT count(*), count(DISTINCT version) FROM lethe.schema_migrations")[0]
+            let (rows, distinct) = try versions.decode((Int, Int).self)
+            #expect(rows == distinct)
+        }
+    }
+
+    @Test func editedFileExitsTwoNamingTheFile() async throws {
+        try await TestDatabase.with { database in
+            let directory = try Repository.copyOfMigrations()
+            let first = try LetheProcess.run(["migrate", "--database-url", database.url, "--migrations", directory.path])
+            #expect(first.status == 0, "\(first.output)")
+            let file = directory.appendingPathComponent("0001_lethe_schema.sql")
+            try (String(contentsOf: file, encoding: .utf8) + "\n-- an edit\n").write(to: file, atomically: true, encoding: .utf8)
+            let second = try LetheProcess.run(["migrate", "--database-url", database.url, "--migrations", directory.path])
+            #expect(second.status == 2)
+            #expect(second.stderr.contains("0001_lethe_schema.sql was edited after it was applied"))
+        }
+    }
+
+    @Test(
+        "malformed connection URLs exit 2 naming the value, never the password",
+        arguments: [
+            ("postgresql://lethe:s3cret-pw@db.example:notaport/app", "notaport"),
+            ("postgresql://lethe:s3cret-pw@db.example/app?sslmod=require", "sslmod"),
+        ])
+    func malformedURL(_ url: String, _ named: String) throws {
+        let result = try LetheProcess.run(["migrate", "--database-url", url])
+        #expect(result.status == 2, "\(result.output)")
+        #expect(result.stderr.contains(named))
+        #expect(result.stderr.contains("postgresql://user@host:port/dbname"))
+        #expect(!result.output.contains("s3cret-pw"))
+    }
+
+    @Test func unreachableServerExitsOne() throws {
+        let result = try LetheProcess.run(["migrate", "--database-url", "postgresql://lethe:pw-x@127.0.0.1:1/app"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("cannot connect to PostgreSQL"))
+        #expect(!result.output.contains("pw-x"))
+    }
+
+    @Test func badConfigurationExitsTwo() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-\(UUID().uuidString).yml")
+        try "database:\n  url: postgresql://x@y/z\nlogging:\n  level: info\n".write(to: file, atomically: true, encoding: .utf8)
+        let unknownKey = try LetheProcess.run(["migrate", "--config", file.path])
+        #expect(unknownKey.status == 2)
+        #expect(unknownKey.stderr.contains("unknown key logging"))
+
+        let missing = try LetheProcess.run(["migrate"], environment: ["LETHE_CONFIG": "/nonexistent/lethe.yml"])
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("/nonexistent/lethe.yml"))
+
+        let level = try LetheProcess.run(["migrate", "--log-level", "loud", "--database-url", "postgresql://x@y/z"])
+        #expect(level.status == 2)
+        #expect(level.stderr.contains("\"loud\""))
+        #expect(level.stderr.contains("trace, debug, info"))
+    }
+
+    @Test func unknownFlagExitsTwo() throws {
+        let result = try LetheProcess.run(["migrate", "--frobnicate"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("--frobnicate"))
+    }
+
+    @Test func helpDescribesTheCommands() throws {
+        let result = try LetheProcess.run(["--help"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("migrate"))
+        #expect(result.stdout.contains("Exit status"))
+    }
+}
