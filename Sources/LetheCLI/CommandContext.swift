@@ -11,11 +11,14 @@ struct CommandContext {
     var conninfo: String
     var logger: Logger
 
-    init(_ options: GlobalOptions, label: String, environment: [String: String] = ProcessInfo.processInfo.environment)
+    init(
+        _ options: GlobalOptions, label: String, environment: [String: String] = ProcessInfo.processInfo.environment
+    )
         throws
     {
         let path = options.configPath ?? environment["LETHE_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
-        configuration = try path.map { path throws(UsageError) in try Configuration.load(path: path) } ?? Configuration()
+        configuration =
+            try path.map { path throws(UsageError) in try Configuration.load(path: path) } ?? Configuration()
         configurationPath = path
 
         let levelText = options.logLevel ?? environment["LETHE_LOG_LEVEL"] ?? configuration.logLevel ?? "info"

@@ -44,20 +44,20 @@ struct MigrateCommand: AsyncParsableCommand {
         let (status, dryRun) = (self.status, self.dryRun)
         do {
             try await database.run { connection in
-            if status {
-                print(MigrationReport.status(try migrator.status(connection), directory: directory.path))
-            } else if dryRun {
-                print(MigrationReport.dryRun(try migrator.pending(connection)))
-            } else {
-                let applied = try migrator.apply(connection) { file, elapsed in
-                    print("applied \(file.fileName) in \(MigrationReport.milliseconds(elapsed)) ms")
+                if status {
+                    print(MigrationReport.status(try migrator.status(connection), directory: directory.path))
+                } else if dryRun {
+                    print(MigrationReport.dryRun(try migrator.pending(connection)))
+                } else {
+                    let applied = try migrator.apply(connection) { file, elapsed in
+                        print("applied \(file.fileName) in \(MigrationReport.milliseconds(elapsed)) ms")
+                    }
+                    let version = migrator.files.last?.version ?? 0
+                    print(
+                        applied.isEmpty
+                            ? "nothing to apply: schema lethe is at version \(version)"
+                            : "schema lethe is at version \(version) (\(applied.count) applied now)")
                 }
-                let version = migrator.files.last?.version ?? 0
-                print(
-                    applied.isEmpty
-                        ? "nothing to apply: schema lethe is at version \(version)"
-                        : "schema lethe is at version \(version) (\(applied.count) applied now)")
-            }
             }
         } catch {
             await database.shutdown()

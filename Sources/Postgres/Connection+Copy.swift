@@ -46,7 +46,9 @@ extension Connection {
     /// Runs `COPY … FROM STDIN` and sends what `produce` writes, in chunks of any size.
     /// Returns the number of rows copied. Wraps `PQputCopyData` and `PQputCopyEnd`.
     @discardableResult
-    public func copyIn(_ sql: String, _ produce: (_ send: (UnsafeRawBufferPointer) throws -> Void) throws -> Void)
+    public func copyIn(
+        _ sql: String, _ produce: (_ send: (UnsafeRawBufferPointer) throws -> Void) throws -> Void
+    )
         throws -> Int
     {
         let handle = try liveHandle()

@@ -36,8 +36,9 @@ extension Connection {
             let remaining = ContinuousClock.now.duration(to: deadline)
             if remaining <= .zero { return nil }
             var pfd = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
-            let millis = Int32(clamping: remaining.components.seconds * 1000
-                + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)
+            let millis = Int32(
+                clamping: remaining.components.seconds * 1000
+                    + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)
             let ready = poll(&pfd, 1, millis)
             if ready < 0 {
                 if errno == EINTR { continue }

@@ -239,7 +239,9 @@ private struct PreparedParameters {
         return types.withUnsafeBufferPointer { t in
             values.withUnsafeBufferPointer { v in
                 lengths.withUnsafeBufferPointer { l in
-                    formats.withUnsafeBufferPointer { f in body(t.baseAddress, v.baseAddress, l.baseAddress, f.baseAddress) }
+                    formats.withUnsafeBufferPointer { f in
+                        body(t.baseAddress, v.baseAddress, l.baseAddress, f.baseAddress)
+                    }
                 }
             }
         }

@@ -1,5 +1,5 @@
-import Foundation
 import CLibPQ
+import Foundation
 
 /// Checks and redacts libpq connection strings (`host=… dbname=…`) and URLs
 /// (`postgresql://user:secret@host/db`).

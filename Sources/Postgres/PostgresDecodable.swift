@@ -175,7 +175,8 @@ private func parseInteger(_ bytes: UnsafeRawBufferPointer) -> Int64? {
         let b = bytes[index]
         guard (48...57).contains(b) else { return nil }
         let (m, o1) = value.multipliedReportingOverflow(by: 10)
-        let (s, o2) = negative ? m.subtractingReportingOverflow(Int64(b - 48)) : m.addingReportingOverflow(Int64(b - 48))
+        let (s, o2) =
+            negative ? m.subtractingReportingOverflow(Int64(b - 48)) : m.addingReportingOverflow(Int64(b - 48))
         if o1 || o2 { return nil }
         value = s
         index += 1

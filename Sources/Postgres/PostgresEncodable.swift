@@ -57,7 +57,11 @@ extension Int32: PostgresEncodable {
 extension Double: PostgresEncodable {
     public var postgresParameter: PostgresParameter {
         let text: String
-        if isNaN { text = "NaN" } else if isInfinite { text = self < 0 ? "-Infinity" : "Infinity" } else {
+        if isNaN {
+            text = "NaN"
+        } else if isInfinite {
+            text = self < 0 ? "-Infinity" : "Infinity"
+        } else {
             text = String(self)
         }
         return .text(text, type: PostgresTypeOID.float8)

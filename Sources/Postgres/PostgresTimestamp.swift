@@ -13,7 +13,8 @@ enum PostgresTimestamp {
         seconds -= days * 86_400
         let (y, m, d) = civil(fromDays: days)
         let year = y > 0 ? pad(y, 4) : pad(1 - y, 4)
-        var text = "\(year)-\(pad(m, 2))-\(pad(d, 2)) \(pad(seconds / 3600, 2)):\(pad(seconds / 60 % 60, 2)):\(pad(seconds % 60, 2))"
+        var text =
+            "\(year)-\(pad(m, 2))-\(pad(d, 2)) \(pad(seconds / 3600, 2)):\(pad(seconds / 60 % 60, 2)):\(pad(seconds % 60, 2))"
         if fraction != 0 { text += "." + pad(fraction, 6) }
         text += "+00"
         if y <= 0 { text += " BC" }

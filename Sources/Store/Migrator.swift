@@ -53,7 +53,9 @@ public struct Migrator: Sendable {
     /// after each. Throws `MigrationError` (before applying anything) when an applied file
     /// was edited or removed, or a pending file is numbered below an applied one.
     @discardableResult
-    public func apply(_ connection: Connection, progress: (MigrationFile, Duration) -> Void = { _, _ in })
+    public func apply(
+        _ connection: Connection, progress: (MigrationFile, Duration) -> Void = { _, _ in }
+    )
         throws -> [MigrationFile]
     {
         try connection.advisoryLock(Self.lockKey)
@@ -73,8 +75,12 @@ public struct Migrator: Sendable {
                     INSERT INTO lethe.schema_migrations (version, name, checksum, execution_ms)
                     VALUES ($1, $2, $3, $4)
                     """,
-                    [file.version, file.name, file.checksum, Int(elapsed.components.seconds * 1000
-                        + elapsed.components.attoseconds / 1_000_000_000_000_000)])
+                    [
+                        file.version, file.name, file.checksum,
+                        Int(
+                            elapsed.components.seconds * 1000
+                                + elapsed.components.attoseconds / 1_000_000_000_000_000),
+                    ])
             }
             let elapsed = start.duration(to: clock.now)
             logger.debug("applied migration", metadata: [LogKey.migration: "\(file.fileName)"])

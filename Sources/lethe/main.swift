@@ -1,2 +1,3 @@
 import LetheCLI
+
 await LetheMain.main()

@@ -1,5 +1,6 @@
-@testable import LetheCLI
 import Testing
+
+@testable import LetheCLI
 
 /// The YAML configuration file, without a database.
 @Suite struct ConfigurationTests {

@@ -58,8 +58,10 @@ struct MigrateCommandTests {
     @Test func fourConcurrentProcessesApplyEachFileOnce() async throws {
         try await TestDatabase.with { database in
             let directory = try Repository.copyOfMigrations()
-            try Data("CREATE TABLE public.once (n int);\nSELECT pg_sleep(0.2);\nINSERT INTO public.once VALUES (1);\n".utf8)
-                .write(to: directory.appendingPathComponent("9001_once.sql"))
+            try Data(
+                "CREATE TABLE public.once (n int);\nSELECT pg_sleep(0.2);\nINSERT INTO public.once VALUES (1);\n".utf8
+            )
+            .write(to: directory.appendingPathComponent("9001_once.sql"))
             let processes = try (0..<4).map { _ in
                 try LetheProcess.start(["migrate", "--database-url", database.url, "--migrations", directory.path])
             }
@@ -67,7 +69,8 @@ struct MigrateCommandTests {
             #expect(processes.allSatisfy { $0.0.terminationStatus == 0 })
             let connection = try database.connect()
             #expect(try connection.query("SELECT count(*) FROM public.once")[0].decode(Int.self, at: 0) == 1)
-            let versions = try connection.query("SELECT count(*), count(DISTINCT version) FROM lethe.schema_migrations")[0]
+            let versions = try connection.query(
+                "SELECT count(*), count(DISTINCT version) FROM lethe.schema_migrations")[0]
             let (rows, distinct) = try versions.decode((Int, Int).self)
             #expect(rows == distinct)
         }
@@ -76,11 +79,16 @@ struct MigrateCommandTests {
     @Test func editedFileExitsTwoNamingTheFile() async throws {
         try await TestDatabase.with { database in
             let directory = try Repository.copyOfMigrations()
-            let first = try LetheProcess.run(["migrate", "--database-url", database.url, "--migrations", directory.path])
+            let first = try LetheProcess.run([
+                "migrate", "--database-url", database.url, "--migrations", directory.path,
+            ])
             #expect(first.status == 0, "\(first.output)")
             let file = directory.appendingPathComponent("0001_lethe_schema.sql")
-            try (String(contentsOf: file, encoding: .utf8) + "\n-- an edit\n").write(to: file, atomically: true, encoding: .utf8)
-            let second = try LetheProcess.run(["migrate", "--database-url", database.url, "--migrations", directory.path])
+            try (String(contentsOf: file, encoding: .utf8) + "\n-- an edit\n").write(
+                to: file, atomically: true, encoding: .utf8)
+            let second = try LetheProcess.run([
+                "migrate", "--database-url", database.url, "--migrations", directory.path,
+            ])
             #expect(second.status == 2)
             #expect(second.stderr.contains("0001_lethe_schema.sql was edited after it was applied"))
         }
@@ -109,7 +117,8 @@ struct MigrateCommandTests {
 
     @Test func badConfigurationExitsTwo() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-\(UUID().uuidString).yml")
-        try "database:\n  url: postgresql://x@y/z\nlogging:\n  level: info\n".write(to: file, atomically: true, encoding: .utf8)
+        try "database:\n  url: postgresql://x@y/z\nlogging:\n  level: info\n".write(
+            to: file, atomically: true, encoding: .utf8)
         let unknownKey = try LetheProcess.run(["migrate", "--config", file.path])
         #expect(unknownKey.status == 2)
         #expect(unknownKey.stderr.contains("unknown key logging"))

@@ -51,11 +51,12 @@ struct NotificationCopyAndThreadTests {
         var bytes = 0
         var lastLine = ""
         let copied = try connection.copyOut(
-            "COPY (SELECT g, repeat('x', 200) FROM generate_series(1, 1000000) g) TO STDOUT") { chunk in
-                rows += 1
-                bytes += chunk.count
-                if rows == 1_000_000 { lastLine = String(decoding: chunk, as: UTF8.self) }
-            }
+            "COPY (SELECT g, repeat('x', 200) FROM generate_series(1, 1000000) g) TO STDOUT"
+        ) { chunk in
+            rows += 1
+            bytes += chunk.count
+            if rows == 1_000_000 { lastLine = String(decoding: chunk, as: UTF8.self) }
+        }
         #expect(copied == 1_000_000)
         #expect(rows == 1_000_000)
         #expect(bytes > 200_000_000)

@@ -1,12 +1,14 @@
 import Foundation
-@testable import Postgres
 import Testing
+
+@testable import Postgres
 
 /// The timestamp text codec, without a server.
 @Suite struct TimestampTests {
     @Test func formatsUTCWithMicroseconds() {
         #expect(PostgresTimestamp.format(Date(timeIntervalSince1970: 0)) == "1970-01-01 00:00:00+00")
-        #expect(PostgresTimestamp.format(Date(timeIntervalSince1970: 951_782_400.25)) == "2000-02-29 00:00:00.250000+00")
+        #expect(
+            PostgresTimestamp.format(Date(timeIntervalSince1970: 951_782_400.25)) == "2000-02-29 00:00:00.250000+00")
         #expect(PostgresTimestamp.format(Date(timeIntervalSince1970: -1)) == "1969-12-31 23:59:59+00")
     }
 

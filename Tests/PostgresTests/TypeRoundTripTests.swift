@@ -45,8 +45,10 @@ struct TypeRoundTripTests {
 
     @Test(
         "strings, including unicode and characters SQL cares about",
-        arguments: ["", "plain", "O'Brien \"quoted\" \\ back", "Grüße, 日本語, 🧹✨", "line\nbreak\ttab", "NULL",
-            "{a,b}"])
+        arguments: [
+            "", "plain", "O'Brien \"quoted\" \\ back", "Grüße, 日本語, 🧹✨", "line\nbreak\ttab", "NULL",
+            "{a,b}",
+        ])
     func strings(_ value: String) throws {
         #expect(try roundTrip(value, as: "text") == value)
     }
@@ -73,7 +75,8 @@ struct TypeRoundTripTests {
     @Test func timestampsInOtherSessionTimeZones() throws {
         try connection.execute("SET TimeZone TO 'Asia/Kolkata'")
         defer { _ = try? connection.execute("RESET TimeZone") }
-        let text = try connection.query("SELECT '2026-03-01 00:30:00+00'::timestamptz::text")[0].decode(String.self, at: 0)
+        let text = try connection.query("SELECT '2026-03-01 00:30:00+00'::timestamptz::text")[0].decode(
+            String.self, at: 0)
         #expect(text == "2026-03-01 06:00:00+05:30")
         let date = try connection.query("SELECT '2026-03-01 00:30:00+00'::timestamptz")[0].decode(Date.self, at: 0)
         #expect(date == Date(timeIntervalSince1970: 1_772_325_000))

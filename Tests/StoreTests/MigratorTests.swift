@@ -1,8 +1,9 @@
 import Foundation
 import Postgres
-@testable import Store
 import TestSupport
 import Testing
+
+@testable import Store
 
 @Suite("Migrator against PostgreSQL")
 struct MigratorTests {
@@ -32,7 +33,8 @@ struct MigratorTests {
             #expect(!applied.isEmpty)
             let schema = try connection.query("SELECT count(*) FROM pg_namespace WHERE nspname = 'lethe'")
             #expect(try schema[0].decode(Int.self, at: 0) == 1)
-            let rows = try connection.query("SELECT version, name, checksum FROM lethe.schema_migrations ORDER BY version")
+            let rows = try connection.query(
+                "SELECT version, name, checksum FROM lethe.schema_migrations ORDER BY version")
             let recorded = try rows.map { try $0.decode((Int, String, String).self) }
             #expect(recorded.map(\.0) == migrator.files.map(\.version))
             #expect(recorded.map(\.1) == migrator.files.map(\.name))
@@ -59,7 +61,8 @@ struct MigratorTests {
             try directory.write(
                 "9001_side_effect.sql",
                 "CREATE TABLE public.applied_count (n int);\nINSERT INTO public.applied_count VALUES (1);\n")
-            try directory.write("9002_slow.sql", "SELECT pg_sleep(0.3);\nINSERT INTO public.applied_count VALUES (2);\n")
+            try directory.write(
+                "9002_slow.sql", "SELECT pg_sleep(0.3);\nINSERT INTO public.applied_count VALUES (2);\n")
             let migrator = try directory.migrator()
             let threads = (0..<4).map { ConnectionThread(conninfo: database.url, name: "migrate-\($0)") }
             let counts = try await withThrowingTaskGroup(of: Int.self) { group in
@@ -214,7 +217,8 @@ struct MigrationFileTests {
         for file in files {
             #expect(file.sql.hasPrefix("-- migrate:up\n"), "\(file.fileName) starts with dbmate's marker")
             let upper = file.sql.uppercased()
-            #expect(!upper.contains("\nBEGIN;") && !upper.contains("\nCOMMIT;"), "\(file.fileName): no transaction control")
+            #expect(
+                !upper.contains("\nBEGIN;") && !upper.contains("\nCOMMIT;"), "\(file.fileName): no transaction control")
         }
     }
 }

@@ -14,7 +14,8 @@ public enum LetheProcess {
     /// `$LETHE_BIN` (set by scripts/test), else `lethe` beside the test bundle.
     public static func executablePath() throws -> String {
         if let path = ProcessInfo.processInfo.environment["LETHE_BIN"], !path.isEmpty { return path }
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let exe =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var directory = URL(fileURLWithPath: exe).deletingLastPathComponent()
         for _ in 0..<3 {
             let candidate = directory.appendingPathComponent("lethe").path
@@ -72,7 +73,11 @@ private final class ReadBox: @unchecked Sendable {
     private var _done = false
     var data: Data {
         get { lock.withLock { _data } }
-        set { lock.withLock { _data = newValue; _done = true } }
+        set {
+            lock.withLock {
+                _data = newValue; _done = true
+            }
+        }
     }
     var done: Bool { lock.withLock { _done } }
 }
@@ -93,7 +98,8 @@ public enum Repository {
     /// A fresh temporary directory holding copies of `migrations/*.sql`, for tests that edit them.
     public static func copyOfMigrations() throws -> URL {
         let source = root().appendingPathComponent("migrations")
-        let target = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-migrations-\(UUID().uuidString)")
+        let target = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "lethe-migrations-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
         for name in try FileManager.default.contentsOfDirectory(atPath: source.path) where name.hasSuffix(".sql") {
             try FileManager.default.copyItem(
