@@ -31,16 +31,7 @@ extension Connection {
             }
             break  // -1: the COPY is done; its final status follows.
         }
-        var rows = 0
-        var statusError: (any Error)?
-        while let result = PQgetResult(handle) {
-            do { rows = try check(result, expecting: [PGRES_COMMAND_OK]).affectedRows } catch {
-                statusError = statusError ?? error
-            }
-        }
-        if let failure { throw failure }
-        if let statusError { throw statusError }
-        return rows
+        return try finishCopy(handle, failure: failure)
     }
 
     /// Runs `COPY … FROM STDIN` and sends what `produce` writes, in chunks of any size.
@@ -70,6 +61,12 @@ extension Connection {
             markBrokenIfBad()
             throw failure ?? PostgresError(.copy, message: "COPY FROM STDIN failed: \(lastErrorMessage())")
         }
+        return try finishCopy(handle, failure: failure)
+    }
+
+    /// Reads the COPY's final results (all of them, so the connection is ready for the next
+    /// statement) and returns its row count; throws `failure` first, else the server's error.
+    private func finishCopy(_ handle: OpaquePointer, failure: (any Error)?) throws -> Int {
         var rows = 0
         var statusError: (any Error)?
         while let result = PQgetResult(handle) {
