@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C libraries, each wrapped once.
@@ -44,18 +45,40 @@ let package = Package(
             name: "Archive",
             dependencies: ["CLibArchive"],
             swiftSettings: strict),
+        // Pure domain: no I/O, tested without a database.
+        .target(
+            name: "Retention",
+            swiftSettings: strict),
         .target(
             name: "Store",
             dependencies: [
-                "Postgres",
+                "Postgres", "Retention",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .target(
+            name: "Coordinator",
+            dependencies: [
+                "Store", "Postgres", "Retention",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict),
+        .target(
+            name: "Worker",
+            dependencies: [
+                "Store", "Postgres", "Retention",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict),
+        .target(
             name: "LetheCLI",
             dependencies: [
-                "Store", "Postgres", "SFTP", "Archive",
+                "Store", "Postgres", "SFTP", "Archive", "Retention", "Coordinator", "Worker",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -75,6 +98,14 @@ let package = Package(
         .testTarget(
             name: "PostgresTests",
             dependencies: ["Postgres", "TestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "RetentionTests",
+            dependencies: ["Retention"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "QueueTests",
+            dependencies: ["Store", "Postgres", "Retention", "Coordinator", "Worker", "TestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "StoreTests",

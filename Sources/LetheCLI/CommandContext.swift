@@ -41,3 +41,22 @@ struct CommandContext {
         ConnectionThread(conninfo: conninfo, name: name)
     }
 }
+
+extension CommandContext {
+    /// Runs `body` on a dedicated database thread and closes it afterwards.
+    func withDatabase<T: Sendable>(
+        name: String, _ body: @escaping @Sendable (Connection) throws -> T
+    ) async throws
+        -> T
+    {
+        let thread = connectionThread(name: name)
+        do {
+            let value = try await thread.run(body)
+            await thread.shutdown()
+            return value
+        } catch {
+            await thread.shutdown()
+            throw error
+        }
+    }
+}

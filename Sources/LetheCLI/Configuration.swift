@@ -1,29 +1,67 @@
 import Foundation
+import Retention
 import Yams
 
 /// The YAML configuration file (`--config` or `LETHE_CONFIG`). Every key is optional;
-/// an unknown key is an error, so a typo never silently falls back to a default.
-///
-/// ```yaml
-/// database:
-///   url: postgresql://lethe@db.internal:5432/app
-/// log:
-///   level: info
-/// migrations:
-///   directory: /usr/share/lethe/migrations
-/// ```
+/// unknown keys and badly typed values are refused with the file, key and value named, so
+/// a typo never silently falls back to a default. README.md documents every key.
 struct Configuration: Equatable {
-    var databaseURL: String?
-    var logLevel: String?
-    var migrationsDirectory: String?
+    /// Scalar values by dotted key (`worker.lease`), as written.
+    private(set) var values: [String: String] = [:]
 
-    /// The keys accepted, as dotted paths, for error messages and docs.
-    static let knownKeys: [String: [String]] = [
-        "": ["database", "log", "migrations"],
-        "database": ["url"],
-        "log": ["level"],
-        "migrations": ["directory"],
+    /// What a key holds, for validation and error messages.
+    enum Kind: Equatable {
+        case text, duration, positiveInteger, boolean
+        var accepted: String {
+            switch self {
+            case .text: return "text"
+            case .duration: return DurationText.accepted
+            case .positiveInteger: return "a whole number of at least 1"
+            case .boolean: return "true or false"
+            }
+        }
+    }
+
+    /// Every key the file may hold.
+    static let keys: [String: Kind] = [
+        "database.url": .text,
+        "log.level": .text,
+        "migrations.directory": .text,
+        "worker.concurrency": .positiveInteger,
+        "worker.claim_batch": .positiveInteger,
+        "worker.lease": .duration,
+        "worker.heartbeat_interval": .duration,
+        "worker.rescue_interval": .duration,
+        "worker.poll_interval": .duration,
+        "worker.listen": .boolean,
+        "worker.task_budget": .duration,
+        "worker.shutdown_grace": .duration,
+        "queue.max_attempts": .positiveInteger,
+        "queue.retry_base": .duration,
+        "queue.retry_max": .duration,
+        "coordinator.tick_interval": .duration,
+        "coordinator.rescue_interval": .duration,
+        "coordinator.prune_interval": .duration,
+        "coordinator.keep_finished": .duration,
+        "coordinator.keep_dead": .duration,
+        "coordinator.prune_batch": .positiveInteger,
     ]
+
+    var databaseURL: String? { values["database.url"] }
+    var logLevel: String? { values["log.level"] }
+    var migrationsDirectory: String? { values["migrations.directory"] }
+
+    func duration(_ key: String) -> Duration? { values[key].flatMap(DurationText.parse) }
+    func integer(_ key: String) -> Int? { values[key].flatMap { Int($0) } }
+    func boolean(_ key: String) -> Bool? { values[key].flatMap(Self.parseBoolean) }
+
+    static func parseBoolean(_ text: String) -> Bool? {
+        switch text.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: return nil
+        }
+    }
 
     /// Reads and validates `path`; errors name the file, the key and the value.
     static func load(path: String) throws(UsageError) -> Configuration {
@@ -45,49 +83,58 @@ struct Configuration: Equatable {
         }
         var config = Configuration()
         guard let root else { return config }  // an empty file is a valid, empty configuration
-        let top = try mapping(root, key: "", source: source)
-        for (key, value) in top {
-            let section = try mapping(value, key: key, source: source)
-            for (field, leaf) in section {
-                let scalar = try string(leaf, key: "\(key).\(field)", source: source)
-                switch (key, field) {
-                case ("database", "url"): config.databaseURL = scalar
-                case ("log", "level"): config.logLevel = scalar
-                case ("migrations", "directory"): config.migrationsDirectory = scalar
-                default: preconditionFailure("key checked by mapping()")
-                }
-            }
-        }
+        try config.collect(root, prefix: "", source: source)
         return config
     }
 
-    /// The entries of a mapping node, after checking every key is known at `key`.
-    private static func mapping(_ node: Node, key: String, source: String) throws(UsageError) -> [(String, Node)] {
-        let place = key.isEmpty ? "the top level" : "key \(key)"
+    /// Walks mappings down to scalars, checking each key and value on the way.
+    private mutating func collect(_ node: Node, prefix: String, source: String) throws(UsageError) {
+        let place = prefix.isEmpty ? "the top level" : "key \(prefix)"
         guard let mapping = node.mapping else {
             throw UsageError("configuration file \(source): \(place) must be a mapping of keys to values")
         }
-        let allowed = knownKeys[key] ?? []
-        var entries: [(String, Node)] = []
         for (keyNode, value) in mapping {
             guard let name = keyNode.string else {
                 throw UsageError("configuration file \(source): a key at \(place) is not a string")
             }
-            guard allowed.contains(name) else {
-                let full = key.isEmpty ? name : "\(key).\(name)"
+            let full = prefix.isEmpty ? name : "\(prefix).\(name)"
+            if let kind = Self.keys[full] {
+                guard let scalar = value.scalar else {
+                    throw UsageError("configuration file \(source): key \(full) must be a single value")
+                }
+                try Self.check(scalar.string, kind: kind, key: full, source: source)
+                values[full] = scalar.string
+            } else if Self.keys.keys.contains(where: { $0.hasPrefix(full + ".") }) {
+                try collect(value, prefix: full, source: source)
+            } else {
+                let accepted = Self.acceptedNames(under: prefix)
                 throw UsageError(
                     "configuration file \(source): unknown key \(full); accepted at \(place): "
-                        + allowed.joined(separator: ", "))
+                        + accepted.joined(separator: ", "))
             }
-            entries.append((name, value))
         }
-        return entries
     }
 
-    private static func string(_ node: Node, key: String, source: String) throws(UsageError) -> String {
-        guard let scalar = node.scalar else {
-            throw UsageError("configuration file \(source): key \(key) must be a single value")
+    private static func check(_ value: String, kind: Kind, key: String, source: String) throws(UsageError) {
+        let valid: Bool
+        switch kind {
+        case .text: valid = true
+        case .duration: valid = DurationText.parse(value) != nil
+        case .positiveInteger: valid = Int(value).map { $0 >= 1 } ?? false
+        case .boolean: valid = parseBoolean(value) != nil
         }
-        return scalar.string
+        if !valid {
+            throw UsageError(
+                "configuration file \(source): key \(key) has the value \"\(value)\"; expected \(kind.accepted)")
+        }
+    }
+
+    /// The next path components under `prefix` ("worker" → concurrency, lease, …).
+    static func acceptedNames(under prefix: String) -> [String] {
+        let lead = prefix.isEmpty ? "" : prefix + "."
+        let names = keys.keys.filter { $0.hasPrefix(lead) }.map { key in
+            String(key.dropFirst(lead.count).split(separator: ".").first ?? "")
+        }
+        return Array(Set(names)).sorted()
     }
 }

@@ -13,7 +13,10 @@ struct Lethe: AsyncParsableCommand {
             Exit status: 0 success, 1 runtime failure, 2 bad usage or configuration.
             """,
         version: LetheVersion.current,
-        subcommands: [MigrateCommand.self]
+        subcommands: [
+            MigrateCommand.self, CoordinatorCommand.self, WorkerCommand.self, RunCommand.self, TaskCommand.self,
+            StatusCommand.self,
+        ]
     )
 }
 

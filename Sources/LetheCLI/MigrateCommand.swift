@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Postgres
+import Retention
 import Store
 
 /// `lethe migrate`: applies `migrations/*.sql` in order under an advisory lock.
@@ -40,52 +41,40 @@ struct MigrateCommand: AsyncParsableCommand {
         let directory = try MigrationsDirectory.resolve(
             flag: migrationsDirectory, configured: context.configuration.migrationsDirectory)
         let migrator = Migrator(files: try MigrationFile.load(directory: directory), logger: context.logger)
-        let database = context.connectionThread(name: "lethe-migrate")
         let (status, dryRun) = (self.status, self.dryRun)
-        do {
-            try await database.run { connection in
-                if status {
-                    print(MigrationReport.status(try migrator.status(connection), directory: directory.path))
-                } else if dryRun {
-                    print(MigrationReport.dryRun(try migrator.pending(connection)))
-                } else {
-                    let applied = try migrator.apply(connection) { file, elapsed in
-                        print("applied \(file.fileName) in \(MigrationReport.milliseconds(elapsed)) ms")
-                    }
-                    let version = migrator.files.last?.version ?? 0
-                    print(
-                        applied.isEmpty
-                            ? "nothing to apply: schema lethe is at version \(version)"
-                            : "schema lethe is at version \(version) (\(applied.count) applied now)")
+        try await context.withDatabase(name: "lethe-migrate") { connection in
+            if status {
+                print(MigrationReport.status(try migrator.status(connection), directory: directory.path))
+            } else if dryRun {
+                print(MigrationReport.dryRun(try migrator.pending(connection)))
+            } else {
+                let applied = try migrator.apply(connection) { file, elapsed in
+                    print("applied \(file.fileName) in \(elapsed.milliseconds) ms")
                 }
+                let version = migrator.files.last?.version ?? 0
+                print(
+                    applied.isEmpty
+                        ? "nothing to apply: schema lethe is at version \(version)"
+                        : "schema lethe is at version \(version) (\(applied.count) applied now)")
             }
-        } catch {
-            await database.shutdown()
-            throw error
         }
-        await database.shutdown()
     }
 }
 
 /// Text output of `lethe migrate`.
 enum MigrationReport {
     static func status(_ entries: [Migrator.Entry], directory: String) -> String {
-        var lines = ["migrations in \(directory)", ""]
-        let nameWidth = max(4, entries.map(\.name.count).max() ?? 0)
-        lines.append("VERSION  " + "NAME".padding(nameWidth) + "  STATE         APPLIED AT")
+        var table = TextTable("VERSION", "NAME", "STATE", "APPLIED AT")
         for entry in entries {
-            let applied = entry.appliedAt.map(timestamp) ?? "-"
-            lines.append(
-                String(format: "%04d", entry.version).padding(7) + "  " + entry.name.padding(nameWidth) + "  "
-                    + entry.state.rawValue.padding(12) + "  " + applied)
+            table.add(
+                String(format: "%04d", entry.version), entry.name, entry.state.rawValue,
+                entry.appliedAt.map(HumanText.timestamp) ?? "-")
         }
         let counts = Dictionary(grouping: entries, by: \.state).mapValues(\.count)
-        lines.append("")
-        lines.append(
-            "\(counts[.applied] ?? 0) applied, \(counts[.pending] ?? 0) pending"
-                + ((counts[.modified] ?? 0) > 0 ? ", \(counts[.modified]!) edited after apply (refused)" : "")
-                + ((counts[.missingFile] ?? 0) > 0 ? ", \(counts[.missingFile]!) applied with no file" : ""))
-        return lines.joined(separator: "\n")
+        var summary = "\(counts[.applied] ?? 0) applied, \(counts[.pending] ?? 0) pending"
+        if let modified = counts[.modified] { summary += ", \(modified) edited after apply (refused)" }
+        if let missing = counts[.missingFile] { summary += ", \(missing) applied with no file" }
+        return "migrations in \(directory)\n\n\(table.rendered)\n\n\(summary)"
     }
 
     static func dryRun(_ pending: [MigrationFile]) -> String {
@@ -98,16 +87,6 @@ enum MigrationReport {
         }
         out += "-- \(pending.count) pending migration\(pending.count == 1 ? "" : "s"); nothing was applied"
         return out
-    }
-
-    static func milliseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
-    }
-
-    private static func timestamp(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter.string(from: date)
     }
 }
 

@@ -148,3 +148,14 @@ extension UUID: PostgresArrayElement {
     public static var postgresArrayOID: UInt32 { PostgresTypeOID.uuidArray }
     public var postgresArrayLiteral: String { uuidString.lowercased() }
 }
+
+extension Optional: PostgresArrayElement where Wrapped: PostgresArrayElement {
+    public static var postgresArrayOID: UInt32 { Wrapped.postgresArrayOID }
+    /// `NULL` (unquoted) for nil.
+    public var postgresArrayLiteral: String { map(\.postgresArrayLiteral) ?? "NULL" }
+}
+
+extension Date: PostgresArrayElement {
+    public static var postgresArrayOID: UInt32 { 1185 }  // timestamptz[]
+    public var postgresArrayLiteral: String { "\"" + PostgresTimestamp.format(self) + "\"" }
+}

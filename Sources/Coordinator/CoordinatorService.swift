@@ -1,0 +1,176 @@
+import Foundation
+import Logging
+import Postgres
+import Retention
+import ServiceLifecycle
+import Store
+import Synchronization
+
+/// Work the leader does on every tick, besides recurring schedules: the retention
+/// scheduler plugs in here. Returns how many tasks it enqueued.
+public protocol SchedulerTick: Sendable {
+    var name: String { get }
+    func tick(on connection: Connection) throws -> Int
+}
+
+/// A coordinator process. Any number may run; the one holding the leader advisory lock
+/// (on its own session, so a dead leader releases it at once) enqueues due work, rescues
+/// expired leases and prunes finished tasks. The others check every tick and take over.
+public final class CoordinatorService: Service {
+    /// The session advisory lock the leader holds ("lethlead" in ASCII).
+    public static let leaderLockKey: Int64 = 0x6c65_7468_6c65_6164
+
+    public let id: UUID
+    private let conninfo: String
+    private let configuration: CoordinatorConfiguration
+    private let queue: TaskQueue
+    private let ticks: [any SchedulerTick]
+    private let logger: Logger
+    private let version: String
+    private let leading = Mutex(false)
+
+    public init(
+        conninfo: String, configuration: CoordinatorConfiguration, queue: TaskQueue, ticks: [any SchedulerTick] = [],
+        logger: Logger, version: String, id: UUID = UUID()
+    ) {
+        self.id = id
+        self.conninfo = conninfo
+        self.configuration = configuration
+        self.queue = queue
+        self.ticks = ticks
+        var logger = logger
+        logger[metadataKey: LogKey.worker] = "\(id)"
+        self.logger = logger
+        self.version = version
+    }
+
+    /// True while this process leads.
+    public var isLeader: Bool { leading.withLock { $0 } }
+
+    /// What one tick did.
+    struct TickReport: Sendable {
+        var backendPID: Int32
+        var leading: Bool
+        var becameLeader = false
+        var scheduled = 0
+        var rescued = 0
+        var pruned = 0
+        var idle = false
+    }
+
+    public func run() async throws {
+        let database = ConnectionThread(conninfo: conninfo, name: "lethe-coordinator")
+        let registration = ProcessRegistry.Registration(
+            id: id, role: "coordinator", slots: 0, lease: configuration.lease, version: version)
+        do {
+            try await database.run { try ProcessRegistry().register(registration, on: $0) }
+        } catch {
+            await database.shutdown()
+            throw error
+        }
+        logger.info("coordinator started")
+        var leaderPID: Int32 = 0
+        let clock = ContinuousClock()
+        var lastRescue = clock.now - configuration.rescueInterval
+        var lastPrune = clock.now - configuration.pruneInterval
+
+        let stopping = Mutex(false)
+        await withGracefulShutdownHandler {
+            while !Task.isCancelled, !stopping.withLock({ $0 }) {
+                let rescueDue = clock.now - lastRescue >= configuration.rescueInterval
+                let pruneDue = clock.now - lastPrune >= configuration.pruneInterval
+                do {
+                    let report = try await tick(
+                        database, leaderPID: leaderPID, rescue: rescueDue, prune: pruneDue)
+                    leaderPID = report.leading ? report.backendPID : 0
+                    leading.withLock { $0 = report.leading }
+                    if report.becameLeader { logger.notice("this coordinator is now the leader") }
+                    if report.leading {
+                        if rescueDue { lastRescue = clock.now }
+                        if pruneDue { lastPrune = clock.now }
+                    }
+                    log(report)
+                    if configuration.untilIdle, report.idle {
+                        logger.info("nothing due, queued or running: exiting (--until-idle)")
+                        return
+                    }
+                } catch {
+                    if let error = error as? PostgresError, error.isConnectionLost, leaderPID != 0 {
+                        logger.warning("lost the database connection: no longer the leader")
+                        leaderPID = 0
+                        leading.withLock { $0 = false }
+                    } else {
+                        logger.warning("coordinator tick failed", metadata: [LogKey.error: "\(error)"])
+                    }
+                }
+                do { try await Task.sleep(for: configuration.tickInterval) } catch { return }
+            }
+        } onGracefulShutdown: {
+            stopping.withLock { $0 = true }
+        }
+
+        let (id, wasLeading) = (self.id, leaderPID != 0)
+        do {
+            try await database.run { connection in
+                if wasLeading {
+                    try connection.execute("DELETE FROM lethe.leader WHERE process_id = $1", [id])
+                    try connection.advisoryUnlock(Self.leaderLockKey)
+                }
+                try ProcessRegistry().markStopped(id, on: connection)
+            }
+        } catch {
+            logger.warning("could not step down cleanly", metadata: [LogKey.error: "\(error)"])
+        }
+        leading.withLock { $0 = false }
+        await database.shutdown()
+        logger.info("coordinator stopped")
+    }
+
+    /// One tick on the coordinator's own session: keep or take leadership, then, as leader,
+    /// enqueue due work, rescue and prune.
+    private func tick(
+        _ database: ConnectionThread, leaderPID: Int32, rescue: Bool, prune: Bool
+    ) async throws
+        -> TickReport
+    {
+        let (id, queue, ticks, configuration) = (self.id, self.queue, self.ticks, self.configuration)
+        return try await database.run { connection in
+            // The lock belongs to a session: a new session (after a reconnect) must win it again.
+            var report = TickReport(backendPID: connection.backendPID, leading: connection.backendPID == leaderPID)
+            try ProcessRegistry().heartbeat(id, on: connection)
+            if !report.leading, try connection.tryAdvisoryLock(Self.leaderLockKey) {
+                report.leading = true
+                report.becameLeader = true
+            }
+            if report.leading {
+                try connection.execute(
+                    """
+                    INSERT INTO lethe.leader (singleton, process_id, host, pid)
+                    VALUES (true, $1, $2, $3)
+                    ON CONFLICT (singleton) DO UPDATE
+                    SET process_id = EXCLUDED.process_id, host = EXCLUDED.host, pid = EXCLUDED.pid,
+                        elected_at = CASE WHEN lethe.leader.process_id = EXCLUDED.process_id
+                                          THEN lethe.leader.elected_at ELSE now() END,
+                        last_seen_at = now()
+                    """,
+                    [id, ProcessInfo.processInfo.hostName, Int(ProcessInfo.processInfo.processIdentifier)])
+                report.scheduled = try queue.enqueueDueSchedules(on: connection).enqueued
+                for tick in ticks { report.scheduled += try tick.tick(on: connection) }
+                if rescue { report.rescued = try queue.rescueExpired(on: connection).count }
+                if prune {
+                    report.pruned = try queue.prune(
+                        keepFinished: configuration.keepFinished, keepDead: configuration.keepDead,
+                        batch: configuration.pruneBatch, on: connection)
+                }
+            }
+            if configuration.untilIdle { report.idle = try queue.isIdle(on: connection) }
+            return report
+        }
+    }
+
+    private func log(_ report: TickReport) {
+        if report.scheduled > 0 { logger.debug("enqueued \(report.scheduled) scheduled tasks") }
+        if report.rescued > 0 { logger.notice("rescued \(report.rescued) tasks whose lease expired") }
+        if report.pruned > 0 { logger.info("pruned \(report.pruned) finished tasks") }
+    }
+}

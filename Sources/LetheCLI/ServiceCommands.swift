@@ -1,0 +1,125 @@
+import ArgumentParser
+import Coordinator
+import Logging
+import ServiceLifecycle
+import UnixSignals
+import Worker
+
+/// Runs long-lived services in one `ServiceGroup`: SIGTERM or SIGINT shuts them down
+/// gracefully, and when one finishes (`--until-idle`) the others are shut down too.
+enum ServiceRunner {
+    static func run(_ services: [any Service], logger: Logger) async throws {
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: services.map {
+                    .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup)
+                },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+}
+
+/// Flags shared by the commands that run workers.
+struct WorkerOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Tasks run at once (default: worker.concurrency, else 8).", valueName: "n"))
+    var concurrency: Int?
+
+    @Flag(
+        name: .customLong("poll-only"),
+        help: "Do not LISTEN for new tasks; poll every worker.poll_interval (for PgBouncer transaction pooling).")
+    var pollOnly = false
+
+    func validate() throws {
+        if let concurrency, concurrency < 1 {
+            throw ValidationError("--concurrency \(concurrency) is not allowed; expected a whole number of at least 1")
+        }
+    }
+}
+
+/// `lethe worker`
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run workers: claim due tasks and run them.",
+        discussion: """
+            Claims due tasks in batches (FOR UPDATE SKIP LOCKED), runs up to --concurrency at
+            once, extends their leases by heartbeat and wakes on NOTIFY (polling as a fallback).
+            SIGTERM or SIGINT drains: no new claims; tasks in hand finish within
+            worker.shutdown_grace or are released to the queue.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var worker: WorkerOptions
+    @Flag(name: .customLong("until-idle"), help: "Exit 0 once nothing is due, queued or running.")
+    var untilIdle = false
+
+    func run() async throws {
+        let context = try CommandContext(global, label: "lethe.worker")
+        let pool = try LetheServices.workerPool(context, options: worker, untilIdle: untilIdle)
+        try await ServiceRunner.run([pool], logger: context.logger)
+    }
+}
+
+/// `lethe coordinator`
+struct CoordinatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Run the scheduler (leader-elected): enqueue due work, rescue and prune.",
+        discussion: """
+            Any number may run. The one holding the leader advisory lock enqueues due
+            schedules, fails tasks whose lease expired (so they run elsewhere) and prunes old
+            finished tasks; the others take over within coordinator.tick_interval of its death.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: .customLong("until-idle"), help: "Exit 0 once nothing is due, queued or running.")
+    var untilIdle = false
+
+    func run() async throws {
+        let context = try CommandContext(global, label: "lethe.coordinator")
+        let coordinator = try LetheServices.coordinator(context, untilIdle: untilIdle)
+        try await ServiceRunner.run([coordinator], logger: context.logger)
+    }
+}
+
+/// `lethe run`
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a coordinator and workers in one process.")
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var worker: WorkerOptions
+    @Flag(name: .customLong("until-idle"), help: "Exit 0 once nothing is due, queued or running.")
+    var untilIdle = false
+
+    func run() async throws {
+        let context = try CommandContext(global, label: "lethe.run")
+        let pool = try LetheServices.workerPool(context, options: worker, untilIdle: untilIdle)
+        let coordinator = try LetheServices.coordinator(context, untilIdle: untilIdle)
+        try await ServiceRunner.run([coordinator, pool], logger: context.logger)
+    }
+}
+
+/// The services a command runs, built from its context.
+enum LetheServices {
+    /// Every task kind this build of Lethe can run.
+    static func handlers() -> [any TaskHandler] {
+        [NoopHandler()]
+    }
+
+    static func workerPool(_ context: CommandContext, options: WorkerOptions, untilIdle: Bool) throws -> WorkerPool {
+        WorkerPool(
+            conninfo: context.conninfo,
+            configuration: try context.workerConfiguration(
+                concurrency: options.concurrency, untilIdle: untilIdle, pollOnly: options.pollOnly),
+            handlers: handlers(), queue: context.taskQueue(), logger: context.logger, version: LetheVersion.current)
+    }
+
+    static func coordinator(_ context: CommandContext, untilIdle: Bool) throws -> CoordinatorService {
+        CoordinatorService(
+            conninfo: context.conninfo, configuration: try context.coordinatorConfiguration(untilIdle: untilIdle),
+            queue: context.taskQueue(), logger: context.logger, version: LetheVersion.current)
+    }
+}

@@ -1,0 +1,161 @@
+import ArgumentParser
+import Foundation
+import Postgres
+import Retention
+import Store
+
+/// `lethe task …`: look at and act on individual tasks.
+struct TaskCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "task",
+        abstract: "List, enqueue, retry or cancel tasks.",
+        subcommands: [List.self, Enqueue.self, Retry.self, Cancel.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List tasks, newest first.")
+        @OptionGroup var global: GlobalOptions
+        @Option(
+            name: .customLong("state"),
+            help: ArgumentHelp(
+                "Only tasks in this state (repeatable): \(TaskState.allCases.map(\.rawValue).joined(separator: ", ")).",
+                valueName: "state"))
+        var states: [String] = []
+        @Option(
+            name: .customLong("kind"), help: ArgumentHelp("Only tasks of this kind (repeatable).", valueName: "kind"))
+        var kinds: [String] = []
+        @Option(help: ArgumentHelp("Only this account's tasks.", valueName: "id"))
+        var account: String?
+        @Option(help: "At most this many.")
+        var limit = 50
+
+        func validate() throws {
+            for state in states where TaskState(rawValue: state) == nil {
+                throw ValidationError(
+                    "--state \(state) is not a task state; accepted: "
+                        + TaskState.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            if limit < 1 { throw ValidationError("--limit \(limit) must be at least 1") }
+        }
+
+        func run() async throws {
+            let context = try CommandContext(global, label: "lethe.task")
+            var filter = TaskAdministration.Filter()
+            filter.states = states.compactMap(TaskState.init(rawValue:))
+            filter.kinds = kinds
+            filter.accountID = account
+            filter.limit = limit
+            let tasks = try await context.withDatabase(name: "lethe-task") { [filter] in
+                try TaskAdministration().list(filter, on: $0)
+            }
+            var table = TextTable("ID", "KIND", "ACCOUNT", "TYPE", "STATE", "ATTEMPTS", "RUN AT", "LAST ERROR")
+            for task in tasks {
+                table.add(
+                    "\(task.id)", task.kind, task.accountID ?? "-", task.entityType ?? "-", task.state.rawValue,
+                    "\(task.attempts)/\(task.maxAttempts)", HumanText.timestamp(task.runAt),
+                    task.lastError.map { HumanText.clip($0) } ?? "")
+            }
+            print(tasks.isEmpty ? "no tasks match" : table.rendered)
+        }
+    }
+
+    struct Enqueue: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Enqueue tasks by hand (e.g. noop tasks to smoke-test a deployment).")
+        @OptionGroup var global: GlobalOptions
+        @Argument(
+            help: "The task kind (this build runs: \(LetheServices.handlers().map(\.kind).joined(separator: ", "))).")
+        var kind: String
+        @Option(help: ArgumentHelp("The account the task is for.", valueName: "id"))
+        var account: String?
+        @Option(name: .customLong("entity-type"), help: ArgumentHelp("The entity type it is for.", valueName: "name"))
+        var entityType: String?
+        @Option(help: ArgumentHelp("JSON object handed to the task.", valueName: "json"))
+        var payload = "{}"
+        @Option(help: "Enqueue this many (each gets its own account suffix -1, -2, … when more than one).")
+        var count = 1
+        @Option(help: "Lower runs first.")
+        var priority = 0
+
+        func validate() throws {
+            let known = LetheServices.handlers().map(\.kind)
+            guard known.contains(kind) else {
+                throw ValidationError("unknown task kind \(kind); accepted: \(known.joined(separator: ", "))")
+            }
+            guard (try? JSONSerialization.jsonObject(with: Data(payload.utf8))) is [String: Any] else {
+                throw ValidationError("--payload \(payload) is not a JSON object; expected e.g. {\"sleep_ms\": 10}")
+            }
+            guard count >= 1 else { throw ValidationError("--count \(count) must be at least 1") }
+        }
+
+        func run() async throws {
+            let context = try CommandContext(global, label: "lethe.task")
+            let tasks = (1...count).map { index in
+                NewTask(
+                    kind: kind, accountID: count == 1 ? account : "\(account ?? "task")-\(index)",
+                    entityType: entityType, payload: payload, priority: priority)
+            }
+            let queue = context.taskQueue()
+            var inserted = 0
+            for chunk in stride(from: 0, to: tasks.count, by: 10_000).map({
+                Array(tasks[$0..<min($0 + 10_000, tasks.count)])
+            }) {
+                inserted += try await context.withDatabase(name: "lethe-task") { try queue.enqueue(chunk, on: $0) }
+            }
+            print("enqueued \(inserted) of \(count) (\(count - inserted) already had an unfinished task)")
+        }
+    }
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Put failed, dead or cancelled tasks back on the queue now, with fresh attempts.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Task ids.") var ids: [Int64]
+
+        func run() async throws {
+            let context = try CommandContext(global, label: "lethe.task")
+            let ids = self.ids
+            let retried = try await context.withDatabase(name: "lethe-task") {
+                try TaskAdministration().retry(ids, on: $0)
+            }
+            report(verb: "retried", done: retried, asked: ids, notDone: "not failed, dead or cancelled")
+        }
+    }
+
+    struct Cancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Cancel unfinished tasks (a running one's worker stops at its next heartbeat).")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Task ids.") var ids: [Int64]
+
+        func run() async throws {
+            let context = try CommandContext(global, label: "lethe.task")
+            let ids = self.ids
+            let cancelled = try await context.withDatabase(name: "lethe-task") {
+                try TaskAdministration().cancel(ids, on: $0)
+            }
+            report(verb: "cancelled", done: cancelled, asked: ids, notDone: "already finished or unknown")
+        }
+    }
+
+    static func report(verb: String, done: [Int64], asked: [Int64], notDone: String) {
+        let skipped = Set(asked).subtracting(done).sorted()
+        print(
+            "\(verb) \(done.count) task\(done.count == 1 ? "" : "s")\(done.isEmpty ? "" : ": " + done.map(String.init).joined(separator: ", "))"
+        )
+        if !skipped.isEmpty {
+            print("left alone (\(notDone)): \(skipped.map(String.init).joined(separator: ", "))")
+        }
+    }
+}
+
+extension TaskCommand.Retry {
+    func report(verb: String, done: [Int64], asked: [Int64], notDone: String) {
+        TaskCommand.report(verb: verb, done: done, asked: asked, notDone: notDone)
+    }
+}
+
+extension TaskCommand.Cancel {
+    func report(verb: String, done: [Int64], asked: [Int64], notDone: String) {
+        TaskCommand.report(verb: verb, done: done, asked: asked, notDone: notDone)
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+
+/// Left-aligned columns for terminal output, two spaces apart.
+struct TextTable {
+    var headers: [String]
+    var rows: [[String]] = []
+
+    init(_ headers: String...) { self.headers = headers }
+
+    mutating func add(_ cells: String...) { rows.append(cells) }
+
+    var rendered: String {
+        let widths = headers.indices.map { column in
+            ([headers[column]] + rows.map { column < $0.count ? $0[column] : "" }).map(\.count).max() ?? 0
+        }
+        func line(_ cells: [String]) -> String {
+            var out = ""
+            for (index, cell) in cells.enumerated() {
+                let isLast = index == cells.count - 1
+                out += isLast ? cell : cell.padding(widths[index]) + "  "
+            }
+            return out
+        }
+        return ([line(headers)] + rows.map(line)).joined(separator: "\n")
+    }
+}
+
+/// Short human forms of times and ages.
+enum HumanText {
+    /// `42s`, `7m`, `3h12m`, `4d` — for how long something waited.
+    static func age(seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        if s < 60 { return "\(max(s, 0))s" }
+        if s < 3600 { return "\(s / 60)m\(s % 60 == 0 ? "" : "\(s % 60)s")" }
+        if s < 86_400 { return "\(s / 3600)h\(s % 3600 / 60 == 0 ? "" : "\(s % 3600 / 60)m")" }
+        return "\(s / 86_400)d\(s % 86_400 / 3600 == 0 ? "" : "\(s % 86_400 / 3600)h")"
+    }
+
+    /// `2026-11-23 20:32:10Z`.
+    static func timestamp(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withFullDate, .withSpaceBetweenDateAndTime, .withTime, .withColonSeparatorInTime]
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: date) + "Z"
+    }
+
+    /// At most `limit` characters on one line.
+    static func clip(_ text: String, _ limit: Int = 60) -> String {
+        let flat = text.replacingOccurrences(of: "\n", with: " ")
+        return flat.count <= limit ? flat : String(flat.prefix(limit - 1)) + "…"
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+
+/// The queue's SQL, kept together so the statements can be read (and EXPLAINed) as a set.
+/// docs/queue.md explains each against the state machine.
+enum QueueSQL {
+    /// NOTIFY channel that wakes workers; the payload is the number of tasks enqueued.
+    static let channel = "lethe_tasks"
+
+    /// $1 kinds, $2 accounts, $3 entity types, $4 payloads (JSON text), $5 priorities,
+    /// $6 run_at (NULL = now), $7 max_attempts (NULL = $8), $8 default max_attempts.
+    /// One statement and one NOTIFY however many tasks; conflicts with an unfinished task
+    /// of the same (kind, account, entity type) are skipped.
+    static let enqueue = """
+        WITH inserted AS (
+            INSERT INTO lethe.tasks (kind, account_id, entity_type, payload, priority, run_at, max_attempts)
+            SELECT n.kind, n.account_id, n.entity_type, n.payload::jsonb, n.priority,
+                   coalesce(n.run_at, now()), coalesce(n.max_attempts, $8)
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::int[])
+                 AS n(kind, account_id, entity_type, payload, priority, run_at, max_attempts)
+            ON CONFLICT DO NOTHING
+            RETURNING 1
+        ), counted AS (
+            SELECT count(*) AS n FROM inserted
+        ), notified AS (
+            SELECT pg_notify('\(channel)', n::text) FROM counted WHERE n > 0
+        )
+        SELECT n, (SELECT count(*) FROM notified) FROM counted
+        """
+
+    /// The claim: the materialized CTE locks the first due rows in claim order
+    /// (tasks_claim_idx) and skips rows other workers hold; `id = ANY(ARRAY(…))` keeps the
+    /// update on the primary key whatever the statistics say. Placeholders are filled by
+    /// `claim(kinds:acknowledging:)`.
+    private static let claimTemplate = """
+        picked AS MATERIALIZED (
+            SELECT id FROM lethe.tasks
+            WHERE state IN ('available', 'failed') AND run_at <= now()KINDS
+            ORDER BY priority, run_at, id
+            LIMIT LIMIT
+            FOR UPDATE SKIP LOCKED
+        ),
+        claimed AS (
+            UPDATE lethe.tasks t
+            SET state = 'running', attempts = t.attempts + 1, worker_id = WORKER,
+                lease_expires_at = now() + LEASE * interval '1 millisecond', started_at = now()
+            WHERE t.id = ANY (ARRAY(SELECT id FROM picked))
+            RETURNING t.id, t.kind, t.account_id, t.entity_type, t.attempts, t.max_attempts, t.yields, t.payload,
+                      t.priority, t.run_at
+        )
+        SELECT id, kind, account_id, entity_type, attempts, max_attempts, yields, payload::text
+        FROM claimed
+        ORDER BY priority, run_at, id
+        """
+
+    /// A claim statement. Alone: $1 limit, $2 worker id, $3 lease (ms), [$4 kinds].
+    /// Acknowledging too (one round trip and one commit per cycle): $1–$6 as for
+    /// `acknowledge`, $7 limit, $8 lease (ms), [$9 kinds].
+    static func claim(kinds: Bool, acknowledging: Bool) -> String {
+        let (limit, worker, lease, kindsParameter) = acknowledging ? ("$7", "$6", "$8", "$9") : ("$1", "$2", "$3", "$4")
+        let claim =
+            claimTemplate
+            .replacingOnce("KINDS", with: kinds ? " AND kind = ANY(\(kindsParameter))" : "")
+            .replacingOnce("LIMIT LIMIT", with: "LIMIT \(limit)")
+            .replacingOnce("WORKER", with: worker)
+            .replacingOnce("LEASE", with: lease)
+        guard acknowledging else { return "WITH " + claim }
+        return "WITH acked AS (\n" + acknowledge + "\n    RETURNING t.id\n), " + claim
+    }
+
+    /// $1 worker id, $2 lease in milliseconds, $3 ids the worker believes it holds.
+    /// Returns the ids it still holds; the others were rescued or cancelled.
+    static let heartbeat = """
+        WITH beat AS (
+            UPDATE lethe.workers SET last_heartbeat_at = now() WHERE id = $1
+        )
+        UPDATE lethe.tasks
+        SET lease_expires_at = now() + $2 * interval '1 millisecond'
+        WHERE id = ANY($3) AND worker_id = $1 AND state = 'running'
+        RETURNING id
+        """
+
+    /// $1 ids, $2 attempts, $3 outcomes, $4 delays (ms), $5 errors, $6 worker id.
+    /// Each row changes only while this worker still holds that attempt: a late
+    /// acknowledgement after a rescue matches nothing.
+    static let acknowledge = """
+        UPDATE lethe.tasks t
+        SET state = CASE o.outcome
+                WHEN 'succeeded' THEN 'succeeded'
+                WHEN 'yielded' THEN 'available'
+                WHEN 'released' THEN 'available'
+                WHEN 'dead' THEN 'dead'
+                ELSE CASE WHEN t.attempts >= t.max_attempts THEN 'dead' ELSE 'failed' END
+            END,
+            run_at = CASE WHEN o.outcome IN ('yielded', 'failed') THEN now() + o.delay_ms * interval '1 millisecond'
+                          WHEN o.outcome = 'released' THEN now()
+                          ELSE t.run_at END,
+            attempts = CASE WHEN o.outcome IN ('yielded', 'released') THEN t.attempts - 1 ELSE t.attempts END,
+            yields = t.yields + CASE WHEN o.outcome = 'yielded' THEN 1 ELSE 0 END,
+            last_error = CASE WHEN o.outcome IN ('failed', 'dead') THEN o.error ELSE t.last_error END,
+            finished_at = CASE
+                WHEN o.outcome IN ('succeeded', 'dead') THEN now()
+                WHEN o.outcome = 'failed' AND t.attempts >= t.max_attempts THEN now()
+                ELSE NULL END,
+            worker_id = NULL,
+            lease_expires_at = NULL
+        FROM unnest($1::bigint[], $2::int[], $3::text[], $4::bigint[], $5::text[])
+             AS o(id, attempt, outcome, delay_ms, error)
+        WHERE t.id = o.id AND t.attempts = o.attempt AND t.worker_id = $6 AND t.state = 'running'
+        """
+
+    /// $1 batch size. Running tasks whose lease ran out: the attempt counts as failed and
+    /// the task is due again now (dead when out of attempts).
+    static let rescue = """
+        UPDATE lethe.tasks t
+        SET state = CASE WHEN t.attempts >= t.max_attempts THEN 'dead' ELSE 'failed' END,
+            run_at = now(),
+            last_error = 'lease expired: worker ' || t.worker_id || ' stopped heartbeating during attempt '
+                         || t.attempts,
+            finished_at = CASE WHEN t.attempts >= t.max_attempts THEN now() END,
+            worker_id = NULL,
+            lease_expires_at = NULL
+        WHERE t.id IN (
+            SELECT id FROM lethe.tasks
+            WHERE state = 'running' AND lease_expires_at < now()
+            ORDER BY lease_expires_at
+            LIMIT $1
+            FOR UPDATE SKIP LOCKED
+        )
+        RETURNING t.id
+        """
+
+    /// $1 keep succeeded/cancelled (ms), $2 keep dead (ms), $3 batch size.
+    static let prune = """
+        DELETE FROM lethe.tasks
+        WHERE id IN (
+            (SELECT id FROM lethe.tasks
+             WHERE state IN ('succeeded', 'cancelled') AND finished_at < now() - $1 * interval '1 millisecond'
+             LIMIT $3)
+            UNION ALL
+            (SELECT id FROM lethe.tasks
+             WHERE state = 'dead' AND finished_at < now() - $2 * interval '1 millisecond'
+             LIMIT $3)
+        )
+        """
+
+    /// $1 keep (ms): stopped processes, and processes silent that long past their lease.
+    static let pruneWorkers = """
+        DELETE FROM lethe.workers
+        WHERE stopped_at < now() - $1 * interval '1 millisecond'
+           OR last_heartbeat_at < now() - $1 * interval '1 millisecond' - make_interval(secs => lease_seconds)
+        """
+
+    /// Nothing due, nothing running, no schedule due.
+    static let isIdle = """
+        SELECT NOT EXISTS (SELECT 1 FROM lethe.tasks WHERE state IN ('available', 'failed') AND run_at <= now())
+           AND NOT EXISTS (SELECT 1 FROM lethe.tasks WHERE state = 'running')
+           AND NOT EXISTS (SELECT 1 FROM lethe.schedules WHERE enabled AND next_run_at <= now())
+        """
+
+    /// $1 batch size. Enqueues a task for each due schedule (skipping those whose previous
+    /// task is unfinished) and moves each schedule's next run past now.
+    static let enqueueDueSchedules = """
+        WITH due AS (
+            SELECT id FROM lethe.schedules
+            WHERE enabled AND next_run_at <= now()
+            ORDER BY next_run_at
+            LIMIT $1
+            FOR UPDATE SKIP LOCKED
+        ), advanced AS (
+            UPDATE lethe.schedules s
+            SET next_run_at = CASE WHEN s.next_run_at + s.every > now() THEN s.next_run_at + s.every
+                                   ELSE now() + s.every END,
+                last_enqueued_at = now()
+            FROM due
+            WHERE s.id = due.id
+            RETURNING s.kind, s.account_id, s.entity_type, s.priority, s.payload
+        ), inserted AS (
+            INSERT INTO lethe.tasks (kind, account_id, entity_type, priority, payload)
+            SELECT kind, account_id, entity_type, priority, payload FROM advanced
+            ON CONFLICT DO NOTHING
+            RETURNING 1
+        ), counted AS (
+            SELECT (SELECT count(*) FROM advanced) AS due, (SELECT count(*) FROM inserted) AS enqueued
+        ), notified AS (
+            SELECT pg_notify('\(channel)', enqueued::text) FROM counted WHERE enqueued > 0
+        )
+        SELECT due, enqueued, (SELECT count(*) FROM notified) FROM counted
+        """
+
+    static let taskColumns = """
+        id, kind, account_id, entity_type, state, priority, run_at, attempts, max_attempts, yields, worker_id,
+        last_error, created_at, started_at, finished_at
+        """
+}
+
+extension String {
+    /// `self` with the single occurrence of `target` replaced; traps if it is not there.
+    fileprivate func replacingOnce(_ target: String, with replacement: String) -> String {
+        guard let range = range(of: target) else { preconditionFailure("\(target) not in SQL") }
+        return replacingCharacters(in: range, with: replacement)
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import Retention
+
+/// A task to put on the queue.
+public struct NewTask: Sendable, Equatable {
+    public var kind: String
+    public var accountID: String?
+    public var entityType: String?
+    /// JSON object text.
+    public var payload: String
+    /// Lower runs first.
+    public var priority: Int
+    /// Not before this time; nil for now.
+    public var runAt: Date?
+    /// nil for the queue's default.
+    public var maxAttempts: Int?
+
+    public init(
+        kind: String, accountID: String? = nil, entityType: String? = nil, payload: String = "{}", priority: Int = 0,
+        runAt: Date? = nil, maxAttempts: Int? = nil
+    ) {
+        self.kind = kind
+        self.accountID = accountID
+        self.entityType = entityType
+        self.payload = payload
+        self.priority = priority
+        self.runAt = runAt
+        self.maxAttempts = maxAttempts
+    }
+}
+
+/// A task a worker holds under a lease.
+public struct ClaimedTask: Sendable, Equatable {
+    public var id: Int64
+    public var kind: String
+    public var accountID: String?
+    public var entityType: String?
+    /// 1 for the first attempt; the lease and every acknowledgement are tied to it.
+    public var attempt: Int
+    public var maxAttempts: Int
+    /// Budget slices this task has used before this one.
+    public var yields: Int
+    /// JSON object text.
+    public var payload: String
+}
+
+/// How a worker finished with a task it held.
+public enum TaskOutcome: Sendable, Equatable {
+    /// Done: the task succeeded.
+    case succeeded
+    /// Out of budget with work left: back to the queue, behind the tasks already due.
+    case yielded(after: Duration = .zero)
+    /// This attempt failed: retry after `retryAfter`, or dead when out of attempts.
+    case failed(error: String, retryAfter: Duration)
+    /// Failed in a way retrying cannot fix: dead now.
+    case dead(error: String)
+    /// Not run (the worker is shutting down): back to the queue as if never claimed.
+    case released
+}
+
+/// One acknowledgement, tied to the attempt the worker held.
+public struct TaskAcknowledgement: Sendable, Equatable {
+    public var id: Int64
+    public var attempt: Int
+    public var outcome: TaskOutcome
+    public init(id: Int64, attempt: Int, outcome: TaskOutcome) {
+        self.id = id
+        self.attempt = attempt
+        self.outcome = outcome
+    }
+}
+
+/// A row of `lethe.tasks`, for listings.
+public struct TaskRecord: Sendable, Equatable, Codable {
+    public var id: Int64
+    public var kind: String
+    public var accountID: String?
+    public var entityType: String?
+    public var state: TaskState
+    public var priority: Int
+    public var runAt: Date
+    public var attempts: Int
+    public var maxAttempts: Int
+    public var yields: Int
+    public var workerID: UUID?
+    public var lastError: String?
+    public var createdAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+}

@@ -1,0 +1,52 @@
+import Foundation
+import Postgres
+import Store
+
+/// The built-in `noop` task kind, for benchmarks, tests and smoke-testing a deployment.
+///
+/// Its payload may ask for: `sleep_ms` (hold the slot that long), `record` (insert a row
+/// into `lethe.noop_runs` — a side effect tests can count), `fail_attempts` (fail the first
+/// N attempts), `slices` (report `.more` until it has run that many budget slices).
+public struct NoopHandler: TaskHandler {
+    public let kind = "noop"
+
+    public init() {}
+
+    struct Payload: Decodable {
+        var sleep_ms: Int?
+        var record: Bool?
+        var fail_attempts: Int?
+        var slices: Int?
+    }
+
+    public func run(_ task: ClaimedTask, context: TaskContext) async throws -> TaskProgress {
+        // The common benchmark payload is "{}": skip the decoder for it.
+        let payload =
+            task.payload == "{}"
+            ? Payload()
+            : try JSONDecoder().decode(Payload.self, from: Data(task.payload.utf8))
+        if let sleep = payload.sleep_ms, sleep > 0 {
+            try await Task.sleep(for: .milliseconds(sleep))
+        }
+        if payload.record == true {
+            let (id, attempt, worker) = (task.id, task.attempt, context.workerID)
+            try await context.database.run { connection in
+                try connection.execute(
+                    "INSERT INTO lethe.noop_runs (task_id, attempt, worker_id) VALUES ($1, $2, $3)",
+                    [id, attempt, worker])
+            }
+        }
+        if let failures = payload.fail_attempts, task.attempt <= failures {
+            throw NoopFailure(attempt: task.attempt)
+        }
+        if let slices = payload.slices, task.yields + 1 < slices {
+            return .more
+        }
+        return .done
+    }
+
+    struct NoopFailure: Error, CustomStringConvertible {
+        var attempt: Int
+        var description: String { "noop failed on purpose (attempt \(attempt))" }
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import Logging
+import Postgres
+import Store
+import Synchronization
+
+/// Runs one kind of task. Handlers are stateless and shared by every slot of a worker.
+public protocol TaskHandler: Sendable {
+    /// The `lethe.tasks.kind` this handler runs.
+    var kind: String { get }
+
+    /// Does a bounded piece of the task's work. Return `.done` when nothing is left, or
+    /// `.more` when the budget ran out (`context.shouldYield`) with work left: the task goes
+    /// to the back of the queue and continues later. Throw to fail the attempt (retried with
+    /// backoff); throw `PermanentTaskFailure` when retrying cannot help.
+    func run(_ task: ClaimedTask, context: TaskContext) async throws -> TaskProgress
+}
+
+/// What a handler reports after a budget slice.
+public enum TaskProgress: Sendable, Equatable {
+    case done
+    case more
+}
+
+/// A failure that retrying cannot fix (a malformed payload, an unknown entity type): the
+/// task goes straight to `dead`.
+public struct PermanentTaskFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// What a handler may use while it runs one task: its slot's database thread, a logger
+/// with the task's metadata, and the signals to stop early.
+public final class TaskContext: Sendable {
+    public let logger: Logger
+    /// The worker process's id (the task's `worker_id`).
+    public let workerID: UUID
+    /// When the task's budget slice ends.
+    public let deadline: ContinuousClock.Instant
+    private let databaseProvider: @Sendable () -> ConnectionThread
+    private let flags = Mutex<(leaseLost: Bool, stopping: Bool)>((false, false))
+
+    init(
+        logger: Logger, workerID: UUID, deadline: ContinuousClock.Instant,
+        database: @escaping @Sendable () -> ConnectionThread
+    ) {
+        self.logger = logger
+        self.workerID = workerID
+        self.deadline = deadline
+        self.databaseProvider = database
+    }
+
+    /// The slot's own database connection thread (opened on first use).
+    public var database: ConnectionThread { databaseProvider() }
+
+    /// True once another worker may own the task (the lease was lost): stop touching it.
+    public var leaseLost: Bool { flags.withLock { $0.leaseLost } }
+
+    /// True when the handler should stop at the next safe point: the budget is spent, the
+    /// lease was lost, or the worker is shutting down.
+    public var shouldYield: Bool {
+        let (lost, stopping) = flags.withLock { ($0.leaseLost, $0.stopping) }
+        return lost || stopping || ContinuousClock.now >= deadline
+    }
+
+    func markLeaseLost() { flags.withLock { $0.leaseLost = true } }
+    func markStopping() { flags.withLock { $0.stopping = true } }
+}

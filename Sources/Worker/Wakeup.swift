@@ -1,0 +1,67 @@
+import Synchronization
+
+/// Wakes one sleeping loop early: `signal()` ends the current (or next) `wait`.
+/// Signals do not queue up: several before a wait count as one.
+final class Wakeup: Sendable {
+    private struct State {
+        var signaled = false
+        var waiter: (id: Int, continuation: CheckedContinuation<Void, Never>)?
+        var nextID = 0
+    }
+    private let state = Mutex(State())
+
+    func signal() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return waiter.continuation
+            }
+            state.signaled = true
+            return nil
+        }
+        waiter?.resume()
+    }
+
+    /// Returns after a signal or after `timeout`, whichever comes first.
+    func wait(timeout: Duration) async {
+        if state.withLock({ state in
+            defer { state.signaled = false }; return state.signaled
+        }) {
+            return
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: timeout) }
+            group.addTask { await self.waitForSignal() }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func waitForSignal() async {
+        let id = state.withLock { state in
+            state.nextID += 1
+            return state.nextID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.signaled {
+                        state.signaled = false
+                        return true
+                    }
+                    if Task.isCancelled { return true }
+                    state.waiter = (id, continuation)
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                guard let waiter = state.waiter, waiter.id == id else { return nil }
+                state.waiter = nil
+                return waiter.continuation
+            }
+            waiter?.resume()
+        }
+    }
+}
