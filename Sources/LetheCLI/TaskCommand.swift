@@ -3,6 +3,7 @@ import Foundation
 import Postgres
 import Retention
 import Store
+import Worker
 
 /// `lethe task …`: look at and act on individual tasks.
 struct TaskCommand: AsyncParsableCommand {

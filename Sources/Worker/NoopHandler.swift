@@ -13,10 +13,17 @@ public struct NoopHandler: TaskHandler {
     public init() {}
 
     struct Payload: Decodable {
-        var sleep_ms: Int?
+        var sleepMilliseconds: Int?
         var record: Bool?
-        var fail_attempts: Int?
+        var failAttempts: Int?
         var slices: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case sleepMilliseconds = "sleep_ms"
+            case record
+            case failAttempts = "fail_attempts"
+            case slices
+        }
     }
 
     public func run(_ task: ClaimedTask, context: TaskContext) async throws -> TaskProgress {
@@ -25,7 +32,7 @@ public struct NoopHandler: TaskHandler {
             task.payload == "{}"
             ? Payload()
             : try JSONDecoder().decode(Payload.self, from: Data(task.payload.utf8))
-        if let sleep = payload.sleep_ms, sleep > 0 {
+        if let sleep = payload.sleepMilliseconds, sleep > 0 {
             try await Task.sleep(for: .milliseconds(sleep))
         }
         if payload.record == true {
@@ -36,7 +43,7 @@ public struct NoopHandler: TaskHandler {
                     [id, attempt, worker])
             }
         }
-        if let failures = payload.fail_attempts, task.attempt <= failures {
+        if let failures = payload.failAttempts, task.attempt <= failures {
             throw NoopFailure(attempt: task.attempt)
         }
         if let slices = payload.slices, task.yields + 1 < slices {
