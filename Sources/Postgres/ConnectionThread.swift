@@ -71,6 +71,7 @@ public final class ConnectionThread: Sendable {
     }
 
     /// Runs `body` on the thread with its live connection and returns its result.
+    @discardableResult
     public func run<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let accepted = enqueue { slot in

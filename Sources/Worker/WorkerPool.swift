@@ -234,7 +234,7 @@ public final class WorkerPool: Service {
         guard !acks.isEmpty else { return }
         let (queue, worker) = (self.queue, id)
         do {
-            _ = try await control.run { try queue.acknowledge(acks, worker: worker, on: $0) }
+            try await control.run { try queue.acknowledge(acks, worker: worker, on: $0) }
         } catch {
             // Keep them: the next flush retries. If the leases run out first, the tasks are
             // rescued and these acknowledgements become no-ops.
