@@ -150,10 +150,11 @@ enum QueueSQL {
            OR last_heartbeat_at < now() - $1 * interval '1 millisecond' - make_interval(secs => lease_seconds)
         """
 
-    /// Nothing due, nothing running, no schedule due.
+    /// Nothing due, nothing running, no retry pending, no schedule due. (A task enqueued
+    /// for later — available with a future run_at — does not keep `--until-idle` running.)
     static let isIdle = """
-        SELECT NOT EXISTS (SELECT 1 FROM lethe.tasks WHERE state IN ('available', 'failed') AND run_at <= now())
-           AND NOT EXISTS (SELECT 1 FROM lethe.tasks WHERE state = 'running')
+        SELECT NOT EXISTS (SELECT 1 FROM lethe.tasks WHERE state = 'available' AND run_at <= now())
+           AND NOT EXISTS (SELECT 1 FROM lethe.tasks WHERE state IN ('running', 'failed'))
            AND NOT EXISTS (SELECT 1 FROM lethe.schedules WHERE enabled AND next_run_at <= now())
         """
 

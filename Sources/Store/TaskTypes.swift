@@ -70,6 +70,18 @@ public struct TaskAcknowledgement: Sendable, Equatable {
     }
 }
 
+extension TaskAcknowledgement {
+    /// True when the acknowledgement makes the task due again at once.
+    public var requeuesNow: Bool {
+        switch outcome {
+        case .yielded(let after): return after <= .zero
+        case .released: return true
+        case .failed(_, let retryAfter): return retryAfter <= .zero
+        case .succeeded, .dead: return false
+        }
+    }
+}
+
 /// A row of `lethe.tasks`, for listings.
 public struct TaskRecord: Sendable, Equatable, Codable {
     public var id: Int64

@@ -141,6 +141,9 @@ public final class WorkerPool: Service {
             }
             for task in claimed { start(task, slots: slots, group: &group) }
             if claimed.count == limit { continue }  // a full batch: more may be due
+            // Tasks this cycle gave back (yielded or released) became due after the claim's
+            // snapshot: claim again at once rather than after a poll interval.
+            if acks.contains(where: \.requeuesNow) { continue }
             if claimed.isEmpty, configuration.untilIdle, await isIdle(control) {
                 logger.info("nothing due, queued or running: exiting (--until-idle)")
                 state.withLock { $0.stopping = true }

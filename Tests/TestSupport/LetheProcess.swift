@@ -25,6 +25,30 @@ public enum LetheProcess {
         throw TestSetupError("cannot find the lethe executable: run `swift build` or set LETHE_BIN")
     }
 
+    /// Starts `lethe arguments…` in the background with its output going to `log` (a file),
+    /// so a chatty process never blocks on a full pipe.
+    public static func launch(_ arguments: [String], environment: [String: String] = [:], log: URL) throws -> Process {
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try executablePath())
+        process.arguments = arguments
+        process.environment = mergedEnvironment(environment)
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    static func mergedEnvironment(_ environment: [String: String]) -> [String: String] {
+        var env = ProcessInfo.processInfo.environment.filter {
+            !($0.key.hasPrefix("LETHE_") || $0.key.hasPrefix("PG"))
+        }
+        env.merge(environment) { $1 }
+        return env
+    }
+
     /// Starts `lethe arguments…` with the test's environment minus LETHE_* and PG* variables,
     /// plus `environment`.
     public static func start(
@@ -33,11 +57,7 @@ public enum LetheProcess {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try executablePath())
         process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment.filter {
-            !($0.key.hasPrefix("LETHE_") || $0.key.hasPrefix("PG"))
-        }
-        env.merge(environment) { $1 }
-        process.environment = env
+        process.environment = mergedEnvironment(environment)
         if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
         let out = Pipe()
         let err = Pipe()
