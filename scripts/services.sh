@@ -184,10 +184,15 @@ start_postgres() {
     say "starting PostgreSQL on 127.0.0.1:$port"
     : >"$log"
     # Durability off: these clusters are thrown away, and it makes tests much faster.
-    if as_pg "$bin/pg_ctl" -D "$data" -l "$log" -w -t 30 -o "-c fsync=off \
--c synchronous_commit=off -c full_page_writes=off -c listen_addresses=127.0.0.1 \
--c port=$port -c unix_socket_directories=$sock -c max_connections=300 \
--c shared_buffers=256MB" start >"$dir/pg_ctl.log" 2>&1; then
+    # LETHE_PG_DURABLE=1 keeps PostgreSQL's defaults (fsync, synchronous commit) and the
+    # peer benchmark's memory settings, for benchmarks comparable with ../shared/bench/peers.
+    local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=256MB"
+    if [[ ${LETHE_PG_DURABLE:-0} == 1 ]]; then
+      durability="-c shared_buffers=512MB -c max_wal_size=8GB"
+    fi
+    if as_pg "$bin/pg_ctl" -D "$data" -l "$log" -w -t 30 -o "$durability \
+-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$sock \
+-c max_connections=300" start >"$dir/pg_ctl.log" 2>&1; then
       break
     fi
     # Lost a race for the port with another process: try the next one.

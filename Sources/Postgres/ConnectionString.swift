@@ -44,6 +44,22 @@ public enum ConnectionString {
                 + "connection string (host=… dbname=…) or a URL postgresql://user@host:port/dbname")
     }
 
+    /// `conninfo` pointing at database `name` instead: the path of a URL is replaced, and a
+    /// keyword string (or an empty one, meaning the `PG*` variables) gets a final `dbname=`,
+    /// which wins over an earlier one.
+    public static func withDatabase(_ conninfo: String, _ name: String) -> String {
+        let quoted =
+            "'" + name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
+        guard let schemeEnd = conninfo.range(of: "://") else {
+            return conninfo.isEmpty ? "dbname=\(quoted)" : conninfo + " dbname=\(quoted)"
+        }
+        let rest = conninfo[schemeEnd.upperBound...]
+        let query = rest.firstIndex(of: "?").map { String(rest[$0...]) } ?? ""
+        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+        let encoded = name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? name
+        return String(conninfo[..<authorityEnd]) + "/" + encoded + query
+    }
+
     /// `conninfo` with any password replaced by `***`, safe to print.
     public static func redacted(_ conninfo: String) -> String {
         var text = conninfo

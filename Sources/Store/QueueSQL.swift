@@ -52,20 +52,43 @@ enum QueueSQL {
         ORDER BY priority, run_at, id
         """
 
-    /// A claim statement. Alone: $1 limit, $2 worker id, $3 lease (ms), [$4 kinds].
-    /// Acknowledging too (one round trip and one commit per cycle): $1–$6 as for
-    /// `acknowledge`, $7 limit, $8 lease (ms), [$9 kinds].
-    static func claim(kinds: Bool, acknowledging: Bool) -> String {
-        let (limit, worker, lease, kindsParameter) = acknowledging ? ("$7", "$6", "$8", "$9") : ("$1", "$2", "$3", "$4")
+    /// What a claim statement acknowledges on the way.
+    enum Acknowledging {
+        /// Nothing: $1 limit, $2 worker id, $3 lease (ms), [$4 kinds].
+        case none
+        /// Only successes (the common case, with a lighter update): $1 ids, $2 attempts,
+        /// $3 worker id, $4 limit, $5 lease (ms), [$6 kinds].
+        case successes
+        /// Any outcomes: $1–$6 as for `acknowledge`, $7 limit, $8 lease (ms), [$9 kinds].
+        case outcomes
+    }
+
+    /// A claim statement, acknowledging the worker's finished tasks in the same statement
+    /// (one round trip and one commit per worker cycle).
+    static func claim(kinds: Bool, acknowledging: Acknowledging) -> String {
+        let (limit, worker, lease, kindsParameter, acked): (String, String, String, String, String?) =
+            switch acknowledging {
+            case .none: ("$1", "$2", "$3", "$4", nil)
+            case .successes: ("$4", "$3", "$5", "$6", acknowledgeSuccesses)
+            case .outcomes: ("$7", "$6", "$8", "$9", acknowledge)
+            }
         let claim =
             claimTemplate
             .replacingOnce("KINDS", with: kinds ? " AND kind = ANY(\(kindsParameter))" : "")
             .replacingOnce("LIMIT LIMIT", with: "LIMIT \(limit)")
             .replacingOnce("WORKER", with: worker)
             .replacingOnce("LEASE", with: lease)
-        guard acknowledging else { return "WITH " + claim }
-        return "WITH acked AS (\n" + acknowledge + "\n    RETURNING t.id\n), " + claim
+        guard let acked else { return "WITH " + claim }
+        return "WITH acked AS (\n" + acked + "\n    RETURNING t.id\n), " + claim
     }
+
+    /// $1 ids, $2 attempts, $3 worker id: `acknowledge` for successes only.
+    static let acknowledgeSuccesses = """
+        UPDATE lethe.tasks t
+        SET state = 'succeeded', finished_at = now(), worker_id = NULL, lease_expires_at = NULL
+        FROM unnest($1::bigint[], $2::int[]) AS o(id, attempt)
+        WHERE t.id = o.id AND t.attempts = o.attempt AND t.worker_id = $3 AND t.state = 'running'
+        """
 
     /// $1 worker id, $2 lease in milliseconds, $3 ids the worker believes it holds.
     /// Returns the ids it still holds; the others were rescued or cancelled.

@@ -39,13 +39,22 @@ public struct TaskQueue: Sendable {
         acknowledging acknowledgements: [TaskAcknowledgement] = [], on connection: Connection
     ) throws -> [ClaimedTask] {
         var parameters: [any PostgresEncodable]
+        let shape: QueueSQL.Acknowledging
         if acknowledgements.isEmpty {
+            shape = .none
             parameters = [limit, worker, lease.milliseconds]
+        } else if acknowledgements.allSatisfy({ $0.outcome == .succeeded }) {
+            shape = .successes
+            parameters = [
+                acknowledgements.map(\.id), acknowledgements.map { Int64($0.attempt) }, worker, limit,
+                lease.milliseconds,
+            ]
         } else {
+            shape = .outcomes
             parameters = Self.acknowledgementParameters(acknowledgements, worker: worker) + [limit, lease.milliseconds]
         }
         if let kinds { parameters.append(kinds) }
-        let sql = QueueSQL.claim(kinds: kinds != nil, acknowledging: !acknowledgements.isEmpty)
+        let sql = QueueSQL.claim(kinds: kinds != nil, acknowledging: shape)
         return try connection.query(sql, parameters).map { row in
             let (id, kind, account, entity, attempt, maxAttempts, yields, payload) = try row.decode(
                 (Int64, String, String?, String?, Int, Int, Int, String).self)

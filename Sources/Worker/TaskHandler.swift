@@ -32,26 +32,42 @@ public struct PermanentTaskFailure: Error, CustomStringConvertible {
 /// What a handler may use while it runs one task: its slot's database thread, a logger
 /// with the task's metadata, and the signals to stop early.
 public final class TaskContext: Sendable {
-    public let logger: Logger
     /// The worker process's id (the task's `worker_id`).
     public let workerID: UUID
     /// When the task's budget slice ends.
     public let deadline: ContinuousClock.Instant
-    private let databaseProvider: @Sendable () -> ConnectionThread
+    private let task: ClaimedTask
+    private let workerLogger: Logger
+    private let slot: Int
+    private let slots: SlotDatabases
     private let flags = Mutex<(leaseLost: Bool, stopping: Bool)>((false, false))
 
     init(
-        logger: Logger, workerID: UUID, deadline: ContinuousClock.Instant,
-        database: @escaping @Sendable () -> ConnectionThread
+        task: ClaimedTask, logger: Logger, workerID: UUID, deadline: ContinuousClock.Instant, slot: Int,
+        slots: SlotDatabases
     ) {
-        self.logger = logger
+        self.task = task
+        self.workerLogger = logger
         self.workerID = workerID
         self.deadline = deadline
-        self.databaseProvider = database
+        self.slot = slot
+        self.slots = slots
+    }
+
+    /// A logger carrying the task's id, kind, attempt, account and entity type. Built on
+    /// use: most tasks never log, and the metadata would cost more than a no-op task.
+    public var logger: Logger {
+        var logger = workerLogger
+        logger[metadataKey: LogKey.task] = "\(task.id)"
+        logger[metadataKey: LogKey.taskKind] = "\(task.kind)"
+        logger[metadataKey: LogKey.attempt] = "\(task.attempt)"
+        if let account = task.accountID { logger[metadataKey: LogKey.account] = "\(account)" }
+        if let type = task.entityType { logger[metadataKey: LogKey.entityType] = "\(type)" }
+        return logger
     }
 
     /// The slot's own database connection thread (opened on first use).
-    public var database: ConnectionThread { databaseProvider() }
+    public var database: ConnectionThread { slots.thread(forSlot: slot) }
 
     /// True once another worker may own the task (the lease was lost): stop touching it.
     public var leaseLost: Bool { flags.withLock { $0.leaseLost } }
@@ -62,6 +78,8 @@ public final class TaskContext: Sendable {
         let (lost, stopping) = flags.withLock { ($0.leaseLost, $0.stopping) }
         return lost || stopping || ContinuousClock.now >= deadline
     }
+
+    var slotIndex: Int { slot }
 
     func markLeaseLost() { flags.withLock { $0.leaseLost = true } }
     func markStopping() { flags.withLock { $0.stopping = true } }

@@ -161,27 +161,19 @@ public final class WorkerPool: Service {
     }
 
     private func start(_ task: ClaimedTask, slots: SlotDatabases, group: inout DiscardingTaskGroup) {
-        var taskLogger = logger
-        taskLogger[metadataKey: LogKey.task] = "\(task.id)"
-        taskLogger[metadataKey: LogKey.taskKind] = "\(task.kind)"
-        taskLogger[metadataKey: LogKey.attempt] = "\(task.attempt)"
-        if let account = task.accountID { taskLogger[metadataKey: LogKey.account] = "\(account)" }
-        if let type = task.entityType { taskLogger[metadataKey: LogKey.entityType] = "\(type)" }
-        let slotBox = Mutex<Int?>(nil)
-        let context = TaskContext(
-            logger: taskLogger, workerID: id, deadline: .now + configuration.taskBudget,
-            database: { slots.thread(forSlot: slotBox.withLock { $0 } ?? 0) })
-        let (slot, stopping) = state.withLock { state in
-            let slot = state.freeSlots.removeLast()
+        let deadline = ContinuousClock.now + configuration.taskBudget
+        let context = state.withLock { state in
+            let context = TaskContext(
+                task: task, logger: logger, workerID: id, deadline: deadline, slot: state.freeSlots.removeLast(),
+                slots: slots)
             state.running[task.id] = Running(attempt: task.attempt, context: context)
-            return (slot, state.stopping)
+            if state.stopping { context.markStopping() }
+            return context
         }
-        slotBox.withLock { $0 = slot }
-        if stopping { context.markStopping() }
-        group.addTask { await self.execute(task, context: context, slot: slot) }
+        group.addTask { await self.execute(task, context: context) }
     }
 
-    private func execute(_ task: ClaimedTask, context: TaskContext, slot: Int) async {
+    private func execute(_ task: ClaimedTask, context: TaskContext) async {
         let outcome: TaskOutcome
         if isStopping {
             outcome = .released  // claimed as the shutdown began: give it back untouched
@@ -214,7 +206,7 @@ public final class WorkerPool: Service {
         state.withLock { state in
             state.running[task.id] = nil
             state.acks.append(TaskAcknowledgement(id: task.id, attempt: task.attempt, outcome: outcome))
-            state.freeSlots.append(slot)
+            state.freeSlots.append(context.slotIndex)
             state.tasksRun += 1
         }
         wakeup.signal()

@@ -122,3 +122,14 @@ struct ErrorAndTransactionTests {
         #expect(ConnectionString.redacted("postgresql://u@h/d") == "postgresql://u@h/d")
     }
 }
+
+@Suite struct ConnectionStringTests {
+    @Test func pointingAtAnotherDatabase() {
+        #expect(
+            ConnectionString.withDatabase("postgresql://u@h:5/app?sslmode=disable", "x")
+                == "postgresql://u@h:5/x?sslmode=disable")
+        #expect(ConnectionString.withDatabase("postgresql://u@h", "x") == "postgresql://u@h/x")
+        #expect(ConnectionString.withDatabase("host=h dbname=app", "x") == "host=h dbname=app dbname='x'")
+        #expect(ConnectionString.withDatabase("", "it's") == "dbname='it\\'s'")
+    }
+}

@@ -93,6 +93,37 @@ struct TaskQueueTests {
         }
     }
 
+    @Test func claimAcknowledgesThePreviousCycleInTheSameStatement() async throws {
+        try await withMigratedDatabase { database in
+            let connection = try database.connect()
+            try queue.enqueue((0..<6).map { NewTask(kind: "noop", accountID: "\($0)") }, on: connection)
+            let worker = UUID()
+            let first = try queue.claim(limit: 3, worker: worker, lease: .seconds(30), on: connection)
+            let successes = first.map { TaskAcknowledgement(id: $0.id, attempt: $0.attempt, outcome: .succeeded) }
+            let second = try queue.claim(
+                limit: 2, worker: worker, lease: .seconds(30), kinds: ["noop"], acknowledging: successes, on: connection
+            )
+            #expect(second.count == 2)
+            #expect(
+                try connection.scalar("SELECT count(*) FROM lethe.tasks WHERE state = 'succeeded'", as: Int.self) == 3)
+            let mixed = [
+                TaskAcknowledgement(id: second[0].id, attempt: 1, outcome: .yielded()),
+                TaskAcknowledgement(
+                    id: second[1].id, attempt: 1, outcome: .failed(error: "x", retryAfter: .seconds(60))),
+            ]
+            let third = try queue.claim(
+                limit: 10, worker: worker, lease: .seconds(30), acknowledging: mixed, on: connection)
+            // The yielded task became due after the statement's snapshot: not claimed in it.
+            #expect(third.count == 1)
+            let states = try connection.query("SELECT id, state FROM lethe.tasks ORDER BY id").map {
+                try $0.decode((Int64, String).self)
+            }
+            #expect(states.first { $0.0 == second[0].id }?.1 == "available")
+            #expect(states.first { $0.0 == second[1].id }?.1 == "failed")
+            #expect(mixed[0].requeuesNow && !mixed[1].requeuesNow)
+        }
+    }
+
     @Test func failuresBackOffThenDie() async throws {
         try await withMigratedDatabase { database in
             let connection = try database.connect()

@@ -62,12 +62,8 @@ public struct TestDatabase: Sendable {
         try Connection.connect(url)
     }
 
-    /// `base` (a `postgresql://…/db` URL) pointing at `database` instead.
+    /// `base` pointing at `database` instead.
     static func url(_ base: String, database: String) -> String {
-        guard let schemeEnd = base.range(of: "://") else { return base + " dbname=\(database)" }
-        let rest = base[schemeEnd.upperBound...]
-        let query = rest.firstIndex(of: "?").map { String(rest[$0...]) } ?? ""
-        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
-        return String(base[..<authorityEnd]) + "/" + database + query
+        ConnectionString.withDatabase(base, database)
     }
 }
