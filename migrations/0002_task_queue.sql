@@ -100,10 +100,10 @@ CREATE OR REPLACE VIEW lethe.queue_summary AS
 SELECT kind,
        state,
        count(*)                                                        AS tasks,
-       count(*) FILTER (WHERE run_at <= now())                         AS due,
+       count(*) FILTER (WHERE state IN ('available', 'failed') AND run_at <= now()) AS due,
        min(run_at)                                                     AS oldest_run_at,
-       greatest(now() - min(run_at) FILTER (WHERE state IN ('available', 'failed') AND run_at <= now()),
-                interval '0')                                          AS oldest_due_age,
+       now() - min(run_at) FILTER (WHERE state IN ('available', 'failed') AND run_at <= now())
+                                                                       AS oldest_due_age,
        now() - min(started_at) FILTER (WHERE state = 'running')        AS longest_running
 FROM lethe.tasks
 GROUP BY kind, state;

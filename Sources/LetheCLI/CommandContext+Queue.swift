@@ -14,6 +14,7 @@ extension CommandContext {
         var worker = WorkerConfiguration()
         worker.concurrency = concurrency ?? configuration.integer("worker.concurrency") ?? worker.concurrency
         worker.claimBatch = configuration.integer("worker.claim_batch") ?? worker.claimBatch
+        worker.claimLoops = configuration.integer("worker.claim_loops") ?? worker.claimLoops
         worker.lease = configuration.duration("worker.lease") ?? worker.lease
         worker.heartbeatInterval = configuration.duration("worker.heartbeat_interval") ?? worker.heartbeatInterval
         worker.rescueInterval = configuration.duration("worker.rescue_interval") ?? worker.rescueInterval

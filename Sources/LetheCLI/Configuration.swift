@@ -29,6 +29,7 @@ struct Configuration: Equatable {
         "migrations.directory": .text,
         "worker.concurrency": .positiveInteger,
         "worker.claim_batch": .positiveInteger,
+        "worker.claim_loops": .positiveInteger,
         "worker.lease": .duration,
         "worker.heartbeat_interval": .duration,
         "worker.rescue_interval": .duration,

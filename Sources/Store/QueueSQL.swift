@@ -61,11 +61,27 @@ enum QueueSQL {
         case successes
         /// Any outcomes: $1–$6 as for `acknowledge`, $7 limit, $8 lease (ms), [$9 kinds].
         case outcomes
+
+        var index: Int {
+            switch self {
+            case .none: 0
+            case .successes: 1
+            case .outcomes: 2
+            }
+        }
     }
 
     /// A claim statement, acknowledging the worker's finished tasks in the same statement
-    /// (one round trip and one commit per worker cycle).
+    /// (one round trip and one commit per worker cycle). Built once per shape.
     static func claim(kinds: Bool, acknowledging: Acknowledging) -> String {
+        claimStatements[kinds ? 1 : 0][acknowledging.index]
+    }
+
+    private static let claimStatements: [[String]] = [false, true].map { kinds in
+        [Acknowledging.none, .successes, .outcomes].map { buildClaim(kinds: kinds, acknowledging: $0) }
+    }
+
+    private static func buildClaim(kinds: Bool, acknowledging: Acknowledging) -> String {
         let (limit, worker, lease, kindsParameter, acked): (String, String, String, String, String?) =
             switch acknowledging {
             case .none: ("$1", "$2", "$3", "$4", nil)

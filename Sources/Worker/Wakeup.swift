@@ -1,25 +1,25 @@
 import Synchronization
 
-/// Wakes one sleeping loop early: `signal()` ends the current (or next) `wait`.
-/// Signals do not queue up: several before a wait count as one.
+/// Wakes sleeping loops early: `signal()` ends every current `wait` (or the next one, when
+/// none is waiting). Signals do not queue up: several before a wait count as one.
 final class Wakeup: Sendable {
     private struct State {
         var signaled = false
-        var waiter: (id: Int, continuation: CheckedContinuation<Void, Never>)?
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
         var nextID = 0
     }
     private let state = Mutex(State())
 
     func signal() {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            if let waiter = state.waiter {
-                state.waiter = nil
-                return waiter.continuation
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            if state.waiters.isEmpty {
+                state.signaled = true
+                return []
             }
-            state.signaled = true
-            return nil
+            defer { state.waiters.removeAll() }
+            return Array(state.waiters.values)
         }
-        waiter?.resume()
+        waiters.forEach { $0.resume() }
     }
 
     /// Returns after a signal or after `timeout`, whichever comes first.
@@ -50,17 +50,13 @@ final class Wakeup: Sendable {
                         return true
                     }
                     if Task.isCancelled { return true }
-                    state.waiter = (id, continuation)
+                    state.waiters[id] = continuation
                     return false
                 }
                 if resumeNow { continuation.resume() }
             }
         } onCancel: {
-            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-                guard let waiter = state.waiter, waiter.id == id else { return nil }
-                state.waiter = nil
-                return waiter.continuation
-            }
+            let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
             waiter?.resume()
         }
     }

@@ -7,6 +7,9 @@ public struct WorkerConfiguration: Sendable {
     public var concurrency = 8
     /// Most tasks claimed in one statement.
     public var claimBatch = 100
+    /// Claim loops, each on its own connection, sharing the slots: while one waits for the
+    /// database, another dispatches what it claimed.
+    public var claimLoops = 2
     /// How long a claimed task stays ours without a heartbeat.
     public var lease: Duration = .seconds(15)
     /// How often the heartbeat extends the leases (well under `lease`).

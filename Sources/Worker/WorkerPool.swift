@@ -59,7 +59,10 @@ public final class WorkerPool: Service {
     public var tasksRun: Int { state.withLock { $0.tasksRun } }
 
     public func run() async throws {
-        let control = ConnectionThread(conninfo: conninfo, name: "lethe-worker")
+        let controls = (0..<max(configuration.claimLoops, 1)).map {
+            ConnectionThread(conninfo: conninfo, name: "lethe-claim-\($0)")
+        }
+        let control = controls[0]  // also heartbeats and registers
         let slots = SlotDatabases(conninfo: conninfo)
         let listener = configuration.listen ? ConnectionThread(conninfo: conninfo, name: "lethe-listen") : nil
         let registration = ProcessRegistry.Registration(
@@ -67,7 +70,7 @@ public final class WorkerPool: Service {
         do {
             try await control.run { try ProcessRegistry().register(registration, on: $0) }
         } catch {
-            await control.shutdown()
+            for control in controls { await control.shutdown() }
             await listener?.shutdown()
             throw error
         }
@@ -79,8 +82,17 @@ public final class WorkerPool: Service {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.heartbeatLoop(control) }
                 if let listener { group.addTask { await self.listenLoop(listener) } }
-                await self.claimLoop(control, slots: slots, group: &group)
-                await self.drain(control, group: &group)
+                await withDiscardingTaskGroup { loops in
+                    for loopControl in controls {
+                        loops.addTask {
+                            // Each loop runs the handlers it dispatched in a group of its own.
+                            await withDiscardingTaskGroup { handlers in
+                                await self.claimLoop(loopControl, slots: slots, group: &handlers)
+                                await self.drain(loopControl, group: &handlers)
+                            }
+                        }
+                    }
+                }
                 self.state.withLock { $0.finished = true }
                 group.cancelAll()  // ends the heartbeat and listener loops
             }
@@ -96,7 +108,7 @@ public final class WorkerPool: Service {
         }
         await slots.shutdown()
         await listener?.shutdown()
-        await control.shutdown()
+        for control in controls { await control.shutdown() }
         logger.info("worker stopped", metadata: ["tasks_run": "\(tasksRun)"])
     }
 
@@ -119,12 +131,17 @@ public final class WorkerPool: Service {
         let (worker, lease) = (id, configuration.lease)
         let kinds = handlers.keys.sorted()
         while !isStopping {
-            let free = state.withLock { $0.freeSlots.count }
-            if free == 0 {
+            // Reserve the slots before claiming: the claim loops share them.
+            let reserved = state.withLock { state -> [Int] in
+                let count = min(state.freeSlots.count, configuration.claimBatch)
+                defer { state.freeSlots.removeLast(count) }
+                return Array(state.freeSlots.suffix(count))
+            }
+            if reserved.isEmpty {
                 await wakeup.wait(timeout: configuration.pollInterval)
                 continue
             }
-            let limit = min(free, configuration.claimBatch)
+            let limit = reserved.count
             // Acknowledge what finished since the last cycle in the same statement.
             let acks = takeAcknowledgements()
             let claimed: [ClaimedTask]
@@ -136,10 +153,12 @@ public final class WorkerPool: Service {
             } catch {
                 logger.warning("claim failed; retrying", metadata: [LogKey.error: "\(error)"])
                 restoreAcknowledgements(acks)
+                releaseSlots(reserved)
                 await wakeup.wait(timeout: configuration.pollInterval)
                 continue
             }
-            for task in claimed { start(task, slots: slots, group: &group) }
+            for (task, slot) in zip(claimed, reserved) { start(task, slot: slot, slots: slots, group: &group) }
+            releaseSlots(Array(reserved.dropFirst(claimed.count)))
             if claimed.count == limit { continue }  // a full batch: more may be due
             // Tasks this cycle gave back (yielded or released) became due after the claim's
             // snapshot: claim again at once rather than after a poll interval.
@@ -160,12 +179,16 @@ public final class WorkerPool: Service {
         return (try? await control.run { try queue.isIdle(on: $0) }) ?? false
     }
 
-    private func start(_ task: ClaimedTask, slots: SlotDatabases, group: inout DiscardingTaskGroup) {
+    private func releaseSlots(_ slots: [Int]) {
+        guard !slots.isEmpty else { return }
+        state.withLock { $0.freeSlots.append(contentsOf: slots) }
+    }
+
+    private func start(_ task: ClaimedTask, slot: Int, slots: SlotDatabases, group: inout DiscardingTaskGroup) {
         let deadline = ContinuousClock.now + configuration.taskBudget
         let context = state.withLock { state in
             let context = TaskContext(
-                task: task, logger: logger, workerID: id, deadline: deadline, slot: state.freeSlots.removeLast(),
-                slots: slots)
+                task: task, logger: logger, workerID: id, deadline: deadline, slot: slot, slots: slots)
             state.running[task.id] = Running(attempt: task.attempt, context: context)
             if state.stopping { context.markStopping() }
             return context

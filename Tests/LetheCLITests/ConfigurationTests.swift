@@ -39,3 +39,38 @@ import Testing
         #expect(throws: UsageError.self) { try Configuration.parse("database: {url: 'x'\n", source: "x.yml") }
     }
 }
+
+@Suite struct QueueConfigurationTests {
+    @Test func typedValuesAreCheckedWithTheKeyNamed() {
+        let duration = #expect(throws: UsageError.self) {
+            try Configuration.parse("worker:\n  lease: soon\n", source: "lethe.yml")
+        }
+        #expect(duration?.description.contains("key worker.lease has the value \"soon\"") == true)
+        #expect(duration?.description.contains("30s") == true)
+        let count = #expect(throws: UsageError.self) {
+            try Configuration.parse("worker:\n  concurrency: 0\n", source: "lethe.yml")
+        }
+        #expect(count?.description.contains("at least 1") == true)
+        let flag = #expect(throws: UsageError.self) {
+            try Configuration.parse("worker:\n  listen: maybe\n", source: "lethe.yml")
+        }
+        #expect(flag?.description.contains("true or false") == true)
+    }
+
+    @Test func unknownSectionKeysListWhatIsAccepted() {
+        let error = #expect(throws: UsageError.self) {
+            try Configuration.parse("worker:\n  slots: 4\n", source: "lethe.yml")
+        }
+        #expect(error?.description.contains("unknown key worker.slots") == true)
+        #expect(error?.description.contains("concurrency") == true)
+    }
+
+    @Test func readsQueueSettings() throws {
+        let config = try Configuration.parse(
+            "worker:\n  lease: 20s\n  listen: false\n  concurrency: 16\nqueue:\n  retry_base: 250ms\n", source: "x.yml")
+        #expect(config.duration("worker.lease") == .seconds(20))
+        #expect(config.boolean("worker.listen") == false)
+        #expect(config.integer("worker.concurrency") == 16)
+        #expect(config.duration("queue.retry_base") == .milliseconds(250))
+    }
+}

@@ -146,3 +146,59 @@ struct MigrateCommandTests {
         #expect(result.stdout.contains("Exit status"))
     }
 }
+
+@Suite("queue commands, end to end")
+struct QueueCommandTests {
+    @Test func heartbeatNotUnderHalfTheLeaseExitsTwo() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-\(UUID().uuidString).yml")
+        try "worker:\n  lease: 10s\n  heartbeat_interval: 6s\n".write(to: file, atomically: true, encoding: .utf8)
+        let result = try LetheProcess.run(
+            ["worker", "--config", file.path, "--database-url", "postgresql://x@127.0.0.1:1/y"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("worker.heartbeat_interval (6s)"))
+        #expect(result.stderr.contains("worker.lease (10s)"))
+    }
+
+    @Test func badFlagsExitTwo() throws {
+        let concurrency = try LetheProcess.run(["worker", "--concurrency", "0"])
+        #expect(concurrency.status == 2)
+        #expect(concurrency.stderr.contains("--concurrency 0"))
+        let state = try LetheProcess.run(["task", "list", "--state", "stuck"])
+        #expect(state.status == 2)
+        #expect(state.stderr.contains("--state stuck is not a task state; accepted: available, running"))
+        let kind = try LetheProcess.run(["task", "enqueue", "nothing"])
+        #expect(kind.status == 2)
+        #expect(kind.stderr.contains("unknown task kind nothing; accepted: noop"))
+        let payload = try LetheProcess.run(["task", "enqueue", "noop", "--payload", "[1]"])
+        #expect(payload.status == 2)
+        #expect(payload.stderr.contains("is not a JSON object"))
+    }
+
+    @Test func enqueueListCancelAndStatus() async throws {
+        try await TestDatabase.with { database in
+            let env = ["LETHE_DATABASE_URL": database.url]
+            #expect(try LetheProcess.run(["migrate"], environment: env).status == 0)
+            let enqueue = try LetheProcess.run(["task", "enqueue", "noop", "--count", "3"], environment: env)
+            #expect(enqueue.stdout.contains("enqueued 3 of 3"))
+            let again = try LetheProcess.run(["task", "enqueue", "noop", "--count", "3"], environment: env)
+            #expect(again.stdout.contains("enqueued 0 of 3 (3 already had an unfinished task)"))
+            let list = try LetheProcess.run(["task", "list", "--state", "available"], environment: env)
+            #expect(list.status == 0)
+            #expect(list.stdout.contains("task-3") && list.stdout.contains("available"))
+            let firstID = try #require(
+                list.stdout.split(separator: "\n").dropFirst().first?.split(separator: " ").first)
+            let cancel = try LetheProcess.run(["task", "cancel", String(firstID), "424242"], environment: env)
+            #expect(cancel.stdout.contains("cancelled 1 task: \(firstID)"))
+            #expect(cancel.stdout.contains("left alone (already finished or unknown): 424242"))
+            let status = try LetheProcess.run(["status"], environment: env)
+            #expect(status.status == 0)
+            #expect(status.stdout.contains("noop  available  2"))
+            #expect(status.stdout.contains("noop  cancelled  1      0    -"))
+            #expect(status.stdout.contains("Processes: none registered"))
+            let json = try LetheProcess.run(["status", "--json"], environment: env)
+            let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+            #expect((object?["queue"] as? [Any])?.count == 2)
+            #expect(object?["schema_version"] as? Int == 2)
+        }
+    }
+}
