@@ -32,6 +32,8 @@ struct QueueBench: AsyncParsableCommand {
     @Option(name: .customLong("claim-batch"), help: "Tasks per claim, for Lethe and the baseline alike.")
     var claimBatch = 100
     @Option(help: "Slots per Lethe worker process.") var concurrency = 200
+    @Option(name: .customLong("claim-loops"), help: "Claim loops per Lethe worker process (worker.claim_loops).")
+    var claimLoops = 1
     @Option(help: "Measurements per process count (the table shows each).") var runs = 1
     @Flag(name: .customLong("keep-database"), help: "Do not drop the scratch database afterwards.")
     var keepDatabase = false
@@ -49,7 +51,9 @@ struct QueueBench: AsyncParsableCommand {
         guard (1...10_000).contains(claimBatch) else {
             throw ValidationError("--claim-batch \(claimBatch) must be 1 to 10000")
         }
-        guard concurrency >= 1, runs >= 1 else { throw ValidationError("--concurrency and --runs must be at least 1") }
+        guard concurrency >= 1, runs >= 1, claimLoops >= 1 else {
+            throw ValidationError("--concurrency, --claim-loops and --runs must be at least 1")
+        }
     }
 
     func run() async throws {
@@ -64,7 +68,8 @@ struct QueueBench: AsyncParsableCommand {
                 flag: nil, configured: context.configuration.migrationsDirectory)
             let migrator = Migrator(files: try MigrationFile.load(directory: directory))
             let bench = QueueBenchRun(
-                conninfo: conninfo, tasks: tasks, claimBatch: claimBatch, concurrency: concurrency,
+                conninfo: conninfo, tasks: tasks, claimBatch: claimBatch, claimLoops: claimLoops,
+                concurrency: concurrency,
                 executable: try Self.executablePath())
             let settings = try await bench.database.run { connection in
                 try migrator.apply(connection)
@@ -74,7 +79,7 @@ struct QueueBench: AsyncParsableCommand {
             }
             print(
                 "lethe bench queue: \(tasks) no-op tasks per measurement, claim batch \(claimBatch), "
-                    + "\(concurrency) slots per Lethe worker")
+                    + "\(concurrency) slots and \(claimLoops) claim loops per Lethe worker")
             print(
                 "PostgreSQL \(settings.0), fsync=\(settings.1), synchronous_commit=\(settings.2); database \(scratch)\n"
             )

@@ -31,14 +31,16 @@ struct QueueBenchRun {
     let conninfo: String
     let tasks: Int
     let claimBatch: Int
+    let claimLoops: Int
     let concurrency: Int
     let executable: String
     let database: ConnectionThread
 
-    init(conninfo: String, tasks: Int, claimBatch: Int, concurrency: Int, executable: String) {
+    init(conninfo: String, tasks: Int, claimBatch: Int, claimLoops: Int, concurrency: Int, executable: String) {
         self.conninfo = conninfo
         self.tasks = tasks
         self.claimBatch = claimBatch
+        self.claimLoops = claimLoops
         self.concurrency = concurrency
         self.executable = executable
         self.database = ConnectionThread(conninfo: conninfo, name: "lethe-bench")
@@ -65,7 +67,8 @@ struct QueueBenchRun {
         }
         let config = FileManager.default.temporaryDirectory.appendingPathComponent(
             "lethe-bench-\(UUID().uuidString).yml")
-        try "worker:\n  claim_batch: \(claimBatch)\n".write(to: config, atomically: true, encoding: .utf8)
+        try "worker:\n  claim_batch: \(claimBatch)\n  claim_loops: \(claimLoops)\n".write(
+            to: config, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: config) }
         let arguments: [String] =
             switch system {

@@ -8,8 +8,9 @@ public struct WorkerConfiguration: Sendable {
     /// Most tasks claimed in one statement.
     public var claimBatch = 100
     /// Claim loops, each on its own connection, sharing the slots: while one waits for the
-    /// database, another dispatches what it claimed.
-    public var claimLoops = 2
+    /// database, another dispatches what it claimed. One per process scales best when
+    /// several worker processes run; two lift a lone process (see BENCHMARKS.md).
+    public var claimLoops = 1
     /// How long a claimed task stays ours without a heartbeat.
     public var lease: Duration = .seconds(15)
     /// How often the heartbeat extends the leases (well under `lease`).
