@@ -109,7 +109,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "StoreTests",
-            dependencies: ["Store", "Postgres", "TestSupport"],
+            dependencies: ["Store", "Postgres", "Retention", "TestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "LetheCLITests",

@@ -118,7 +118,7 @@ struct TaskCommand: AsyncParsableCommand {
             let retried = try await context.withDatabase(name: "lethe-task") {
                 try TaskAdministration().retry(ids, on: $0)
             }
-            report(verb: "retried", done: retried, asked: ids, notDone: "not failed, dead or cancelled")
+            TaskCommand.report(verb: "retried", done: retried, asked: ids, notDone: "not failed, dead or cancelled")
         }
     }
 
@@ -134,7 +134,7 @@ struct TaskCommand: AsyncParsableCommand {
             let cancelled = try await context.withDatabase(name: "lethe-task") {
                 try TaskAdministration().cancel(ids, on: $0)
             }
-            report(verb: "cancelled", done: cancelled, asked: ids, notDone: "already finished or unknown")
+            TaskCommand.report(verb: "cancelled", done: cancelled, asked: ids, notDone: "already finished or unknown")
         }
     }
 
@@ -146,17 +146,5 @@ struct TaskCommand: AsyncParsableCommand {
         if !skipped.isEmpty {
             print("left alone (\(notDone)): \(skipped.map(String.init).joined(separator: ", "))")
         }
-    }
-}
-
-extension TaskCommand.Retry {
-    func report(verb: String, done: [Int64], asked: [Int64], notDone: String) {
-        TaskCommand.report(verb: verb, done: done, asked: asked, notDone: notDone)
-    }
-}
-
-extension TaskCommand.Cancel {
-    func report(verb: String, done: [Int64], asked: [Int64], notDone: String) {
-        TaskCommand.report(verb: verb, done: done, asked: asked, notDone: notDone)
     }
 }
