@@ -15,6 +15,7 @@ CREATE TABLE IF NOT EXISTS lethe.tasks (
     attempts         integer     NOT NULL DEFAULT 0,   -- attempts started (a yield does not count)
     max_attempts     integer     NOT NULL DEFAULT 20 CHECK (max_attempts > 0),
     yields           integer     NOT NULL DEFAULT 0,   -- budget slices used so far
+    claims           bigint      NOT NULL DEFAULT 0,   -- claims ever made; fences acknowledgements
     lease_expires_at timestamptz,                      -- while running: the heartbeat's deadline
     worker_id        uuid,                             -- while running: the holder
     payload          jsonb       NOT NULL DEFAULT '{}',
@@ -39,8 +40,9 @@ CREATE INDEX IF NOT EXISTS tasks_claim_idx ON lethe.tasks (priority, run_at, id)
 -- one tenant's type never runs twice at once.
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_unfinished_key ON lethe.tasks (kind, account_id, entity_type)
     NULLS NOT DISTINCT WHERE state IN ('available', 'running', 'failed');
--- The rescuer: running tasks whose lease ran out.
-CREATE INDEX IF NOT EXISTS tasks_lease_idx ON lethe.tasks (lease_expires_at) WHERE state = 'running';
+-- The rescuer and heartbeats: running tasks by holder. The lease itself is not indexed,
+-- so a heartbeat that only moves it can be a HOT update.
+CREATE INDEX IF NOT EXISTS tasks_running_idx ON lethe.tasks (worker_id) WHERE state = 'running';
 -- The pruner: finished tasks by age.
 CREATE INDEX IF NOT EXISTS tasks_finished_idx ON lethe.tasks (finished_at)
     WHERE state IN ('succeeded', 'dead', 'cancelled');

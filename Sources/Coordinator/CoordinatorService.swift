@@ -49,8 +49,9 @@ public final class CoordinatorService: Service {
 
     /// What one tick did.
     struct TickReport: Sendable {
-        var backendPID: Int32
+        var session: UUID
         var leading: Bool
+        var errors: [String] = []
         var becameLeader = false
         var scheduled = 0
         var rescued = 0
@@ -59,7 +60,11 @@ public final class CoordinatorService: Service {
     }
 
     public func run() async throws {
-        let database = ConnectionThread(conninfo: conninfo, name: "lethe-coordinator")
+        // Server-side keepalives too: if this host vanishes, PostgreSQL ends the session (and
+        // releases the leader lock) within about 25 s instead of the kernel's two hours.
+        let database = ConnectionThread(
+            conninfo: conninfo, name: "lethe-coordinator",
+            defaults: [("options", "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3")])
         let registration = ProcessRegistry.Registration(
             id: id, role: "coordinator", slots: 0, lease: configuration.lease, version: version)
         do {
@@ -69,7 +74,7 @@ public final class CoordinatorService: Service {
             throw error
         }
         logger.info("coordinator started")
-        var leaderPID: Int32 = 0
+        var leaderSession: UUID?
         let clock = ContinuousClock()
         var lastRescue = clock.now - configuration.rescueInterval
         var lastPrune = clock.now - configuration.pruneInterval
@@ -81,8 +86,8 @@ public final class CoordinatorService: Service {
                 let pruneDue = clock.now - lastPrune >= configuration.pruneInterval
                 do {
                     let report = try await tick(
-                        database, leaderPID: leaderPID, rescue: rescueDue, prune: pruneDue)
-                    leaderPID = report.leading ? report.backendPID : 0
+                        database, leaderSession: leaderSession, rescue: rescueDue, prune: pruneDue)
+                    leaderSession = report.leading ? report.session : nil
                     leading.withLock { $0 = report.leading }
                     if report.becameLeader { logger.notice("this coordinator is now the leader") }
                     if report.leading {
@@ -90,18 +95,20 @@ public final class CoordinatorService: Service {
                         if pruneDue { lastPrune = clock.now }
                     }
                     log(report)
+                    for problem in report.errors {
+                        logger.warning("leader duty failed", metadata: [LogKey.error: "\(problem)"])
+                    }
                     if configuration.untilIdle, report.idle {
                         logger.info("nothing due, queued or running: exiting (--until-idle)")
                         return
                     }
                 } catch {
-                    if let error = error as? PostgresError, error.isConnectionLost, leaderPID != 0 {
-                        logger.warning("lost the database connection: no longer the leader")
-                        leaderPID = 0
-                        leading.withLock { $0 = false }
-                    } else {
-                        logger.warning("coordinator tick failed", metadata: [LogKey.error: "\(error)"])
-                    }
+                    // Before or while taking the lock: whatever the error, leadership is not
+                    // assumed; the next tick checks again on a live session.
+                    if leaderSession != nil { logger.warning("no longer the leader") }
+                    leaderSession = nil
+                    leading.withLock { $0 = false }
+                    logger.warning("coordinator tick failed", metadata: [LogKey.error: "\(error)"])
                 }
                 do { try await Task.sleep(for: configuration.tickInterval) } catch { return }
             }
@@ -109,7 +116,7 @@ public final class CoordinatorService: Service {
             stopping.withLock { $0 = true }
         }
 
-        let (id, wasLeading) = (self.id, leaderPID != 0)
+        let (id, wasLeading) = (self.id, leaderSession != nil)
         do {
             try await database.run { connection in
                 if wasLeading {
@@ -127,43 +134,54 @@ public final class CoordinatorService: Service {
     }
 
     /// One tick on the coordinator's own session: keep or take leadership, then, as leader,
-    /// enqueue due work, rescue and prune.
+    /// rescue, prune and enqueue due work. Once leadership is known, a failing duty is
+    /// recorded in the report and the others still run: one broken scheduler tick must not
+    /// stop rescue and pruning.
     private func tick(
-        _ database: ConnectionThread, leaderPID: Int32, rescue: Bool, prune: Bool
+        _ database: ConnectionThread, leaderSession: UUID?, rescue: Bool, prune: Bool
     ) async throws
         -> TickReport
     {
         let (id, queue, ticks, configuration) = (self.id, self.queue, self.ticks, self.configuration)
         return try await database.run { connection in
             // The lock belongs to a session: a new session (after a reconnect) must win it again.
-            var report = TickReport(backendPID: connection.backendPID, leading: connection.backendPID == leaderPID)
+            var report = TickReport(session: connection.sessionID, leading: connection.sessionID == leaderSession)
             try ProcessRegistry().heartbeat(id, on: connection)
             if !report.leading, try connection.tryAdvisoryLock(Self.leaderLockKey) {
                 report.leading = true
                 report.becameLeader = true
             }
-            if report.leading {
-                try connection.execute(
-                    """
-                    INSERT INTO lethe.leader (singleton, process_id, host, pid)
-                    VALUES (true, $1, $2, $3)
-                    ON CONFLICT (singleton) DO UPDATE
-                    SET process_id = EXCLUDED.process_id, host = EXCLUDED.host, pid = EXCLUDED.pid,
-                        elected_at = CASE WHEN lethe.leader.process_id = EXCLUDED.process_id
-                                          THEN lethe.leader.elected_at ELSE now() END,
-                        last_seen_at = now()
-                    """,
-                    [id, ProcessInfo.processInfo.hostName, Int(ProcessInfo.processInfo.processIdentifier)])
-                report.scheduled = try queue.enqueueDueSchedules(on: connection).enqueued
-                for tick in ticks { report.scheduled += try tick.tick(on: connection) }
-                if rescue { report.rescued = try queue.rescueExpired(on: connection).count }
-                if prune {
-                    report.pruned = try queue.prune(
-                        keepFinished: configuration.keepFinished, keepDead: configuration.keepDead,
-                        batch: configuration.pruneBatch, on: connection)
-                }
+            func duty(_ name: String, _ body: () throws -> Void) {
+                do { try body() } catch { report.errors.append("\(name): \(error)") }
             }
-            if configuration.untilIdle { report.idle = try queue.isIdle(on: connection) }
+            if report.leading {
+                duty("leader record") {
+                    try connection.execute(
+                        """
+                        INSERT INTO lethe.leader (singleton, process_id, host, pid)
+                        VALUES (true, $1, $2, $3)
+                        ON CONFLICT (singleton) DO UPDATE
+                        SET process_id = EXCLUDED.process_id, host = EXCLUDED.host, pid = EXCLUDED.pid,
+                            elected_at = CASE WHEN lethe.leader.process_id = EXCLUDED.process_id
+                                              THEN lethe.leader.elected_at ELSE now() END,
+                            last_seen_at = now()
+                        """,
+                        [id, ProcessInfo.processInfo.hostName, Int(ProcessInfo.processInfo.processIdentifier)])
+                }
+                if rescue { duty("rescue") { report.rescued = try queue.rescueExpired(on: connection).count } }
+                if prune {
+                    duty("prune") {
+                        report.pruned = try queue.prune(
+                            keepFinished: configuration.keepFinished, keepDead: configuration.keepDead,
+                            batch: configuration.pruneBatch, on: connection)
+                    }
+                }
+                duty("schedules") { report.scheduled += try queue.enqueueDueSchedules(on: connection).enqueued }
+                for tick in ticks { duty(tick.name) { report.scheduled += try tick.tick(on: connection) } }
+            }
+            if configuration.untilIdle { duty("idle check") { report.idle = try queue.isIdle(on: connection) } }
+            // A session that broke during the duties held the lock no more.
+            if connection.isBroken { report.leading = false }
             return report
         }
     }

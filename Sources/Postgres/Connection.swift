@@ -9,6 +9,9 @@ import Foundation
 /// it instead of reusing a broken handle.
 public final class Connection {
     private var handle: OpaquePointer?
+    /// Unique to this session: a reconnect gets a new one, even if the server reuses the
+    /// backend process id. Session state (LISTEN, advisory locks) belongs to it.
+    public let sessionID = UUID()
     /// True once the server connection is known to be gone.
     public private(set) var isBroken = false
 
@@ -22,17 +25,25 @@ public final class Connection {
 
     /// Opens a connection. `conninfo` is a libpq connection string or URL; an empty string
     /// uses libpq's `PG*` environment variables, exactly as psql does. Unless the caller sets
-    /// them, `connect_timeout` is 10 s and `application_name` is `applicationName`.
-    /// Wraps `PQconnectdbParams`.
-    public static func connect(_ conninfo: String, applicationName: String = "lethe") throws -> Connection {
+    /// them: `connect_timeout` is 10 s, `application_name` is `applicationName`, and TCP
+    /// keepalives notice a dead peer within about 25 s. `defaults` adds more keywords the
+    /// same way (the connection string wins). Wraps `PQconnectdbParams`.
+    public static func connect(
+        _ conninfo: String, applicationName: String = "lethe", defaults: [(String, String)] = []
+    ) throws -> Connection {
         if !conninfo.isEmpty { try ConnectionString.validate(conninfo) }
-        var keywords = ["fallback_application_name", "dbname"]
-        var values = [applicationName, conninfo]
+        // Earlier keywords are overridden by the same keyword inside `conninfo` (expanded last).
+        var settings: [(String, String)] = [
+            ("keepalives", "1"), ("keepalives_idle", "10"), ("keepalives_interval", "5"), ("keepalives_count", "3"),
+        ]
         if ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] == nil {
-            // Earlier keywords are overridden by the same keyword inside `conninfo`.
-            keywords.insert("connect_timeout", at: 0)
-            values.insert("10", at: 0)
+            settings.append(("connect_timeout", "10"))
         }
+        settings += defaults
+        settings.append(("fallback_application_name", applicationName))
+        settings.append(("dbname", conninfo))
+        let keywords = settings.map(\.0)
+        let values = settings.map(\.1)
         let handle = withCStringArray(keywords) { k in
             withCStringArray(values) { v in PQconnectdbParams(k, v, 1) }
         }

@@ -13,16 +13,18 @@ public final class ConnectionThread: Sendable {
     final class Slot {
         let conninfo: String
         let applicationName: String
+        let defaults: [(String, String)]
         var connection: Connection?
-        init(conninfo: String, applicationName: String) {
+        init(conninfo: String, applicationName: String, defaults: [(String, String)]) {
             self.conninfo = conninfo
             self.applicationName = applicationName
+            self.defaults = defaults
         }
         func live() throws -> Connection {
             if let connection, !connection.isBroken { return connection }
             connection?.close()
             connection = nil
-            let fresh = try Connection.connect(conninfo, applicationName: applicationName)
+            let fresh = try Connection.connect(conninfo, applicationName: applicationName, defaults: defaults)
             connection = fresh
             return fresh
         }
@@ -37,10 +39,13 @@ public final class ConnectionThread: Sendable {
     private let state = Mutex(State())
     private let wakeup = DispatchSemaphore(value: 0)
 
-    /// Starts the thread. `conninfo` is as for `Connection.connect`; `name` shows in
-    /// debuggers and `application_name` defaults to `lethe`.
-    public init(conninfo: String, name: String = "lethe-db", applicationName: String = "lethe") {
-        let slot = UncheckedSlot(Slot(conninfo: conninfo, applicationName: applicationName))
+    /// Starts the thread. `conninfo` and `defaults` are as for `Connection.connect`; `name`
+    /// shows in debuggers and `application_name` defaults to `lethe`.
+    public init(
+        conninfo: String, name: String = "lethe-db", applicationName: String = "lethe",
+        defaults: [(String, String)] = []
+    ) {
+        let slot = UncheckedSlot(Slot(conninfo: conninfo, applicationName: applicationName, defaults: defaults))
         let thread = Thread { [self] in
             // Set from inside: on Linux a name set before start() does not reach the OS thread.
             Thread.current.name = name

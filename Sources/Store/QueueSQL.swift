@@ -41,13 +41,13 @@ enum QueueSQL {
         ),
         claimed AS (
             UPDATE lethe.tasks t
-            SET state = 'running', attempts = t.attempts + 1, worker_id = WORKER,
+            SET state = 'running', attempts = t.attempts + 1, claims = t.claims + 1, worker_id = WORKER,
                 lease_expires_at = now() + LEASE * interval '1 millisecond', started_at = now()
             WHERE t.id = ANY (ARRAY(SELECT id FROM picked))
             RETURNING t.id, t.kind, t.account_id, t.entity_type, t.attempts, t.max_attempts, t.yields, t.payload,
-                      t.priority, t.run_at
+                      t.claims, t.priority, t.run_at
         )
-        SELECT id, kind, account_id, entity_type, attempts, max_attempts, yields, payload::text
+        SELECT id, kind, account_id, entity_type, attempts, max_attempts, yields, payload::text, claims
         FROM claimed
         ORDER BY priority, run_at, id
         """
@@ -56,7 +56,7 @@ enum QueueSQL {
     enum Acknowledging {
         /// Nothing: $1 limit, $2 worker id, $3 lease (ms), [$4 kinds].
         case none
-        /// Only successes (the common case, with a lighter update): $1 ids, $2 attempts,
+        /// Only successes (the common case, with a lighter update): $1 ids, $2 claims,
         /// $3 worker id, $4 limit, $5 lease (ms), [$6 kinds].
         case successes
         /// Any outcomes: $1–$6 as for `acknowledge`, $7 limit, $8 lease (ms), [$9 kinds].
@@ -98,29 +98,30 @@ enum QueueSQL {
         return "WITH acked AS (\n" + acked + "\n    RETURNING t.id\n), " + claim
     }
 
-    /// $1 ids, $2 attempts, $3 worker id: `acknowledge` for successes only.
+    /// $1 ids, $2 claims, $3 worker id: `acknowledge` for successes only.
     static let acknowledgeSuccesses = """
         UPDATE lethe.tasks t
         SET state = 'succeeded', finished_at = now(), worker_id = NULL, lease_expires_at = NULL
-        FROM unnest($1::bigint[], $2::int[]) AS o(id, attempt)
-        WHERE t.id = o.id AND t.attempts = o.attempt AND t.worker_id = $3 AND t.state = 'running'
+        FROM unnest($1::bigint[], $2::bigint[]) AS o(id, claim)
+        WHERE t.id = o.id AND t.claims = o.claim AND t.worker_id = $3 AND t.state = 'running'
         """
 
-    /// $1 worker id, $2 lease in milliseconds, $3 ids the worker believes it holds.
-    /// Returns the ids it still holds; the others were rescued or cancelled.
+    /// $1 worker id, $2 lease in milliseconds, $3 ids and $4 claims the worker believes it
+    /// holds. Returns the (id, claim) pairs it still holds; the others were rescued or cancelled.
     static let heartbeat = """
         WITH beat AS (
             UPDATE lethe.workers SET last_heartbeat_at = now() WHERE id = $1
         )
-        UPDATE lethe.tasks
+        UPDATE lethe.tasks t
         SET lease_expires_at = now() + $2 * interval '1 millisecond'
-        WHERE id = ANY($3) AND worker_id = $1 AND state = 'running'
-        RETURNING id
+        FROM unnest($3::bigint[], $4::bigint[]) AS h(id, claim)
+        WHERE t.id = h.id AND t.claims = h.claim AND t.worker_id = $1 AND t.state = 'running'
+        RETURNING t.id, t.claims
         """
 
-    /// $1 ids, $2 attempts, $3 outcomes, $4 delays (ms), $5 errors, $6 worker id.
-    /// Each row changes only while this worker still holds that attempt: a late
-    /// acknowledgement after a rescue matches nothing.
+    /// $1 ids, $2 claims, $3 outcomes, $4 delays (ms), $5 errors, $6 worker id.
+    /// Each row changes only while this worker still holds that claim (the task's claims
+    /// counter only grows): a late acknowledgement after a rescue matches nothing.
     static let acknowledge = """
         UPDATE lethe.tasks t
         SET state = CASE o.outcome
@@ -142,9 +143,9 @@ enum QueueSQL {
                 ELSE NULL END,
             worker_id = NULL,
             lease_expires_at = NULL
-        FROM unnest($1::bigint[], $2::int[], $3::text[], $4::bigint[], $5::text[])
-             AS o(id, attempt, outcome, delay_ms, error)
-        WHERE t.id = o.id AND t.attempts = o.attempt AND t.worker_id = $6 AND t.state = 'running'
+        FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[])
+             AS o(id, claim, outcome, delay_ms, error)
+        WHERE t.id = o.id AND t.claims = o.claim AND t.worker_id = $6 AND t.state = 'running'
         """
 
     /// $1 batch size. Running tasks whose lease ran out: the attempt counts as failed and
@@ -161,7 +162,7 @@ enum QueueSQL {
         WHERE t.id IN (
             SELECT id FROM lethe.tasks
             WHERE state = 'running' AND lease_expires_at < now()
-            ORDER BY lease_expires_at
+            ORDER BY lease_expires_at, id
             LIMIT $1
             FOR UPDATE SKIP LOCKED
         )
@@ -191,9 +192,12 @@ enum QueueSQL {
 
     /// Nothing due, nothing running, no retry pending, no schedule due. (A task enqueued
     /// for later — available with a future run_at — does not keep `--until-idle` running.)
+    /// $1: only these kinds count (NULL: all) — a worker waits only for what it can run.
     static let isIdle = """
-        SELECT NOT EXISTS (SELECT 1 FROM lethe.tasks WHERE state = 'available' AND run_at <= now())
-           AND NOT EXISTS (SELECT 1 FROM lethe.tasks WHERE state IN ('running', 'failed'))
+        SELECT NOT EXISTS (SELECT 1 FROM lethe.tasks WHERE state = 'available' AND run_at <= now()
+                           AND ($1::text[] IS NULL OR kind = ANY($1)))
+           AND NOT EXISTS (SELECT 1 FROM lethe.tasks WHERE state IN ('running', 'failed')
+                           AND ($1::text[] IS NULL OR kind = ANY($1)))
            AND NOT EXISTS (SELECT 1 FROM lethe.schedules WHERE enabled AND next_run_at <= now())
         """
 

@@ -45,10 +45,7 @@ public struct TaskQueue: Sendable {
             parameters = [limit, worker, lease.milliseconds]
         } else if acknowledgements.allSatisfy({ $0.outcome == .succeeded }) {
             shape = .successes
-            parameters = [
-                acknowledgements.map(\.id), acknowledgements.map { Int64($0.attempt) }, worker, limit,
-                lease.milliseconds,
-            ]
+            parameters = [acknowledgements.map(\.id), acknowledgements.map(\.claim), worker, limit, lease.milliseconds]
         } else {
             shape = .outcomes
             parameters = Self.acknowledgementParameters(acknowledgements, worker: worker) + [limit, lease.milliseconds]
@@ -56,23 +53,24 @@ public struct TaskQueue: Sendable {
         if let kinds { parameters.append(kinds) }
         let sql = QueueSQL.claim(kinds: kinds != nil, acknowledging: shape)
         return try connection.query(sql, parameters).map { row in
-            let (id, kind, account, entity, attempt, maxAttempts, yields, payload) = try row.decode(
-                (Int64, String, String?, String?, Int, Int, Int, String).self)
+            let (id, kind, account, entity, attempt, maxAttempts, yields, payload, claim) = try row.decode(
+                (Int64, String, String?, String?, Int, Int, Int, String, Int64).self)
             return ClaimedTask(
                 id: id, kind: kind, accountID: account, entityType: entity, attempt: attempt,
-                maxAttempts: maxAttempts, yields: yields, payload: payload)
+                maxAttempts: maxAttempts, yields: yields, payload: payload, claim: claim)
         }
     }
 
     /// Extends the leases of the tasks `worker` holds and its registry heartbeat; returns
-    /// the ids it still holds (a missing id was rescued or cancelled: stop touching it).
+    /// what it still holds (a missing hold was rescued or cancelled: stop touching it).
     public func heartbeat(
-        worker: UUID, holding ids: [Int64], lease: Duration, on connection: Connection
+        worker: UUID, holding holds: [TaskHold], lease: Duration, on connection: Connection
     ) throws
-        -> Set<Int64>
+        -> Set<TaskHold>
     {
-        let result = try connection.query(QueueSQL.heartbeat, [worker, lease.milliseconds, ids])
-        return Set(try result.map { try $0.decode(Int64.self, at: 0) })
+        let result = try connection.query(
+            QueueSQL.heartbeat, [worker, lease.milliseconds, holds.map(\.id), holds.map(\.claim)])
+        return Set(try result.map { TaskHold(id: try $0.decode(at: 0), claim: try $0.decode(at: 1)) })
     }
 
     /// Records how `worker` finished the attempts it held, in one statement; returns how
@@ -99,9 +97,10 @@ public struct TaskQueue: Sendable {
                 }
             outcomes.append(outcome)
             delays.append(delay.milliseconds)
-            errors.append(error)
+            // PostgreSQL text cannot hold NUL; one in an error message must not block the queue.
+            errors.append(error.map { $0.replacingOccurrences(of: "\u{0}", with: "") })
         }
-        return [acks.map(\.id), acks.map { Int64($0.attempt) }, outcomes, delays, errors, worker]
+        return [acks.map(\.id), acks.map(\.claim), outcomes, delays, errors, worker]
     }
 
     /// Fails the running tasks whose lease ran out (their worker died or lost the
@@ -120,6 +119,7 @@ public struct TaskQueue: Sendable {
         throws -> Int
     {
         var total = 0
+        let batch = max(batch, 1)
         while true {
             let deleted = try connection.execute(
                 QueueSQL.prune, [keepFinished.milliseconds, keepDead.milliseconds, batch])
@@ -130,9 +130,10 @@ public struct TaskQueue: Sendable {
         return total
     }
 
-    /// True when nothing is due, nothing runs and no schedule is due.
-    public func isIdle(on connection: Connection) throws -> Bool {
-        try connection.query(QueueSQL.isIdle)[0].decode(Bool.self, at: 0)
+    /// True when nothing is due, running or waiting for a retry, and no schedule is due;
+    /// with `kinds`, only tasks of those kinds count.
+    public func isIdle(kinds: [String]? = nil, on connection: Connection) throws -> Bool {
+        try connection.query(QueueSQL.isIdle, [kinds])[0].decode(Bool.self, at: 0)
     }
 
     /// Enqueues the tasks of due schedules and advances them; returns (due, enqueued).

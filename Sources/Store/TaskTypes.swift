@@ -42,6 +42,22 @@ public struct ClaimedTask: Sendable, Equatable {
     public var yields: Int
     /// JSON object text.
     public var payload: String
+    /// The task's claim counter at this claim: it only grows, so it fences every
+    /// acknowledgement and heartbeat to this claim (attempts can go back down on a yield).
+    public var claim: Int64
+
+    /// What this worker holds: the task at this claim.
+    public var hold: TaskHold { TaskHold(id: id, claim: claim) }
+}
+
+/// A task at one claim, as a worker holds it.
+public struct TaskHold: Sendable, Hashable {
+    public var id: Int64
+    public var claim: Int64
+    public init(id: Int64, claim: Int64) {
+        self.id = id
+        self.claim = claim
+    }
 }
 
 /// How a worker finished with a task it held.
@@ -58,15 +74,18 @@ public enum TaskOutcome: Sendable, Equatable {
     case released
 }
 
-/// One acknowledgement, tied to the attempt the worker held.
+/// One acknowledgement, tied to the claim the worker held.
 public struct TaskAcknowledgement: Sendable, Equatable {
     public var id: Int64
-    public var attempt: Int
+    public var claim: Int64
     public var outcome: TaskOutcome
-    public init(id: Int64, attempt: Int, outcome: TaskOutcome) {
+    public init(id: Int64, claim: Int64, outcome: TaskOutcome) {
         self.id = id
-        self.attempt = attempt
+        self.claim = claim
         self.outcome = outcome
+    }
+    public init(_ hold: TaskHold, outcome: TaskOutcome) {
+        self.init(id: hold.id, claim: hold.claim, outcome: outcome)
     }
 }
 

@@ -11,8 +11,10 @@ import Synchronization
 /// batches. On graceful shutdown (SIGTERM) it stops claiming, lets the tasks in hand finish
 /// within the grace period, releases the rest, and marks itself stopped.
 ///
-/// Threads: claims, acknowledgements and heartbeats share one dedicated connection thread;
-/// the LISTEN connection has its own; each slot gets its own when a handler asks for one.
+/// Threads: each claim loop has its own connection; the heartbeat has its own (so a claim
+/// stuck on a lock never delays it) and so does LISTEN; each slot gets one when a handler
+/// asks. A watchdog treats every task in hand as lost once no heartbeat has succeeded for a
+/// lease, whatever the connections are doing.
 public final class WorkerPool: Service {
     public let id: UUID
     private let conninfo: String
@@ -22,17 +24,14 @@ public final class WorkerPool: Service {
     private let logger: Logger
     private let version: String
 
-    private struct Running {
-        var attempt: Int
-        var context: TaskContext
-    }
     private struct State {
-        var running: [Int64: Running] = [:]
+        var running: [TaskHold: TaskContext] = [:]
         var acks: [TaskAcknowledgement] = []
         var freeSlots: [Int]
         var stopping = false
         var finished = false
-        var lastHeartbeat = ContinuousClock.now
+        /// When the last heartbeat that succeeded was sent.
+        var lastBeat = ContinuousClock.now
         var tasksRun = 0
     }
     private let state: Mutex<State>
@@ -43,6 +42,8 @@ public final class WorkerPool: Service {
         logger: Logger, version: String, id: UUID = UUID()
     ) {
         precondition(configuration.concurrency > 0, "concurrency must be positive")
+        precondition(
+            configuration.claimBatch > 0 && configuration.claimLoops > 0, "claim batch and loops must be positive")
         self.id = id
         self.conninfo = conninfo
         self.configuration = configuration
@@ -58,57 +59,65 @@ public final class WorkerPool: Service {
     /// Tasks this process has run to an outcome (for tests and benchmarks).
     public var tasksRun: Int { state.withLock { $0.tasksRun } }
 
+    private var kinds: [String] { handlers.keys.sorted() }
+
     public func run() async throws {
-        let controls = (0..<max(configuration.claimLoops, 1)).map {
+        let controls = (0..<configuration.claimLoops).map {
             ConnectionThread(conninfo: conninfo, name: "lethe-claim-\($0)")
         }
-        let control = controls[0]  // also heartbeats and registers
+        let beat = ConnectionThread(conninfo: conninfo, name: "lethe-heartbeat")
         let slots = SlotDatabases(conninfo: conninfo)
         let listener = configuration.listen ? ConnectionThread(conninfo: conninfo, name: "lethe-listen") : nil
         let registration = ProcessRegistry.Registration(
             id: id, role: "worker", slots: configuration.concurrency, lease: configuration.lease, version: version)
         do {
-            try await control.run { try ProcessRegistry().register(registration, on: $0) }
+            try await beat.run { try ProcessRegistry().register(registration, on: $0) }
         } catch {
-            for control in controls { await control.shutdown() }
+            for thread in controls + [beat] { await thread.shutdown() }
             await listener?.shutdown()
             throw error
         }
+        state.withLock { $0.lastBeat = .now }
         logger.info(
-            "worker started",
-            metadata: ["slots": "\(configuration.concurrency)", "kinds": "\(handlers.keys.sorted())"])
+            "worker started", metadata: ["slots": "\(configuration.concurrency)", "kinds": "\(kinds)"])
 
-        await withGracefulShutdownHandler {
-            await withDiscardingTaskGroup { group in
-                group.addTask { await self.heartbeatLoop(control) }
-                if let listener { group.addTask { await self.listenLoop(listener) } }
-                await withDiscardingTaskGroup { loops in
-                    for loopControl in controls {
-                        loops.addTask {
-                            // Each loop runs the handlers it dispatched in a group of its own.
-                            await withDiscardingTaskGroup { handlers in
-                                await self.claimLoop(loopControl, slots: slots, group: &handlers)
-                                await self.drain(loopControl, group: &handlers)
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await withDiscardingTaskGroup { group in
+                    group.addTask { await self.heartbeatLoop(beat) }
+                    group.addTask { await self.watchdogLoop() }
+                    if let listener { group.addTask { await self.listenLoop(listener) } }
+                    await withDiscardingTaskGroup { loops in
+                        for control in controls {
+                            loops.addTask {
+                                // Each loop runs the handlers it dispatched in a group of its own.
+                                await withDiscardingTaskGroup { handlers in
+                                    await self.claimLoop(control, slots: slots, group: &handlers)
+                                    await self.drain(control, group: &handlers)
+                                }
                             }
                         }
                     }
+                    // Acknowledge what is left while the heartbeat still holds the leases.
+                    await self.finalFlush(beat)
+                    self.state.withLock { $0.finished = true }
+                    group.cancelAll()  // ends the heartbeat, watchdog and listener loops
                 }
-                self.state.withLock { $0.finished = true }
-                group.cancelAll()  // ends the heartbeat and listener loops
+            } onGracefulShutdown: {
+                self.beginStopping()
             }
-        } onGracefulShutdown: {
+        } onCancel: {
             self.beginStopping()
         }
 
-        await flushAcknowledgements(control)
         do {
-            try await control.run { try ProcessRegistry().markStopped(self.id, on: $0) }
+            try await beat.run { try ProcessRegistry().markStopped(self.id, on: $0) }
         } catch {
             logger.warning("could not mark the worker stopped", metadata: [LogKey.error: "\(error)"])
         }
         await slots.shutdown()
         await listener?.shutdown()
-        for control in controls { await control.shutdown() }
+        for thread in controls + [beat] { await thread.shutdown() }
         logger.info("worker stopped", metadata: ["tasks_run": "\(tasksRun)"])
     }
 
@@ -116,20 +125,19 @@ public final class WorkerPool: Service {
     public func beginStopping() {
         let contexts = state.withLock { state in
             state.stopping = true
-            return state.running.values.map(\.context)
+            return Array(state.running.values)
         }
         contexts.forEach { $0.markStopping() }
         wakeup.signal()
     }
 
-    private var isStopping: Bool { state.withLock { $0.stopping } }
+    private var isStopping: Bool { state.withLock { $0.stopping } || Task.isCancelled }
 
     // MARK: - Claiming
 
     private func claimLoop(_ control: ConnectionThread, slots: SlotDatabases, group: inout DiscardingTaskGroup) async {
         let queue = self.queue
-        let (worker, lease) = (id, configuration.lease)
-        let kinds = handlers.keys.sorted()
+        let (worker, lease, kinds) = (id, configuration.lease, self.kinds)
         while !isStopping {
             // Reserve the slots before claiming: the claim loops share them.
             let reserved = state.withLock { state -> [Int] in
@@ -166,6 +174,7 @@ public final class WorkerPool: Service {
             if claimed.isEmpty, configuration.untilIdle, await isIdle(control) {
                 logger.info("nothing due, queued or running: exiting (--until-idle)")
                 state.withLock { $0.stopping = true }
+                wakeup.signal()
                 break
             }
             await wakeup.wait(timeout: configuration.pollInterval)
@@ -175,8 +184,8 @@ public final class WorkerPool: Service {
     private func isIdle(_ control: ConnectionThread) async -> Bool {
         let busy = state.withLock { !$0.running.isEmpty || !$0.acks.isEmpty }
         if busy { return false }
-        let queue = self.queue
-        return (try? await control.run { try queue.isIdle(on: $0) }) ?? false
+        let (queue, kinds) = (self.queue, self.kinds)
+        return (try? await control.run { try queue.isIdle(kinds: kinds, on: $0) }) ?? false
     }
 
     private func releaseSlots(_ slots: [Int]) {
@@ -189,7 +198,7 @@ public final class WorkerPool: Service {
         let context = state.withLock { state in
             let context = TaskContext(
                 task: task, logger: logger, workerID: id, deadline: deadline, slot: slot, slots: slots)
-            state.running[task.id] = Running(attempt: task.attempt, context: context)
+            state.running[task.hold] = context
             if state.stopping { context.markStopping() }
             return context
         }
@@ -206,11 +215,15 @@ public final class WorkerPool: Service {
                 outcome = progress == .done ? .succeeded : .yielded()
             } catch let failure as PermanentTaskFailure {
                 outcome = .dead(error: failure.description)
-            } catch is CancellationError {
-                outcome = .released
             } catch {
-                outcome = .failed(
-                    error: String(describing: error), retryAfter: configuration.retry.delay(afterAttempt: task.attempt))
+                // Cancelled at shutdown, however the handler wrapped it: release, do not count.
+                if error is CancellationError || Task.isCancelled {
+                    outcome = .released
+                } else {
+                    outcome = .failed(
+                        error: String(describing: error),
+                        retryAfter: configuration.retry.delay(afterAttempt: task.attempt))
+                }
             }
         } else {
             outcome = .dead(error: "no handler for task kind \(task.kind) in this worker")
@@ -227,8 +240,8 @@ public final class WorkerPool: Service {
             break
         }
         state.withLock { state in
-            state.running[task.id] = nil
-            state.acks.append(TaskAcknowledgement(id: task.id, attempt: task.attempt, outcome: outcome))
+            state.running[task.hold] = nil
+            state.acks.append(TaskAcknowledgement(task.hold, outcome: outcome))
             state.freeSlots.append(context.slotIndex)
             state.tasksRun += 1
         }
@@ -247,24 +260,39 @@ public final class WorkerPool: Service {
         state.withLock { $0.acks.insert(contentsOf: acks, at: 0) }
     }
 
-    private func flushAcknowledgements(_ control: ConnectionThread) async {
+    /// Sends pending acknowledgements on `connection`; true when none are left.
+    @discardableResult
+    private func flushAcknowledgements(_ connection: ConnectionThread) async -> Bool {
         let acks = takeAcknowledgements()
-        guard !acks.isEmpty else { return }
+        guard !acks.isEmpty else { return true }
         let (queue, worker) = (self.queue, id)
         do {
-            try await control.run { try queue.acknowledge(acks, worker: worker, on: $0) }
+            try await connection.run { try queue.acknowledge(acks, worker: worker, on: $0) }
+            return true
         } catch {
-            // Keep them: the next flush retries. If the leases run out first, the tasks are
-            // rescued and these acknowledgements become no-ops.
+            // Keep them: the heartbeat still holds their leases, and the next flush retries.
             logger.warning("acknowledging \(acks.count) tasks failed; will retry", metadata: [LogKey.error: "\(error)"])
             restoreAcknowledgements(acks)
+            return false
+        }
+    }
+
+    /// The last acknowledgements, retried with backoff for up to one lease (the heartbeat
+    /// keeps their leases meanwhile); after that the tasks are left to the rescuer.
+    private func finalFlush(_ connection: ConnectionThread) async {
+        let deadline = ContinuousClock.now + configuration.lease
+        var pause: Duration = .milliseconds(200)
+        while !(await flushAcknowledgements(connection)), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: pause)
+            pause = min(pause * 2, .seconds(2))
         }
     }
 
     // MARK: - Shutdown
 
     /// Waits up to the grace period for running tasks, acknowledging as they finish; then
-    /// cancels what is left, whose handlers release their tasks.
+    /// cancels what is left, whose handlers release their tasks. A handler stuck in a
+    /// blocking call gets 10 s more; then the worker exits and the lease lapses.
     private func drain(_ control: ConnectionThread, group: inout DiscardingTaskGroup) async {
         let deadline = ContinuousClock.now + configuration.shutdownGrace
         while state.withLock({ !$0.running.isEmpty }), ContinuousClock.now < deadline {
@@ -275,29 +303,32 @@ public final class WorkerPool: Service {
         if left > 0 {
             logger.warning("shutdown grace ran out; releasing \(left) tasks")
             group.cancelAll()
-            while state.withLock({ !$0.running.isEmpty }) {
+            let hardDeadline = ContinuousClock.now + .seconds(10)
+            while state.withLock({ !$0.running.isEmpty }), ContinuousClock.now < hardDeadline {
                 await wakeup.wait(timeout: .milliseconds(50))
             }
         }
         await flushAcknowledgements(control)
     }
 
-    // MARK: - Heartbeat and LISTEN
+    // MARK: - Heartbeat, watchdog and LISTEN
 
-    private func heartbeatLoop(_ control: ConnectionThread) async {
+    private func heartbeatLoop(_ beat: ConnectionThread) async {
         let queue = self.queue
         let (worker, lease) = (id, configuration.lease)
         var lastRescue = ContinuousClock.now
         while !state.withLock({ $0.finished }) {
             do { try await Task.sleep(for: configuration.heartbeatInterval) } catch { return }
-            let held = state.withLock { Array($0.running.keys) }
+            // Tasks in hand, and finished ones whose acknowledgement is not sent yet.
+            let held = state.withLock { Array($0.running.keys) + $0.acks.map { TaskHold(id: $0.id, claim: $0.claim) } }
+            let sent = ContinuousClock.now
             do {
-                let stillHeld = try await control.run {
+                let stillHeld = try await beat.run {
                     try queue.heartbeat(worker: worker, holding: held, lease: lease, on: $0)
                 }
                 let lost = state.withLock { state -> [TaskContext] in
-                    state.lastHeartbeat = .now
-                    return held.filter { !stillHeld.contains($0) }.compactMap { state.running[$0]?.context }
+                    state.lastBeat = max(state.lastBeat, sent)
+                    return held.filter { !stillHeld.contains($0) }.compactMap { state.running[$0] }
                 }
                 for context in lost {
                     context.markLeaseLost()
@@ -305,14 +336,10 @@ public final class WorkerPool: Service {
                 }
             } catch {
                 logger.warning("heartbeat failed", metadata: [LogKey.error: "\(error)"])
-                let contexts = state.withLock { state -> [TaskContext] in
-                    ContinuousClock.now - state.lastHeartbeat > lease ? state.running.values.map(\.context) : []
-                }
-                contexts.forEach { $0.markLeaseLost() }
             }
             if configuration.rescueInterval > .zero, ContinuousClock.now - lastRescue >= configuration.rescueInterval {
                 lastRescue = .now
-                if let rescued = try? await control.run({ try queue.rescueExpired(on: $0) }), !rescued.isEmpty {
+                if let rescued = try? await beat.run({ try queue.rescueExpired(on: $0) }), !rescued.isEmpty {
                     logger.notice("rescued \(rescued.count) tasks whose lease expired")
                     wakeup.signal()
                 }
@@ -320,22 +347,43 @@ public final class WorkerPool: Service {
         }
     }
 
+    /// Marks every task in hand lost once no heartbeat has succeeded for a lease, even when
+    /// the heartbeat call itself hangs (a half-open connection, a lock wait).
+    private func watchdogLoop() async {
+        let lease = configuration.lease
+        let interval = max(configuration.heartbeatInterval / 2, .milliseconds(100))
+        var warned = false
+        while !state.withLock({ $0.finished }) {
+            do { try await Task.sleep(for: interval) } catch { return }
+            let expired = state.withLock { state -> [TaskContext] in
+                ContinuousClock.now - state.lastBeat >= lease ? Array(state.running.values) : []
+            }
+            if !expired.isEmpty, !warned {
+                logger.error(
+                    "no heartbeat succeeded for a whole lease: treating \(expired.count) tasks in hand as lost")
+            }
+            warned = !expired.isEmpty
+            expired.forEach { $0.markLeaseLost() }
+        }
+    }
+
     private func listenLoop(_ listener: ConnectionThread) async {
-        var listeningOn: Int32 = 0
+        var listeningOn: UUID?
         let timeout = configuration.pollInterval
         while !state.withLock({ $0.finished }), !Task.isCancelled {
             let known = listeningOn
             do {
-                let (pid, woke) = try await listener.run { connection -> (Int32, Bool) in
-                    if connection.backendPID != known { try connection.listen(TaskQueue.channel) }
+                let (session, woke) = try await listener.run { connection -> (UUID, Bool) in
+                    // LISTEN belongs to a session: a reconnected one must LISTEN again.
+                    if connection.sessionID != known { try connection.listen(TaskQueue.channel) }
                     let first = try connection.waitForNotification(timeout: timeout)
                     if first != nil { _ = try connection.pendingNotifications() }  // coalesce a burst
-                    return (connection.backendPID, first != nil)
+                    return (connection.sessionID, first != nil)
                 }
-                listeningOn = pid
+                listeningOn = session
                 if woke { wakeup.signal() }
             } catch {
-                listeningOn = 0
+                listeningOn = nil
                 logger.warning("LISTEN connection failed; polling meanwhile", metadata: [LogKey.error: "\(error)"])
                 try? await Task.sleep(for: timeout)
             }

@@ -99,7 +99,7 @@ struct TaskQueueTests {
             try queue.enqueue((0..<6).map { NewTask(kind: "noop", accountID: "\($0)") }, on: connection)
             let worker = UUID()
             let first = try queue.claim(limit: 3, worker: worker, lease: .seconds(30), on: connection)
-            let successes = first.map { TaskAcknowledgement(id: $0.id, attempt: $0.attempt, outcome: .succeeded) }
+            let successes = first.map { TaskAcknowledgement($0.hold, outcome: .succeeded) }
             let second = try queue.claim(
                 limit: 2, worker: worker, lease: .seconds(30), kinds: ["noop"], acknowledging: successes, on: connection
             )
@@ -107,9 +107,9 @@ struct TaskQueueTests {
             #expect(
                 try connection.scalar("SELECT count(*) FROM lethe.tasks WHERE state = 'succeeded'", as: Int.self) == 3)
             let mixed = [
-                TaskAcknowledgement(id: second[0].id, attempt: 1, outcome: .yielded()),
+                TaskAcknowledgement(id: second[0].id, claim: second[0].claim, outcome: .yielded()),
                 TaskAcknowledgement(
-                    id: second[1].id, attempt: 1, outcome: .failed(error: "x", retryAfter: .seconds(60))),
+                    id: second[1].id, claim: second[1].claim, outcome: .failed(error: "x", retryAfter: .seconds(60))),
             ]
             let third = try queue.claim(
                 limit: 10, worker: worker, lease: .seconds(30), acknowledging: mixed, on: connection)
@@ -137,7 +137,7 @@ struct TaskQueueTests {
                 let applied = try queue.acknowledge(
                     [
                         .init(
-                            id: task.id, attempt: attempt,
+                            id: task.id, claim: task.claim,
                             outcome: .failed(error: "boom \(attempt)", retryAfter: .seconds(30)))
                     ],
                     worker: worker, on: connection)
@@ -171,7 +171,7 @@ struct TaskQueueTests {
             let worker = UUID()
             let big = try #require(try queue.claim(limit: 1, worker: worker, lease: .seconds(30), on: connection).first)
             #expect(big.accountID == "big")
-            try queue.acknowledge([.init(id: big.id, attempt: 1, outcome: .yielded())], worker: worker, on: connection)
+            try queue.acknowledge([.init(big.hold, outcome: .yielded())], worker: worker, on: connection)
             let next = try queue.claim(limit: 10, worker: worker, lease: .seconds(30), on: connection)
             #expect(next.map(\.accountID) == ["small-0", "small-1", "small-2", "big"])
             #expect(next.last?.attempt == 1, "a yield does not count as an attempt")
@@ -194,15 +194,56 @@ struct TaskQueueTests {
             let again = try #require(try queue.claim(limit: 1, worker: fast, lease: .seconds(30), on: connection).first)
             #expect(again.attempt == 2)
             // The slow worker's heartbeat no longer holds it, and its acknowledgement is ignored.
-            #expect(try queue.heartbeat(worker: slow, holding: [task.id], lease: .seconds(30), on: connection).isEmpty)
+            #expect(
+                try queue.heartbeat(worker: slow, holding: [task.hold], lease: .seconds(30), on: connection).isEmpty)
             #expect(
                 try queue.acknowledge(
-                    [.init(id: task.id, attempt: 1, outcome: .succeeded)], worker: slow, on: connection) == 0)
+                    [.init(id: task.id, claim: task.claim, outcome: .succeeded)], worker: slow, on: connection) == 0)
             #expect(try connection.scalar("SELECT state FROM lethe.tasks", as: String.self) == "running")
             #expect(
                 try queue.acknowledge(
-                    [.init(id: task.id, attempt: 2, outcome: .succeeded)], worker: fast, on: connection) == 1)
+                    [.init(id: again.id, claim: again.claim, outcome: .succeeded)], worker: fast, on: connection) == 1)
             #expect(try connection.scalar("SELECT state FROM lethe.tasks", as: String.self) == "succeeded")
+        }
+    }
+
+    @Test func anOldClaimsAcknowledgementNeverLandsOnANewerClaim() async throws {
+        try await withMigratedDatabase { database in
+            let connection = try database.connect()
+            try queue.enqueue([NewTask(kind: "noop", accountID: "x")], on: connection)
+            let a = UUID()
+            let b = UUID()
+            // A holds attempt 1; it is rescued; B claims (attempt 2) and yields (attempts back to 1);
+            // A claims again: attempt 1 by A once more — but a new claim.
+            let old = try #require(try queue.claim(limit: 1, worker: a, lease: .seconds(30), on: connection).first)
+            try connection.execute("UPDATE lethe.tasks SET lease_expires_at = now() - interval '1 second'")
+            try queue.rescueExpired(on: connection)
+            let byB = try #require(try queue.claim(limit: 1, worker: b, lease: .seconds(30), on: connection).first)
+            try queue.acknowledge([.init(byB.hold, outcome: .yielded())], worker: b, on: connection)
+            try connection.execute("UPDATE lethe.tasks SET attempts = 0")  // as after the yield and a retry
+            let again = try #require(try queue.claim(limit: 1, worker: a, lease: .seconds(30), on: connection).first)
+            #expect(again.attempt == old.attempt && again.claim > old.claim)
+            // The old handler's late acknowledgement and heartbeat change nothing.
+            #expect(try queue.acknowledge([.init(old.hold, outcome: .succeeded)], worker: a, on: connection) == 0)
+            #expect(try queue.heartbeat(worker: a, holding: [old.hold], lease: .seconds(30), on: connection).isEmpty)
+            #expect(try connection.scalar("SELECT state FROM lethe.tasks", as: String.self) == "running")
+            #expect(
+                try queue.heartbeat(worker: a, holding: [again.hold], lease: .seconds(30), on: connection) == [
+                    again.hold
+                ])
+        }
+    }
+
+    @Test func nulInAnErrorMessageDoesNotBlockAcknowledgements() async throws {
+        try await withMigratedDatabase { database in
+            let connection = try database.connect()
+            try queue.enqueue([NewTask(kind: "noop", accountID: "x")], on: connection)
+            let worker = UUID()
+            let task = try #require(
+                try queue.claim(limit: 1, worker: worker, lease: .seconds(30), on: connection).first)
+            let ack = TaskAcknowledgement(task.hold, outcome: .dead(error: "bad\u{0}byte"))
+            #expect(try queue.acknowledge([ack], worker: worker, on: connection) == 1)
+            #expect(try connection.scalar("SELECT last_error FROM lethe.tasks", as: String.self) == "badbyte")
         }
     }
 
@@ -214,15 +255,16 @@ struct TaskQueueTests {
             let worker = UUID()
             let tasks = try queue.claim(limit: 2, worker: worker, lease: .seconds(1), on: connection)
             #expect(
-                try queue.heartbeat(worker: worker, holding: tasks.map(\.id), lease: .seconds(60), on: connection).count
+                try queue.heartbeat(worker: worker, holding: tasks.map(\.hold), lease: .seconds(60), on: connection)
+                    .count
                     == 2)
             let lease = try connection.scalar(
                 "SELECT min(extract(epoch FROM lease_expires_at - now()))::float8 FROM lethe.tasks", as: Double.self)
             #expect(lease > 50)
             #expect(try TaskAdministration().cancel([tasks[0].id], on: connection) == [tasks[0].id])
             let held = try queue.heartbeat(
-                worker: worker, holding: tasks.map(\.id), lease: .seconds(60), on: connection)
-            #expect(held == [tasks[1].id])
+                worker: worker, holding: tasks.map(\.hold), lease: .seconds(60), on: connection)
+            #expect(held == [tasks[1].hold])
         }
     }
 
@@ -234,7 +276,8 @@ struct TaskQueueTests {
             let task = try #require(
                 try queue.claim(limit: 1, worker: worker, lease: .seconds(30), on: connection).first)
             try queue.acknowledge(
-                [.init(id: task.id, attempt: 1, outcome: .dead(error: "bad payload"))], worker: worker, on: connection)
+                [.init(id: task.id, claim: task.claim, outcome: .dead(error: "bad payload"))], worker: worker,
+                on: connection)
             let admin = TaskAdministration()
             // Another unfinished task for the same key blocks the retry, with a clear error.
             try queue.enqueue([NewTask(kind: "noop", accountID: "a")], on: connection)

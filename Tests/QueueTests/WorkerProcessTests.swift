@@ -224,6 +224,24 @@ struct WorkerProcessTests {
         }
     }
 
+    @Test func untilIdleIgnoresKindsThisWorkerCannotRun() async throws {
+        try await withMigratedDatabase { database in
+            let connection = try database.connect()
+            try TaskQueue().enqueue(
+                [NewTask(kind: "archive-from-the-future", accountID: "a"), NewTask(kind: "noop", accountID: "b")],
+                on: connection)
+            let fleet = try LetheFleet(databaseURL: database.url)
+            defer { fleet.stopAll() }
+            let worker = try fleet.launch(["worker", "--until-idle", "--log-level", "warning"])
+            #expect(fleet.wait(worker, timeout: .seconds(30)), "\(fleet.logs())")
+            #expect(worker.terminationStatus == 0)
+            let states = try connection.query("SELECT kind, state FROM lethe.tasks ORDER BY kind").map {
+                try $0.decode((String, String).self)
+            }
+            #expect(states.map(\.1) == ["available", "succeeded"], "the unknown kind waits for a worker that runs it")
+        }
+    }
+
     @Test func failingTasksRetryWithBackoffThenDie() async throws {
         try await withMigratedDatabase { database in
             let config = try writeConfig("queue:\n  max_attempts: 3\n  retry_base: 100ms\n  retry_max: 200ms\n")
