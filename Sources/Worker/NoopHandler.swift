@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Postgres
 import Store
 
@@ -33,7 +34,16 @@ public struct NoopHandler: TaskHandler {
             ? Payload()
             : try JSONDecoder().decode(Payload.self, from: Data(task.payload.utf8))
         if let sleep = payload.sleepMilliseconds, sleep > 0 {
-            try await Task.sleep(for: .milliseconds(sleep))
+            // Sleep in short steps, stopping as soon as the task is no longer ours: what every
+            // handler must do between units of work.
+            let end = ContinuousClock.now + .milliseconds(sleep)
+            while ContinuousClock.now < end {
+                if context.leaseLost {
+                    context.logger.notice("stopping: the task is no longer held by this worker")
+                    return .done
+                }
+                try await Task.sleep(for: min(.milliseconds(50), end - ContinuousClock.now))
+            }
         }
         if payload.record == true {
             let (id, attempt, worker) = (task.id, task.attempt, context.workerID)

@@ -224,6 +224,58 @@ struct WorkerProcessTests {
         }
     }
 
+    @Test func aWorkerNoticesItLostATaskAndStopsTouchingIt() async throws {
+        try await withMigratedDatabase { database in
+            let connection = try database.connect()
+            try TaskQueue().enqueue(
+                [NewTask(kind: "noop", accountID: "long", payload: #"{"sleep_ms": 60000, "record": true}"#)],
+                on: connection)
+            let fleet = try LetheFleet(databaseURL: database.url)
+            defer { fleet.stopAll() }
+            let config = try writeConfig("worker:\n  lease: 4s\n  heartbeat_interval: 1s\n")
+            let worker = try fleet.launch(["worker", "--until-idle", "--config", config, "--log-level", "notice"])
+            let running = try eventually(timeout: .seconds(20)) {
+                try connection.scalar("SELECT count(*) FROM lethe.tasks WHERE state = 'running'", as: Int.self) == 1
+            }
+            #expect(running, "\(fleet.logs())")
+            let id = try connection.scalar("SELECT id FROM lethe.tasks", as: Int64.self)
+            let cancel = try LetheProcess.run(
+                ["task", "cancel", "\(id)"], environment: ["LETHE_DATABASE_URL": database.url])
+            #expect(cancel.stdout.contains("cancelled 1 task"))
+            // The next heartbeat tells the worker; the handler stops instead of sleeping a minute.
+            #expect(fleet.wait(worker, timeout: .seconds(15)), "the handler kept the cancelled task\n\(fleet.logs())")
+            #expect(fleet.logs().contains("lease lost: the task was rescued or cancelled"))
+            #expect(try connection.scalar("SELECT state FROM lethe.tasks", as: String.self) == "cancelled")
+            #expect(try connection.scalar("SELECT count(*) FROM lethe.noop_runs", as: Int.self) == 0)
+        }
+    }
+
+    @Test func pollOnlyWorkersNeedNoListen() async throws {
+        try await withMigratedDatabase { database in
+            let connection = try database.connect()
+            try TaskQueue().enqueue(
+                (0..<500).map { NewTask(kind: "noop", accountID: "\($0)", payload: #"{"record": true}"#) },
+                on: connection)
+            let fleet = try LetheFleet(databaseURL: database.url)
+            defer { fleet.stopAll() }
+            let worker = try fleet.launch(["worker", "--poll-only", "--log-level", "warning"])
+            let done = try eventually(timeout: .seconds(60)) {
+                try connection.scalar("SELECT count(DISTINCT task_id) FROM lethe.noop_runs", as: Int.self) == 500
+            }
+            #expect(done, "\(fleet.logs())")
+            // While it runs: its sessions exist, and none of them ever issued LISTEN.
+            let sessions = try connection.query(
+                """
+                SELECT count(*), count(*) FILTER (WHERE query ILIKE 'LISTEN%')
+                FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'lethe'
+                """)[0].decode((Int, Int).self)
+            #expect(sessions.0 >= 2 && sessions.1 == 0)
+            worker.terminate()
+            #expect(fleet.wait(worker, timeout: .seconds(40)))
+            #expect(worker.terminationStatus == 0)
+        }
+    }
+
     @Test func untilIdleIgnoresKindsThisWorkerCannotRun() async throws {
         try await withMigratedDatabase { database in
             let connection = try database.connect()
