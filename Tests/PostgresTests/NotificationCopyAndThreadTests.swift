@@ -94,8 +94,16 @@ struct NotificationCopyAndThreadTests {
 
     @Test func threadRunsWorkOffTheCooperativePool() async throws {
         let thread = ConnectionThread(conninfo: try TestEnvironment.databaseURL(), name: "lethe-test-db")
-        let name = try await thread.run { _ in Thread.current.name }
-        #expect(name == "lethe-test-db")
+        // The kernel's name for the thread each job ran on, and its id: one dedicated thread.
+        @Sendable func whereAmI() -> (String, UInt) {
+            let comm = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? ""
+            return (comm.trimmingCharacters(in: .whitespacesAndNewlines), UInt(pthread_self()))
+        }
+        let first = try await thread.run { _ in whereAmI() }
+        let second = try await thread.run { _ in whereAmI() }
+        #expect(first.0 == "lethe-test-db")
+        #expect(first.1 == second.1)
+        #expect(first.1 != UInt(pthread_self()))
         await thread.shutdown()
         await #expect(throws: PostgresError.self) { try await thread.run { _ in 1 } }
     }
