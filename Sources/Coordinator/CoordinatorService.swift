@@ -103,11 +103,14 @@ public final class CoordinatorService: Service {
                         return
                     }
                 } catch {
-                    // Before or while taking the lock: whatever the error, leadership is not
-                    // assumed; the next tick checks again on a live session.
-                    if leaderSession != nil { logger.warning("no longer the leader") }
-                    leaderSession = nil
-                    leading.withLock { $0 = false }
+                    // A lost session lost the lock with it; any other error leaves the lock
+                    // (and so leadership) where it was.
+                    let sessionLost = (error as? PostgresError)?.isConnectionLost ?? true
+                    if sessionLost {
+                        if leaderSession != nil { logger.warning("lost the database session: no longer the leader") }
+                        leaderSession = nil
+                        leading.withLock { $0 = false }
+                    }
                     logger.warning("coordinator tick failed", metadata: [LogKey.error: "\(error)"])
                 }
                 do { try await Task.sleep(for: configuration.tickInterval) } catch { return }

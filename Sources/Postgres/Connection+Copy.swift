@@ -79,11 +79,33 @@ extension Connection {
         return rows
     }
 
+    /// A handle that cancels whatever statement this connection is running, from any
+    /// thread. Wraps `PQgetCancel`.
+    public func makeCanceller() -> StatementCanceller? {
+        guard let handle = try? liveHandle(), let cancel = PQgetCancel(handle) else { return nil }
+        return StatementCanceller(takingOwnershipOf: cancel)
+    }
+
     /// Asks the server to cancel the statement in progress. Wraps `PQgetCancel` / `PQcancel`.
     func cancelRunningStatement(_ handle: OpaquePointer) {
         guard let cancel = PQgetCancel(handle) else { return }
         defer { PQfreeCancel(cancel) }
         var errorBuffer = [CChar](repeating: 0, count: 256)
         _ = PQcancel(cancel, &errorBuffer, Int32(errorBuffer.count))
+    }
+}
+
+/// Cancels the statement a connection is running; usable from any thread (libpq documents
+/// `PQcancel` as thread-safe). Wraps `PGcancel`, freed on deinit.
+public final class StatementCanceller: @unchecked Sendable {
+    private let pointer: OpaquePointer
+
+    init(takingOwnershipOf pointer: OpaquePointer) { self.pointer = pointer }
+    deinit { PQfreeCancel(pointer) }
+
+    /// Sends the cancel request. Wraps `PQcancel`.
+    public func cancel() {
+        var errorBuffer = [CChar](repeating: 0, count: 256)
+        _ = PQcancel(pointer, &errorBuffer, Int32(errorBuffer.count))
     }
 }

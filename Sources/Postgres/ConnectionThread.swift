@@ -75,17 +75,32 @@ public final class ConnectionThread: Sendable {
         return accepted
     }
 
-    /// Runs `body` on the thread with its live connection and returns its result.
+    /// Runs `body` on the thread with its live connection and returns its result. If the
+    /// calling task is cancelled while `body` runs, the statement in progress is cancelled on
+    /// the server (`PQcancel`), so a long statement cannot hold up a shutdown; cancelled
+    /// before `body` starts, it throws `CancellationError` without running it.
     @discardableResult
     public func run<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let accepted = enqueue { slot in
-                continuation.resume(with: Result { try body(try slot.live()) })
+        let inFlight = InFlight()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                let accepted = enqueue { slot in
+                    continuation.resume(
+                        with: Result {
+                            let connection = try slot.live()
+                            // Cancelled while queued: do not start.
+                            guard inFlight.begin(connection.makeCanceller()) else { throw CancellationError() }
+                            defer { inFlight.end() }
+                            return try body(connection)
+                        })
+                }
+                if !accepted {
+                    continuation.resume(
+                        throwing: PostgresError(.connectionClosed, message: "the connection thread has shut down"))
+                }
             }
-            if !accepted {
-                continuation.resume(
-                    throwing: PostgresError(.connectionClosed, message: "the connection thread has shut down"))
-            }
+        } onCancel: {
+            inFlight.cancel()
         }
     }
 
@@ -109,4 +124,28 @@ public final class ConnectionThread: Sendable {
 private struct UncheckedSlot: @unchecked Sendable {
     let value: ConnectionThread.Slot
     init(_ value: ConnectionThread.Slot) { self.value = value }
+}
+
+/// The canceller of one `run` while its body executes; a cancel after the body ends does
+/// nothing, so it never reaches another caller's statement.
+private final class InFlight: Sendable {
+    private let state = Mutex<(canceller: StatementCanceller?, cancelled: Bool)>((nil, false))
+
+    /// Records the canceller; false when the caller was cancelled already.
+    func begin(_ value: StatementCanceller?) -> Bool {
+        state.withLock { state in
+            if state.cancelled { return false }
+            state.canceller = value
+            return true
+        }
+    }
+    func end() { state.withLock { $0.canceller = nil } }
+    /// Sends the cancel while holding the lock, so the body cannot finish and hand the
+    /// connection to the next job before the request is out.
+    func cancel() {
+        state.withLock { state in
+            state.cancelled = true
+            state.canceller?.cancel()
+        }
+    }
 }

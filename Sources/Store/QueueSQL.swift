@@ -198,7 +198,8 @@ enum QueueSQL {
                            AND ($1::text[] IS NULL OR kind = ANY($1)))
            AND NOT EXISTS (SELECT 1 FROM lethe.tasks WHERE state IN ('running', 'failed')
                            AND ($1::text[] IS NULL OR kind = ANY($1)))
-           AND NOT EXISTS (SELECT 1 FROM lethe.schedules WHERE enabled AND next_run_at <= now())
+           AND NOT EXISTS (SELECT 1 FROM lethe.schedules WHERE enabled AND next_run_at <= now()
+                           AND ($1::text[] IS NULL OR kind = ANY($1)))
         """
 
     /// $1 batch size. Enqueues a task for each due schedule (skipping those whose previous

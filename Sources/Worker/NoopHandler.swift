@@ -39,8 +39,10 @@ public struct NoopHandler: TaskHandler {
             let end = ContinuousClock.now + .milliseconds(sleep)
             while ContinuousClock.now < end {
                 if context.leaseLost {
+                    // Not "done": the work did not finish. Released, it runs again if the
+                    // lease was in fact still ours (a false alarm); if not, nothing changes.
                     context.logger.notice("stopping: the task is no longer held by this worker")
-                    return .done
+                    throw CancellationError()
                 }
                 try await Task.sleep(for: min(.milliseconds(50), end - ContinuousClock.now))
             }

@@ -84,7 +84,7 @@ public final class WorkerPool: Service {
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
                 await withDiscardingTaskGroup { group in
-                    group.addTask { await self.heartbeatLoop(beat) }
+                    group.addTask { await self.heartbeatLoop(beat, rescueOn: controls[0]) }
                     group.addTask { await self.watchdogLoop() }
                     if let listener { group.addTask { await self.listenLoop(listener) } }
                     await withDiscardingTaskGroup { loops in
@@ -139,6 +139,11 @@ public final class WorkerPool: Service {
         let queue = self.queue
         let (worker, lease, kinds) = (id, configuration.lease, self.kinds)
         while !isStopping {
+            // No new claims while heartbeats fail: tasks claimed now would be marked lost.
+            if state.withLock({ ContinuousClock.now - $0.lastBeat >= lease }) {
+                await wakeup.wait(timeout: configuration.pollInterval)
+                continue
+            }
             // Reserve the slots before claiming: the claim loops share them.
             let reserved = state.withLock { state -> [Int] in
                 let count = min(state.freeSlots.count, configuration.claimBatch)
@@ -248,10 +253,11 @@ public final class WorkerPool: Service {
         wakeup.signal()
     }
 
+    /// Pending acknowledgements, sorted by task id (the heartbeat locks rows in that order too).
     private func takeAcknowledgements() -> [TaskAcknowledgement] {
         state.withLock { state in
             defer { state.acks.removeAll(keepingCapacity: true) }
-            return state.acks
+            return state.acks.sorted { $0.id < $1.id }
         }
     }
 
@@ -282,7 +288,7 @@ public final class WorkerPool: Service {
     private func finalFlush(_ connection: ConnectionThread) async {
         let deadline = ContinuousClock.now + configuration.lease
         var pause: Duration = .milliseconds(200)
-        while !(await flushAcknowledgements(connection)), ContinuousClock.now < deadline {
+        while !(await flushAcknowledgements(connection)), ContinuousClock.now < deadline, !Task.isCancelled {
             try? await Task.sleep(for: pause)
             pause = min(pause * 2, .seconds(2))
         }
@@ -291,11 +297,11 @@ public final class WorkerPool: Service {
     // MARK: - Shutdown
 
     /// Waits up to the grace period for running tasks, acknowledging as they finish; then
-    /// cancels what is left, whose handlers release their tasks. A handler stuck in a
-    /// blocking call gets 10 s more; then the worker exits and the lease lapses.
+    /// cancels what is left: their running statements are cancelled on the server, and the
+    /// handlers release their tasks.
     private func drain(_ control: ConnectionThread, group: inout DiscardingTaskGroup) async {
         let deadline = ContinuousClock.now + configuration.shutdownGrace
-        while state.withLock({ !$0.running.isEmpty }), ContinuousClock.now < deadline {
+        while state.withLock({ !$0.running.isEmpty }), ContinuousClock.now < deadline, !Task.isCancelled {
             await flushAcknowledgements(control)
             await wakeup.wait(timeout: .milliseconds(100))
         }
@@ -305,7 +311,7 @@ public final class WorkerPool: Service {
             group.cancelAll()
             let hardDeadline = ContinuousClock.now + .seconds(10)
             while state.withLock({ !$0.running.isEmpty }), ContinuousClock.now < hardDeadline {
-                await wakeup.wait(timeout: .milliseconds(50))
+                try? await Task.sleep(for: .milliseconds(50))  // not Wakeup: it returns at once when cancelled
             }
         }
         await flushAcknowledgements(control)
@@ -313,14 +319,21 @@ public final class WorkerPool: Service {
 
     // MARK: - Heartbeat, watchdog and LISTEN
 
-    private func heartbeatLoop(_ beat: ConnectionThread) async {
+    /// Extends leases on `beat`, and every `rescueInterval` rescues expired ones on
+    /// `rescueOn` (a claim connection, so a large rescue never delays a beat).
+    private func heartbeatLoop(_ beat: ConnectionThread, rescueOn: ConnectionThread) async {
         let queue = self.queue
         let (worker, lease) = (id, configuration.lease)
         var lastRescue = ContinuousClock.now
         while !state.withLock({ $0.finished }) {
             do { try await Task.sleep(for: configuration.heartbeatInterval) } catch { return }
             // Tasks in hand, and finished ones whose acknowledgement is not sent yet.
-            let held = state.withLock { Array($0.running.keys) + $0.acks.map { TaskHold(id: $0.id, claim: $0.claim) } }
+            // Sorted by id, as acknowledgements are, so the two connections lock rows in one order.
+            let held = state.withLock { state in
+                (Array(state.running.keys) + state.acks.map { TaskHold(id: $0.id, claim: $0.claim) }).sorted {
+                    $0.id < $1.id
+                }
+            }
             let sent = ContinuousClock.now
             do {
                 let stillHeld = try await beat.run {
@@ -339,7 +352,7 @@ public final class WorkerPool: Service {
             }
             if configuration.rescueInterval > .zero, ContinuousClock.now - lastRescue >= configuration.rescueInterval {
                 lastRescue = .now
-                if let rescued = try? await beat.run({ try queue.rescueExpired(on: $0) }), !rescued.isEmpty {
+                if let rescued = try? await rescueOn.run({ try queue.rescueExpired(on: $0) }), !rescued.isEmpty {
                     logger.notice("rescued \(rescued.count) tasks whose lease expired")
                     wakeup.signal()
                 }

@@ -108,6 +108,38 @@ struct NotificationCopyAndThreadTests {
         await #expect(throws: PostgresError.self) { try await thread.run { _ in 1 } }
     }
 
+    @Test func cancellingTheCallerCancelsTheStatement() async throws {
+        let thread = ConnectionThread(conninfo: try TestEnvironment.databaseURL())
+        let clock = ContinuousClock()
+        let start = clock.now
+        let marker = "lethe-cancel-\(UUID().uuidString)"
+        let task = Task { try await thread.run { try $0.execute("SELECT pg_sleep(30), $1::text", [marker]) } }
+        // Cancel once the statement is running on the server.
+        let observer = try Connection.connect(try TestEnvironment.databaseURL())
+        for _ in 0..<100 {
+            let running = try observer.query(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(30), $1%'"
+            )[0].decode(Int.self, at: 0)
+            if running > 0 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        task.cancel()
+        let result = await task.result
+        let error = try #require(result.failureError as? PostgresError)
+        #expect(error.sqlState == .queryCanceled)
+        // Cancelled while queued behind other work, a call does not run at all.
+        let blocker = Task { try await thread.run { try $0.execute("SELECT pg_sleep(1)") } }
+        try await Task.sleep(for: .milliseconds(100))
+        let queued = Task { try await thread.run { _ in 1 } }
+        queued.cancel()
+        #expect(await queued.result.failureError is CancellationError)
+        _ = await blocker.result
+        #expect(start.duration(to: clock.now) < .seconds(10))
+        // The connection is fine afterwards.
+        #expect(try await thread.run { try $0.query("SELECT 3")[0].decode(Int.self, at: 0) } == 3)
+        await thread.shutdown()
+    }
+
     @Test func brokenConnectionIsReplacedNotReused() async throws {
         let url = try TestEnvironment.databaseURL()
         let thread = ConnectionThread(conninfo: url)
@@ -148,4 +180,11 @@ func cpuTime() -> Double {
     var time = timespec()
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
     return Double(time.tv_sec) + Double(time.tv_nsec) / 1_000_000_000
+}
+
+extension Result {
+    var failureError: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
+    }
 }
