@@ -25,8 +25,9 @@ public final class Connection {
 
     /// Opens a connection. `conninfo` is a libpq connection string or URL; an empty string
     /// uses libpq's `PG*` environment variables, exactly as psql does. Unless the caller sets
-    /// them: `connect_timeout` is 10 s, `application_name` is `applicationName`, and TCP
-    /// keepalives notice a dead peer within about 25 s. `defaults` adds more keywords the
+    /// them: `connect_timeout` is 10 s, `application_name` is `applicationName`, TCP
+    /// keepalives notice a dead peer within about 25 s, and data unacknowledged for 30 s
+    /// (`tcp_user_timeout`) breaks the connection. `defaults` adds more keywords the
     /// same way (the connection string wins). Wraps `PQconnectdbParams`.
     public static func connect(
         _ conninfo: String, applicationName: String = "lethe", defaults: [(String, String)] = []
@@ -35,6 +36,7 @@ public final class Connection {
         // Earlier keywords are overridden by the same keyword inside `conninfo` (expanded last).
         var settings: [(String, String)] = [
             ("keepalives", "1"), ("keepalives_idle", "10"), ("keepalives_interval", "5"), ("keepalives_count", "3"),
+            ("tcp_user_timeout", "30000"),  // unacknowledged data for 30 s: the peer is gone
         ]
         if ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] == nil {
             settings.append(("connect_timeout", "10"))
@@ -105,6 +107,14 @@ public final class Connection {
     public func query(_ sql: String, _ parameters: [any PostgresEncodable] = []) throws -> QueryResult {
         let handle = try liveHandle()
         let params = parameters.map(\.postgresParameter)
+        for (index, parameter) in params.enumerated() {
+            // C strings end at NUL, and PostgreSQL text cannot hold one: refuse, never truncate.
+            if case .text(let text) = parameter.value, text.utf8.contains(0) {
+                throw PostgresError(
+                    .encoding,
+                    message: "parameter $\(index + 1) contains a NUL character, which PostgreSQL text cannot hold")
+            }
+        }
         let result = PreparedParameters(params).withC { types, values, lengths, formats in
             PQexecParams(handle, sql, Int32(params.count), types, values, lengths, formats, 0)
         }

@@ -53,6 +53,14 @@ struct TypeRoundTripTests {
         #expect(try roundTrip(value, as: "text") == value)
     }
 
+    @Test func nulInTextIsRefusedNotTruncated() throws {
+        let error = #expect(throws: PostgresError.self) {
+            try connection.query("SELECT $1::text", ["before\u{0}after"])
+        }
+        #expect(error?.code == .encoding)
+        #expect(error?.message.contains("parameter $1") == true)
+    }
+
     @Test func longString() throws {
         let value = String(repeating: "long text ", count: 100_000)
         #expect(try roundTrip(value, as: "text") == value)
