@@ -44,6 +44,7 @@ struct CommandContext {
 
 extension CommandContext {
     /// Runs `body` on a dedicated database thread and closes it afterwards.
+    @discardableResult
     func withDatabase<T: Sendable>(
         name: String, _ body: @escaping @Sendable (Connection) throws -> T
     ) async throws

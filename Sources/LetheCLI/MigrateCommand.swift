@@ -89,10 +89,3 @@ enum MigrationReport {
         return out
     }
 }
-
-extension String {
-    /// Left-aligned in a column `width` characters wide.
-    func padding(_ width: Int) -> String {
-        count >= width ? self : self + String(repeating: " ", count: width - count)
-    }
-}

@@ -113,12 +113,9 @@ struct TaskCommand: AsyncParsableCommand {
         @Argument(help: "Task ids.") var ids: [Int64]
 
         func run() async throws {
-            let context = try CommandContext(global, label: "lethe.task")
-            let ids = self.ids
-            let retried = try await context.withDatabase(name: "lethe-task") {
-                try TaskAdministration().retry(ids, on: $0)
+            try await TaskCommand.act(global, ids: ids, verb: "retried", notDone: "not failed, dead or cancelled") {
+                try TaskAdministration().retry($0, on: $1)
             }
-            TaskCommand.report(verb: "retried", done: retried, asked: ids, notDone: "not failed, dead or cancelled")
         }
     }
 
@@ -129,13 +126,20 @@ struct TaskCommand: AsyncParsableCommand {
         @Argument(help: "Task ids.") var ids: [Int64]
 
         func run() async throws {
-            let context = try CommandContext(global, label: "lethe.task")
-            let ids = self.ids
-            let cancelled = try await context.withDatabase(name: "lethe-task") {
-                try TaskAdministration().cancel(ids, on: $0)
+            try await TaskCommand.act(global, ids: ids, verb: "cancelled", notDone: "already finished or unknown") {
+                try TaskAdministration().cancel($0, on: $1)
             }
-            TaskCommand.report(verb: "cancelled", done: cancelled, asked: ids, notDone: "already finished or unknown")
         }
+    }
+
+    /// Runs `action` on `ids` and reports what it changed and what it left alone.
+    static func act(
+        _ global: GlobalOptions, ids: [Int64], verb: String, notDone: String,
+        _ action: @escaping @Sendable ([Int64], Connection) throws -> [Int64]
+    ) async throws {
+        let context = try CommandContext(global, label: "lethe.task")
+        let done = try await context.withDatabase(name: "lethe-task") { try action(ids, $0) }
+        report(verb: verb, done: done, asked: ids, notDone: notDone)
     }
 
     static func report(verb: String, done: [Int64], asked: [Int64], notDone: String) {

@@ -50,3 +50,10 @@ enum HumanText {
         return flat.count <= limit ? flat : String(flat.prefix(limit - 1)) + "…"
     }
 }
+
+extension String {
+    /// Left-aligned in a column `width` characters wide.
+    fileprivate func padding(_ width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}

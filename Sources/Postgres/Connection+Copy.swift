@@ -20,7 +20,7 @@ extension Connection {
                 if failure == nil {
                     do { try consume(UnsafeRawBufferPointer(start: buffer, count: Int(length))) } catch {
                         failure = error
-                        cancelRunningStatement(handle)
+                        makeCanceller()?.cancel()
                     }
                 }
                 continue
@@ -84,14 +84,6 @@ extension Connection {
     public func makeCanceller() -> StatementCanceller? {
         guard let handle = try? liveHandle(), let cancel = PQgetCancel(handle) else { return nil }
         return StatementCanceller(takingOwnershipOf: cancel)
-    }
-
-    /// Asks the server to cancel the statement in progress. Wraps `PQgetCancel` / `PQcancel`.
-    func cancelRunningStatement(_ handle: OpaquePointer) {
-        guard let cancel = PQgetCancel(handle) else { return }
-        defer { PQfreeCancel(cancel) }
-        var errorBuffer = [CChar](repeating: 0, count: 256)
-        _ = PQcancel(cancel, &errorBuffer, Int32(errorBuffer.count))
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Postgres
+import Retention
 
 /// Applies `migrations/*.sql` in version order, each in its own transaction, under a
 /// session advisory lock so that concurrent runs apply every file exactly once.
@@ -75,12 +76,7 @@ public struct Migrator: Sendable {
                     INSERT INTO lethe.schema_migrations (version, name, checksum, execution_ms)
                     VALUES ($1, $2, $3, $4)
                     """,
-                    [
-                        file.version, file.name, file.checksum,
-                        Int(
-                            elapsed.components.seconds * 1000
-                                + elapsed.components.attoseconds / 1_000_000_000_000_000),
-                    ])
+                    [file.version, file.name, file.checksum, elapsed.milliseconds])
             }
             let elapsed = start.duration(to: clock.now)
             logger.debug("applied migration", metadata: [LogKey.migration: "\(file.fileName)"])

@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import Retention
 
 /// The rows of `lethe.workers`: each worker and coordinator process, with its heartbeat,
 /// so that `lethe.worker_status` can tell alive from lost.
@@ -36,8 +37,7 @@ public struct ProcessRegistry: Sendable {
             [
                 registration.id, registration.role, ProcessInfo.processInfo.hostName,
                 Int(ProcessInfo.processInfo.processIdentifier), registration.version, registration.slots,
-                Double(registration.lease.components.seconds) + Double(registration.lease.components.attoseconds)
-                    / 1e18,
+                registration.lease.seconds,
             ])
     }
 

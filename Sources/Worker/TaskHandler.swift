@@ -38,7 +38,8 @@ public final class TaskContext: Sendable {
     public let deadline: ContinuousClock.Instant
     private let task: ClaimedTask
     private let workerLogger: Logger
-    private let slot: Int
+    /// The worker slot this task occupies.
+    let slot: Int
     private let slots: SlotDatabases
     private let flags = Mutex<(leaseLost: Bool, stopping: Bool)>((false, false))
 
@@ -78,8 +79,6 @@ public final class TaskContext: Sendable {
         let (lost, stopping) = flags.withLock { ($0.leaseLost, $0.stopping) }
         return lost || stopping || ContinuousClock.now >= deadline
     }
-
-    var slotIndex: Int { slot }
 
     func markLeaseLost() { flags.withLock { $0.leaseLost = true } }
     func markStopping() { flags.withLock { $0.stopping = true } }

@@ -247,7 +247,7 @@ public final class WorkerPool: Service {
         state.withLock { state in
             state.running[task.hold] = nil
             state.acks.append(TaskAcknowledgement(task.hold, outcome: outcome))
-            state.freeSlots.append(context.slotIndex)
+            state.freeSlots.append(context.slot)
             state.tasksRun += 1
         }
         wakeup.signal()

@@ -133,3 +133,21 @@ struct ErrorAndTransactionTests {
         #expect(ConnectionString.withDatabase("", "it's") == "dbname='it\\'s'")
     }
 }
+
+/// Lethe's connection defaults apply, and the connection string still wins over them.
+@Suite struct ConnectionDefaultsTests {
+    func show(_ setting: String, _ connection: Connection) throws -> String {
+        try connection.query("SELECT current_setting($1)", [setting])[0].decode(String.self, at: 0)
+    }
+
+    @Test func defaultsApplyAndTheConnectionStringWins() throws {
+        let url = try TestEnvironment.databaseURL()
+        let separator = url.contains("?") ? "&" : "?"
+        #expect(try show("application_name", Connection.connect(url)) == "lethe")
+        #expect(try show("application_name", Connection.connect(url + separator + "application_name=mine")) == "mine")
+        let keepalive = [("options", "-c tcp_keepalives_idle=10")]
+        #expect(try show("tcp_keepalives_idle", Connection.connect(url, defaults: keepalive)) == "10")
+        let own = url + separator + "options=-c%20tcp_keepalives_idle%3D42"
+        #expect(try show("tcp_keepalives_idle", Connection.connect(own, defaults: keepalive)) == "42")
+    }
+}
