@@ -92,7 +92,7 @@ let package = Package(
         // Tests: helpers shared by the integration suites.
         .target(
             name: "TestSupport",
-            dependencies: ["Postgres"],
+            dependencies: ["Postgres", "Store"],
             path: "Tests/TestSupport",
             swiftSettings: strict),
         .testTarget(
@@ -110,6 +110,10 @@ let package = Package(
         .testTarget(
             name: "StoreTests",
             dependencies: ["Store", "Postgres", "Retention", "TestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "RetentionStoreTests",
+            dependencies: ["Store", "Postgres", "Retention", "Worker", "Coordinator", "TestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "LetheCLITests",

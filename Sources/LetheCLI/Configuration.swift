@@ -8,6 +8,9 @@ import Yams
 struct Configuration: Equatable {
     /// Scalar values by dotted key (`worker.lease`), as written.
     private(set) var values: [String: String] = [:]
+    /// The entity types and blob stores (`entity_types:`, `blob_stores:`), checked for shape
+    /// here and against the live database when a command needs them.
+    private(set) var registry = Registry()
 
     /// What a key holds, for validation and error messages.
     enum Kind: Equatable {
@@ -46,7 +49,14 @@ struct Configuration: Equatable {
         "coordinator.keep_finished": .duration,
         "coordinator.keep_dead": .duration,
         "coordinator.prune_batch": .positiveInteger,
+        "retention.check_interval": .duration,
+        "retention.orphan_interval": .duration,
+        "retention.notice_interval": .duration,
+        "retention.max_batches": .positiveInteger,
     ]
+
+    /// Top-level sections with a structure of their own (see `Configuration+Registry`).
+    static let sections = ["entity_types", "blob_stores"]
 
     var databaseURL: String? { values["database.url"] }
     var logLevel: String? { values["log.level"] }
@@ -85,6 +95,8 @@ struct Configuration: Equatable {
         var config = Configuration()
         guard let root else { return config }  // an empty file is a valid, empty configuration
         try config.collect(root, prefix: "", source: source)
+        config.registry = try RegistryParser(source: source).parse(
+            entityTypes: root.mapping?["entity_types"], blobStores: root.mapping?["blob_stores"])
         return config
     }
 
@@ -99,6 +111,7 @@ struct Configuration: Equatable {
                 throw UsageError("configuration file \(source): a key at \(place) is not a string")
             }
             let full = prefix.isEmpty ? name : "\(prefix).\(name)"
+            if prefix.isEmpty, Self.sections.contains(name) { continue }  // parsed by RegistryParser
             if let kind = Self.keys[full] {
                 guard let scalar = value.scalar else {
                     throw UsageError("configuration file \(source): key \(full) must be a single value")
@@ -136,6 +149,6 @@ struct Configuration: Equatable {
         let names = keys.keys.filter { $0.hasPrefix(lead) }.map { key in
             String(key.dropFirst(lead.count).split(separator: ".").first ?? "")
         }
-        return Array(Set(names)).sorted()
+        return Array(Set(names + (prefix.isEmpty ? sections : []))).sorted()
     }
 }

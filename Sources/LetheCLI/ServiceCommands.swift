@@ -2,6 +2,7 @@ import ArgumentParser
 import Coordinator
 import Logging
 import ServiceLifecycle
+import Store
 import UnixSignals
 import Worker
 
@@ -58,7 +59,8 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.worker")
-        let pool = try LetheServices.workerPool(context, options: worker, untilIdle: untilIdle)
+        let registry = try await context.registry(sync: false)
+        let pool = try LetheServices.workerPool(context, registry: registry, options: worker, untilIdle: untilIdle)
         try await ServiceRunner.run([pool], logger: context.logger)
     }
 }
@@ -80,6 +82,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.coordinator")
+        _ = try await context.registry(sync: true)
         let coordinator = try LetheServices.coordinator(context, untilIdle: untilIdle)
         try await ServiceRunner.run([coordinator], logger: context.logger)
     }
@@ -98,7 +101,8 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.run")
-        let pool = try LetheServices.workerPool(context, options: worker, untilIdle: untilIdle)
+        let registry = try await context.registry(sync: true)
+        let pool = try LetheServices.workerPool(context, registry: registry, options: worker, untilIdle: untilIdle)
         let coordinator = try LetheServices.coordinator(context, untilIdle: untilIdle)
         try await ServiceRunner.run([coordinator, pool], logger: context.logger)
     }
@@ -107,21 +111,37 @@ struct RunCommand: AsyncParsableCommand {
 /// The services a command runs, built from its context.
 enum LetheServices {
     /// Every task kind this build of Lethe can run.
-    static func handlers() -> [any TaskHandler] {
-        [NoopHandler()]
+    static let kinds = ["noop", "retention", "orphan_gc"]
+
+    /// The handlers of `kinds`.
+    static func handlers(_ context: CommandContext, registry: CompiledRegistry) -> [any TaskHandler] {
+        [
+            NoopHandler(), RetentionHandler(registry: registry, maxBatches: context.maxBatches),
+            OrphanGCHandler(registry: registry),
+        ]
     }
 
-    static func workerPool(_ context: CommandContext, options: WorkerOptions, untilIdle: Bool) throws -> WorkerPool {
+    static func workerPool(
+        _ context: CommandContext, registry: CompiledRegistry, options: WorkerOptions, untilIdle: Bool
+    ) throws -> WorkerPool {
         WorkerPool(
             conninfo: context.conninfo,
             configuration: try context.workerConfiguration(
                 concurrency: options.concurrency, untilIdle: untilIdle, pollOnly: options.pollOnly),
-            handlers: handlers(), queue: context.taskQueue(), logger: context.logger, version: LetheVersion.current)
+            handlers: handlers(context, registry: registry), queue: context.taskQueue(), logger: context.logger,
+            version: LetheVersion.current)
     }
 
     static func coordinator(_ context: CommandContext, untilIdle: Bool) throws -> CoordinatorService {
         CoordinatorService(
             conninfo: context.conninfo, configuration: try context.coordinatorConfiguration(untilIdle: untilIdle),
-            queue: context.taskQueue(), logger: context.logger, version: LetheVersion.current)
+            queue: context.taskQueue(),
+            ticks: [
+                RetentionTick(
+                    schedule: RetentionSchedule(
+                        orphanInterval: context.orphanInterval, maxAttempts: context.taskQueue().defaultMaxAttempts),
+                    noticeInterval: context.noticeInterval)
+            ],
+            logger: context.logger, version: LetheVersion.current)
     }
 }

@@ -64,7 +64,7 @@ struct TaskCommand: AsyncParsableCommand {
             abstract: "Enqueue tasks by hand (e.g. noop tasks to smoke-test a deployment).")
         @OptionGroup var global: GlobalOptions
         @Argument(
-            help: "The task kind (this build runs: \(LetheServices.handlers().map(\.kind).joined(separator: ", "))).")
+            help: "The task kind (this build runs: \(LetheServices.kinds.joined(separator: ", "))).")
         var kind: String
         @Option(help: ArgumentHelp("The account the task is for.", valueName: "id"))
         var account: String?
@@ -78,7 +78,7 @@ struct TaskCommand: AsyncParsableCommand {
         var priority = 0
 
         func validate() throws {
-            let known = LetheServices.handlers().map(\.kind)
+            let known = LetheServices.kinds
             guard known.contains(kind) else {
                 throw ValidationError("unknown task kind \(kind); accepted: \(known.joined(separator: ", "))")
             }

@@ -78,18 +78,38 @@ public struct RetentionInterval: Sendable, Hashable, Codable, CustomStringConver
         calendar.timeZone = TimeZone(identifier: "UTC")!
         var date = now
         if months > 0 {
-            // Calendar clamps the day (Mar 31 − 1 month = Feb 28/29), as PostgreSQL does.
-            date = calendar.date(byAdding: .month, value: -months, to: date)!
+            // Month arithmetic on the fields, day clamped to the target month's length
+            // (Mar 31 − 1 month = Feb 28/29), as PostgreSQL does. (Foundation's
+            // date(byAdding: .month) clamps differently across several leap years.)
+            var fields = calendar.dateComponents(
+                [.year, .month, .day, .hour, .minute, .second, .nanosecond], from: now)
+            let total = fields.year! * 12 + (fields.month! - 1) - months
+            fields.year = total.floorDiv(12)
+            fields.month = total - fields.year! * 12 + 1
+            let firstOfMonth = calendar.date(from: DateComponents(year: fields.year, month: fields.month, day: 1))!
+            let length = calendar.range(of: .day, in: .month, for: firstOfMonth)!.count
+            fields.day = min(fields.day!, length)
+            date = calendar.date(from: fields)!
         }
         return date.addingTimeInterval(-Double(seconds))
     }
 
-    /// The interval as PostgreSQL interval text (`'6 mons 2592000 secs'`), for binding.
-    public var postgresText: String { "\(months) mons \(seconds) secs" }
+    /// The interval as PostgreSQL interval text (`6 mons 30 days 3600 secs`), for binding.
+    /// Whole days are written as days so PostgreSQL shows `30 days`, not `720:00:00`; in
+    /// UTC a day is always 24 hours, so the cutoff is the same.
+    public var postgresText: String { "\(months) mons \(seconds / 86_400) days \(seconds % 86_400) secs" }
 }
 
 extension RetentionInterval: Comparable {
     public static func < (lhs: RetentionInterval, rhs: RetentionInterval) -> Bool {
         lhs.comparableSeconds < rhs.comparableSeconds
+    }
+}
+
+extension Int {
+    /// Division rounding toward negative infinity.
+    fileprivate func floorDiv(_ divisor: Int) -> Int {
+        let quotient = self / divisor
+        return (self % divisor != 0 && (self < 0) != (divisor < 0)) ? quotient - 1 : quotient
     }
 }

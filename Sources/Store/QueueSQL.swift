@@ -190,7 +190,7 @@ enum QueueSQL {
            OR last_heartbeat_at < now() - $1 * interval '1 millisecond' - make_interval(secs => lease_seconds)
         """
 
-    /// Nothing due, nothing running, no retry pending, no schedule due. (A task enqueued
+    /// Nothing due, nothing running, no retry pending, no schedule or retention check due. (A task enqueued
     /// for later — available with a future run_at — does not keep `--until-idle` running.)
     /// $1: only these kinds count (NULL: all) — a worker waits only for what it can run.
     static let isIdle = """
@@ -199,6 +199,8 @@ enum QueueSQL {
            AND NOT EXISTS (SELECT 1 FROM lethe.tasks WHERE state IN ('running', 'failed')
                            AND ($1::text[] IS NULL OR kind = ANY($1)))
            AND NOT EXISTS (SELECT 1 FROM lethe.schedules WHERE enabled AND next_run_at <= now()
+                           AND ($1::text[] IS NULL OR kind = ANY($1)))
+           AND NOT EXISTS (SELECT 1 FROM lethe.retention_runs WHERE next_run_at <= now()
                            AND ($1::text[] IS NULL OR kind = ANY($1)))
         """
 

@@ -1,10 +1,9 @@
 import Foundation
 import Postgres
 import Store
-import TestSupport
 
 /// A fresh database with Lethe's migrations applied, for one test.
-func withMigratedDatabase<T>(_ body: (TestDatabase) async throws -> T) async throws -> T {
+public func withMigratedDatabase<T>(_ body: (TestDatabase) async throws -> T) async throws -> T {
     try await TestDatabase.with { database in
         let files = try MigrationFile.load(directory: Repository.root().appendingPathComponent("migrations"))
         let connection = try database.connect()
@@ -16,7 +15,7 @@ func withMigratedDatabase<T>(_ body: (TestDatabase) async throws -> T) async thr
 
 extension Connection {
     /// The single value of a one-row, one-column query.
-    func scalar<T: PostgresDecodable>(
+    public func scalar<T: PostgresDecodable>(
         _ sql: String, _ parameters: [any PostgresEncodable] = [], as type: T.Type = T.self
     )
         throws -> T
@@ -26,7 +25,7 @@ extension Connection {
 }
 
 /// Polls `condition` every 100 ms until it holds or `timeout` passes; returns whether it held.
-func eventually(timeout: Duration, _ condition: () throws -> Bool) rethrows -> Bool {
+public func eventually(timeout: Duration, _ condition: () throws -> Bool) rethrows -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try condition() { return true }
@@ -36,7 +35,7 @@ func eventually(timeout: Duration, _ condition: () throws -> Bool) rethrows -> B
 }
 
 /// A config file with `yaml`, removed by the caller when done.
-func writeConfig(_ yaml: String) throws -> String {
+public func writeConfig(_ yaml: String) throws -> String {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-\(UUID().uuidString).yml").path
     try yaml.write(toFile: path, atomically: true, encoding: .utf8)
     return path

@@ -1,0 +1,241 @@
+import ArgumentParser
+import Foundation
+import Postgres
+
+/// `lethe account …`: accounts (tenants), their state, operator switches, notices and holds.
+struct AccountCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "account",
+        abstract: "Manage accounts: add, list, show, state, operator switches, notice window, holds.",
+        discussion: """
+            Each command calls the SQL function an application would (lethe.add_account,
+            lethe.set_account_state, lethe.place_hold …), so the rules are the same from
+            psql, the application and this CLI. The configured entity types are synced first.
+            """,
+        subcommands: [
+            Add.self, List.self, Show.self, SetState.self, Disable.self, Enable.self, Notice.self, Hold.self,
+            Release.self, Holds.self,
+        ])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add accounts. Without --tier each gets every entity type's default in force today.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Account ids (the application's account key, as text).") var accounts: [String]
+        @Option(help: "Assign this tier instead of copying the defaults.") var tier: String?
+        @Option(help: "Notice window before deletions: week, day, same_day or never.") var notice = "week"
+
+        func run() async throws {
+            let context = try CommandContext(global, label: "lethe.account")
+            let (accounts, tier, notice) = (self.accounts, self.tier, self.notice)
+            try await PolicyCall.run(context) { connection in
+                try connection.withTransaction { connection in
+                    for account in accounts {
+                        try connection.execute("SELECT lethe.add_account($1, $2, $3)", [account, tier, notice])
+                    }
+                }
+            }
+            print(
+                "added \(accounts.count) account\(accounts.count == 1 ? "" : "s")"
+                    + (tier.map { " in tier \($0)" } ?? ""))
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List accounts.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            let context = try CommandContext(global, label: "lethe.account")
+            let rows = try await PolicyCall.run(context) { connection in
+                try connection.query(
+                    """
+                    SELECT a.account_id, a.state, coalesce(a.tier, '-'), a.retention_disabled, a.notice,
+                           (SELECT count(*) FROM lethe.holds h WHERE h.account_id = a.account_id
+                              AND h.released_at IS NULL AND (h.until IS NULL OR h.until > now()))::int,
+                           (SELECT count(*) FROM lethe.retention_status s WHERE s.account_id = a.account_id AND s.runnable)::int
+                    FROM lethe.accounts a ORDER BY a.account_id
+                    """
+                ).map { try $0.decode((String, String, String, Bool, String, Int, Int).self) }
+            }
+            var table = TextTable("ACCOUNT", "STATE", "TIER", "RETENTION", "NOTICE", "HOLDS", "TYPES RUNNING")
+            for (id, state, tier, disabled, notice, holds, running) in rows {
+                table.add(id, state, tier, disabled ? "disabled" : "on", notice, "\(holds)", "\(running)")
+            }
+            print(rows.isEmpty ? "no accounts (add one: lethe account add ID)" : table.rendered)
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show an account's policies: the interval in force per type, and why retention does not run.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account id.") var account: String
+
+        func run() async throws {
+            let context = try CommandContext(global, label: "lethe.account")
+            try await AccountCommand.show(account, context: context)
+        }
+    }
+
+    static func show(_ account: String, context: CommandContext) async throws {
+        let rows = try await PolicyCall.run(context) { connection in
+            try connection.execute("SELECT lethe.require_account($1)", [account])
+            return try connection.query(
+                """
+                SELECT entity_type, effective_interval::text, interval_source, cutoff, runnable, blocked_reason,
+                       held, hold_reason, next_run_at
+                FROM lethe.retention_status WHERE account_id = $1 ORDER BY entity_type
+                """, [account]
+            ).map { try $0.decode((String, String?, String, Date?, Bool, String?, Bool, String?, Date?).self) }
+        }
+        var table = TextTable("TYPE", "INTERVAL", "FROM", "CUTOFF", "RUNS", "NEXT CHECK")
+        for (type, interval, source, cutoff, runnable, blocked, held, holdReason, next) in rows {
+            let runs =
+                runnable
+                ? (held ? "held: \(holdReason ?? "")" : "yes")
+                : "no: \(blocked ?? "")"
+            table.add(
+                type, PolicyCall.show(interval), source, cutoff.map(HumanText.timestamp) ?? "-", runs,
+                next.map(HumanText.timestamp) ?? "-")
+        }
+        print(rows.isEmpty ? "account \(account): no entity types configured" : table.rendered)
+    }
+
+    struct SetState: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-state",
+            abstract: "Set an account's state: active, suspended or deleted (no retention runs unless active).")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account id.") var account: String
+        @Argument(help: "active, suspended or deleted.") var state: String
+
+        func run() async throws {
+            let context = try CommandContext(global, label: "lethe.account")
+            let (account, state) = (self.account, self.state)
+            try await PolicyCall.run(context) {
+                try $0.execute("SELECT lethe.set_account_state($1, $2)", [account, state])
+            }
+            print("account \(account) is now \(state)")
+        }
+    }
+
+    struct Disable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Operator: disable all retention for an account (a tenant admin cannot re-enable it).")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account id.") var account: String
+        @Option(help: "Why (kept with the account).") var reason: String
+
+        func run() async throws {
+            let context = try CommandContext(global, label: "lethe.account")
+            let (account, reason) = (self.account, self.reason)
+            try await PolicyCall.run(context) {
+                try $0.execute("SELECT lethe.operator_set_retention_disabled($1, true, $2)", [account, reason])
+            }
+            print("retention disabled for account \(account)")
+        }
+    }
+
+    struct Enable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Operator: re-enable retention for an account.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account id.") var account: String
+
+        func run() async throws {
+            let context = try CommandContext(global, label: "lethe.account")
+            let account = self.account
+            try await PolicyCall.run(context) {
+                try $0.execute("SELECT lethe.operator_set_retention_disabled($1, false)", [account])
+            }
+            print("retention enabled for account \(account)")
+        }
+    }
+
+    struct Notice: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set how long before deletion an account is warned: week, day, same_day or never.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account id.") var account: String
+        @Argument(help: "week, day, same_day or never.") var window: String
+
+        func run() async throws {
+            let context = try CommandContext(global, label: "lethe.account")
+            let (account, window) = (self.account, self.window)
+            try await PolicyCall.run(context) { try $0.execute("SELECT lethe.set_notice($1, $2)", [account, window]) }
+            print("account \(account): notice \(window)")
+        }
+    }
+
+    struct Hold: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Place a legal hold: nothing of the account (or one type) is deleted while it lasts.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account id.") var account: String
+        @Option(name: .customLong("type"), help: "Only this entity type (default: the whole account).")
+        var entityType: String?
+        @Option(help: "Why (required).") var reason: String
+        @Option(help: "When the hold ends by itself (ISO 8601, e.g. 2027-06-30T00:00:00Z); default: when released.")
+        var until: String?
+
+        func run() async throws {
+            let context = try CommandContext(global, label: "lethe.account")
+            var end: Date?
+            if let until {
+                guard let date = ISO8601DateFormatter().date(from: until) else {
+                    throw UsageError(
+                        "--until \"\(until)\" is not a time; expected ISO 8601 such as 2027-06-30T00:00:00Z")
+                }
+                end = date
+            }
+            let (account, type, reason, stop) = (self.account, entityType, self.reason, end)
+            let id = try await PolicyCall.run(context) {
+                try $0.query("SELECT lethe.place_hold($1, $2, $3, $4)", [account, type, reason, stop])[0]
+                    .decode(Int64.self, at: 0)
+            }
+            print("hold \(id) placed on account \(account)" + (type.map { " (\($0))" } ?? ""))
+        }
+    }
+
+    struct Release: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Release a hold by its id.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The hold id (lethe account holds).") var hold: Int64
+
+        func run() async throws {
+            let context = try CommandContext(global, label: "lethe.account")
+            let hold = self.hold
+            try await PolicyCall.run(context) { try $0.execute("SELECT lethe.release_hold($1)", [hold]) }
+            print("hold \(hold) released")
+        }
+    }
+
+    struct Holds: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List active holds (of one account).")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Only this account.") var account: String?
+
+        func run() async throws {
+            let context = try CommandContext(global, label: "lethe.account")
+            let account = self.account
+            let rows = try await PolicyCall.run(context) { connection in
+                try connection.query(
+                    """
+                    SELECT id, account_id, coalesce(entity_type, 'all types'), reason, placed_by, placed_at, until
+                    FROM lethe.holds
+                    WHERE released_at IS NULL AND (until IS NULL OR until > now())
+                      AND ($1::text IS NULL OR account_id = $1)
+                    ORDER BY id
+                    """, [account]
+                ).map { try $0.decode((Int64, String, String, String, String, Date, Date?).self) }
+            }
+            var table = TextTable("HOLD", "ACCOUNT", "TYPE", "REASON", "BY", "SINCE", "UNTIL")
+            for (id, account, type, reason, by, since, until) in rows {
+                table.add(
+                    "\(id)", account, type, HumanText.clip(reason, 40), by, HumanText.timestamp(since),
+                    until.map(HumanText.timestamp) ?? "released by hand")
+            }
+            print(rows.isEmpty ? "no active holds" : table.rendered)
+        }
+    }
+}

@@ -1,0 +1,241 @@
+import ArgumentParser
+import Foundation
+import Postgres
+import Retention
+import Store
+
+/// `lethe policy …`: entity types, per-account intervals, operator switches, tiers, preview.
+struct PolicyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "policy",
+        abstract: "Manage retention policies: types, intervals, operator switches, tiers; preview deletions.",
+        discussion: """
+            Intervals are written 12h, 30d, 2w, 6mo, 1y (months and years are calendar months
+            in UTC). Above an entity type's max is refused; below its min is raised to min.
+            """,
+        subcommands: [Types.self, SetPolicy.self, Disable.self, Enable.self, Show.self, Preview.self, Tier.self])
+
+    struct AccountAndType: ParsableArguments {
+        @Option(help: "The account id.") var account: String
+        @Option(name: .customLong("type"), help: "The entity type.") var entityType: String
+    }
+
+    struct Types: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the configured entity types and their bounds.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            let context = try CommandContext(global, label: "lethe.policy")
+            let registry = try await context.registry(sync: true).registry
+            var table = TextTable("TYPE", "TABLE", "CLOCK", "DEFAULT", "MIN", "MAX", "BATCH", "CHILDREN", "DELETES")
+            for type in registry.entityTypes {
+                table.add(
+                    type.name, type.table.description, type.clock, type.bounds.defaultInterval.description,
+                    type.bounds.minimum.description, type.bounds.maximum.description, "\(type.batchSize)",
+                    "\(type.allChildren.count)",
+                    type.deletes ? (type.versions.map { "yes, keeps newest \($0.keep)" } ?? "yes") : "never")
+            }
+            print(
+                registry.entityTypes.isEmpty
+                    ? "no entity types configured (entity_types: in the config file)" : table.rendered)
+        }
+    }
+
+    struct SetPolicy: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set",
+            abstract: "Set an account's own interval for a type (overrides its tier).")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var target: AccountAndType
+        @Option(help: "The interval: 12h, 30d, 2w, 6mo, 1y …") var interval: String
+
+        func run() async throws {
+            let context = try CommandContext(global, label: "lethe.policy")
+            let asked = try PolicyCall.interval(interval, option: "--interval")
+            let (account, type) = (target.account, target.entityType)
+            let (effective, raised) = try await PolicyCall.run(context) {
+                try $0.query(
+                    "SELECT effective::text, raised_to_minimum FROM lethe.set_policy($1, $2, $3::interval)",
+                    [
+                        account, type, asked,
+                    ])[0].decode((String, Bool).self)
+            }
+            let shown = PolicyCall.show(effective)
+            print(
+                raised
+                    ? "\(interval) is below the minimum for \(type): raised to \(shown) for account \(account)"
+                    : "account \(account) keeps \(type) for \(shown)")
+        }
+    }
+
+    struct Disable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Operator: disable one policy of an account (a tenant admin cannot re-enable it).")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var target: AccountAndType
+        @Option(help: "Why.") var reason: String
+
+        func run() async throws {
+            let context = try CommandContext(global, label: "lethe.policy")
+            let (account, type, reason) = (target.account, target.entityType, self.reason)
+            try await PolicyCall.run(context) {
+                try $0.execute(
+                    "SELECT lethe.operator_set_policy_disabled($1, $2, true, $3)", [account, type, reason])
+            }
+            print("\(type) retention disabled for account \(account)")
+        }
+    }
+
+    struct Enable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Operator: re-enable one policy of an account.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var target: AccountAndType
+
+        func run() async throws {
+            let context = try CommandContext(global, label: "lethe.policy")
+            let (account, type) = (target.account, target.entityType)
+            try await PolicyCall.run(context) {
+                try $0.execute("SELECT lethe.operator_set_policy_disabled($1, $2, false)", [account, type])
+            }
+            print("\(type) retention enabled for account \(account)")
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show an account's policies (as lethe account show).")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The account id.") var account: String
+
+        func run() async throws {
+            try await AccountCommand.show(account, context: try CommandContext(global, label: "lethe.policy"))
+        }
+    }
+
+    struct Preview: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show what retention would delete now for an account, per type, without deleting anything.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The account id.") var account: String
+        @Option(name: .customLong("type"), help: "Only this entity type.") var entityType: String?
+
+        func run() async throws {
+            let context = try CommandContext(global, label: "lethe.policy")
+            let registry = try await context.registry(sync: true)
+            if let entityType, registry.entityTypes[entityType] == nil {
+                throw UsageError(
+                    "--type \(entityType) is not a configured entity type; configured: "
+                        + registry.entityTypes.keys.sorted().joined(separator: ", "))
+            }
+            let types = registry.registry.entityTypes.map(\.name).filter { entityType == nil || $0 == entityType }
+                .compactMap { registry.entityTypes[$0] }
+            let account = self.account
+            let (previews, status) = try await PolicyCall.run(context) { connection in
+                try connection.execute("SELECT lethe.require_account($1)", [account])
+                let previews = try types.map { try RetentionPreview.compute($0, account: account, on: connection) }
+                let status = try connection.query(
+                    "SELECT entity_type, runnable, blocked_reason, held FROM lethe.retention_status WHERE account_id = $1",
+                    [account]
+                ).map { try $0.decode((String, Bool, String?, Bool).self) }
+                return (previews, status)
+            }
+            var table = TextTable("TYPE", "ROWS NOW", "OLDEST", "NEWEST", "TABLE ROWS", "NOTE")
+            for preview in previews {
+                let note = status.first { $0.0 == preview.entityType }.map { _, runnable, blocked, held in
+                    runnable ? (held ? "held: nothing is deleted" : "") : "not run: \(blocked ?? "")"
+                }
+                table.add(
+                    preview.entityType, "\(preview.rows.first?.count ?? 0)",
+                    preview.oldest.map(HumanText.timestamp) ?? "-", preview.newest.map(HumanText.timestamp) ?? "-",
+                    preview.rows.map { "\($0.table) \($0.count)" }.joined(separator: ", "), note ?? "")
+            }
+            print("account \(account): what retention would delete now (nothing is deleted by this command)")
+            print(table.rendered)
+        }
+    }
+
+    struct Tier: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Tiers: named sets of per-type intervals assigned to many accounts at once.",
+            subcommands: [Define.self, SetInterval.self, Assign.self, List.self])
+
+        struct Define: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Create (or describe) a tier.")
+            @OptionGroup var global: GlobalOptions
+            @Argument(help: "The tier name (gold, silver …).") var name: String
+            @Option(help: "A description.") var description = ""
+
+            func run() async throws {
+                let context = try CommandContext(global, label: "lethe.policy")
+                let (name, description) = (self.name, self.description)
+                try await PolicyCall.run(context) {
+                    try $0.execute("SELECT lethe.define_tier($1, $2)", [name, description])
+                }
+                print("tier \(name) defined")
+            }
+        }
+
+        struct SetInterval: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "set", abstract: "Set a tier's interval for a type.")
+            @OptionGroup var global: GlobalOptions
+            @Argument(help: "The tier name.") var name: String
+            @Option(name: .customLong("type"), help: "The entity type.") var entityType: String
+            @Option(help: "The interval: 12h, 30d, 2w, 6mo, 1y …") var interval: String
+
+            func run() async throws {
+                let context = try CommandContext(global, label: "lethe.policy")
+                let asked = try PolicyCall.interval(interval, option: "--interval")
+                let (name, type) = (self.name, entityType)
+                let (effective, raised) = try await PolicyCall.run(context) {
+                    try $0.query(
+                        "SELECT effective::text, raised_to_minimum FROM lethe.set_tier_interval($1, $2, $3::interval)",
+                        [name, type, asked])[0].decode((String, Bool).self)
+                }
+                let shown = PolicyCall.show(effective)
+                print(
+                    raised
+                        ? "\(interval) is below the minimum for \(type): tier \(name) keeps it \(shown)"
+                        : "tier \(name) keeps \(type) for \(shown)")
+            }
+        }
+
+        struct Assign: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Assign a tier to accounts.")
+            @OptionGroup var global: GlobalOptions
+            @Argument(help: "The tier name.") var name: String
+            @Argument(help: "Account ids.") var accounts: [String]
+
+            func run() async throws {
+                let context = try CommandContext(global, label: "lethe.policy")
+                let (name, accounts) = (self.name, self.accounts)
+                let changed = try await PolicyCall.run(context) {
+                    try $0.query("SELECT lethe.assign_tier($1, $2)", [name, accounts])[0].decode(Int.self, at: 0)
+                }
+                print("tier \(name) assigned to \(changed) account\(changed == 1 ? "" : "s")")
+            }
+        }
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List tiers with their intervals.")
+            @OptionGroup var global: GlobalOptions
+
+            func run() async throws {
+                let context = try CommandContext(global, label: "lethe.policy")
+                let rows = try await PolicyCall.run(context) { connection in
+                    try connection.query(
+                        """
+                        SELECT t.name, coalesce(string_agg(ti.entity_type || ' ' || ti.retention::text, ', '
+                                                           ORDER BY ti.entity_type), '-'),
+                               (SELECT count(*) FROM lethe.accounts a WHERE a.tier = t.name)::int
+                        FROM lethe.tiers t LEFT JOIN lethe.tier_intervals ti ON ti.tier = t.name
+                        GROUP BY t.name ORDER BY t.name
+                        """
+                    ).map { try $0.decode((String, String, Int).self) }
+                }
+                var table = TextTable("TIER", "ACCOUNTS", "INTERVALS")
+                for (name, intervals, accounts) in rows { table.add(name, "\(accounts)", intervals) }
+                print(rows.isEmpty ? "no tiers (define one: lethe policy tier define gold)" : table.rendered)
+            }
+        }
+    }
+}

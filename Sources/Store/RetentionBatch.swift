@@ -1,0 +1,138 @@
+import Foundation
+import Postgres
+import Retention
+
+/// What one retention batch did.
+public struct RetentionBatchResult: Sendable, Equatable {
+    public enum Status: Sendable, Equatable {
+        /// Rows (maybe none) were deleted.
+        case deleted
+        /// Retention does not run for this account and type now (suspended, disabled, no
+        /// policy…): the reason, as `lethe.retention_status.blocked_reason` gives it.
+        case blocked(String)
+        /// A hold stops deletion.
+        case held(String)
+    }
+
+    public var status: Status
+    public var roots = 0
+    public var blobs = 0
+    /// Rows deleted per table (`app.messages`), roots included, blobs excluded.
+    public var rowsByTable: [String: Int] = [:]
+    public var cutoff: String?
+    public var interval: String?
+
+    public var totalRows: Int { rowsByTable.values.reduce(0, +) }
+}
+
+/// The retention batch: one transaction that locks up to `batch_size` of an account's
+/// oldest expired root rows (SKIP LOCKED), deletes their children child-first and the
+/// blobs only they referenced, then the roots, and records it in `lethe.deletion_records`.
+///
+/// The account row is read FOR SHARE: a hold, a policy change or a state change (which
+/// lock it FOR UPDATE) waits for the batch in flight, and the next batch sees it. The
+/// batch is idempotent: rows already gone are simply not found again.
+public struct RetentionBatch: Sendable {
+    public let type: CompiledEntityType
+    public let blobStores: [String: CompiledBlobStore]
+
+    public init(type: CompiledEntityType, registry: CompiledRegistry) {
+        self.type = type
+        self.blobStores = registry.blobStores
+    }
+
+    /// Runs one batch for `account`; `task` and `worker` go into the deletion log.
+    public func run(
+        account: String, task: Int64?, worker: UUID?, on connection: Connection
+    ) throws
+        -> RetentionBatchResult
+    {
+        let started = ContinuousClock.now
+        return try connection.withTransaction { connection in
+            let policy = try connection.query(
+                """
+                SELECT s.runnable, s.blocked_reason, s.held, s.hold_reason, s.cutoff::text, s.effective_interval::text
+                FROM lethe.accounts a
+                JOIN lethe.retention_status s ON s.account_id = a.account_id
+                WHERE a.account_id = $1 AND s.entity_type = $2
+                FOR SHARE OF a
+                """, [account, type.name])
+            guard let row = policy.first else {
+                return RetentionBatchResult(status: .blocked("no account \"\(account)\" in lethe.accounts"))
+            }
+            let (runnable, blocked, held, holdReason, cutoff, interval) = try row.decode(
+                (Bool, String?, Bool, String?, String?, String?).self)
+            guard runnable, let cutoff else { return RetentionBatchResult(status: .blocked(blocked ?? "not runnable")) }
+            if held { return RetentionBatchResult(status: .held(holdReason ?? "held")) }
+
+            var result = RetentionBatchResult(status: .deleted, cutoff: cutoff, interval: interval)
+            let roots = try connection.query(type.selectRoots, [account, cutoff, type.type.batchSize])
+            guard roots.count > 0 else { return result }
+
+            // Top-down: the keys of every table that has children or blobs, and blob keys.
+            var keys: [[String]] = Array(repeating: [], count: type.tables.count)
+            var blobKeys: [String: Set<String>] = [:]
+            func read(_ rows: QueryResult, table: CompiledTable) throws -> [String] {
+                var tableKeys: [String] = []
+                tableKeys.reserveCapacity(rows.count)
+                for row in rows {
+                    tableKeys.append(try row.decode(String.self, at: 0))
+                    for (offset, blob) in table.blobs.enumerated() {
+                        if let key = try row.decode(String?.self, at: offset + 1) {
+                            blobKeys[blob.store, default: []].insert(key)
+                        }
+                    }
+                }
+                return tableKeys
+            }
+            keys[0] = try read(roots, table: type.root)
+            for (index, table) in type.tables.enumerated().dropFirst() where table.collectsKeys {
+                let parentKeys = keys[table.parentIndex!]
+                keys[index] =
+                    parentKeys.isEmpty
+                    ? [] : try read(connection.query(type.collect(index), [parentKeys]), table: table)
+            }
+
+            // Bottom-up: children before parents (reverse pre-order), then the roots.
+            for (index, table) in type.tables.enumerated().reversed() {
+                let bound = index == 0 || table.collectsKeys ? keys[index] : keys[table.parentIndex!]
+                guard !bound.isEmpty else { continue }
+                let deleted = try connection.execute(type.delete(index), [bound])
+                result.rowsByTable[table.label, default: 0] += deleted
+            }
+            result.roots = result.rowsByTable[type.root.label] ?? 0
+
+            // Blobs last (rows reference them): only the account's, and only if nothing references them now.
+            for (storeName, candidates) in blobKeys.sorted(by: { $0.key < $1.key }) {
+                guard let store = blobStores[storeName] else { continue }
+                result.blobs += try connection.execute(store.deleteUnreferenced, [Array(candidates).sorted(), account])
+            }
+
+            try Self.record(
+                result, account: account, entityType: type.name, task: task, worker: worker,
+                duration: ContinuousClock.now - started, on: connection)
+            return result
+        }
+    }
+
+    /// Appends the batch to `lethe.deletion_records` (in the batch's transaction).
+    static func record(
+        _ result: RetentionBatchResult, account: String, entityType: String, task: Int64?, worker: UUID?,
+        duration: Duration, on connection: Connection
+    ) throws {
+        let counts = String(
+            decoding: try JSONSerialization.data(withJSONObject: result.rowsByTable, options: [.sortedKeys]),
+            as: UTF8.self)
+        try connection.execute(
+            """
+            INSERT INTO lethe.deletion_records (account_id, entity_type, task_id, worker_id, cutoff, retention,
+                root_rows, total_rows, blob_rows, rows_by_table, duration_ms)
+            VALUES ($1, $2, $3, $4, $5::timestamptz, $6::interval, $7, $8, $9, $10::jsonb, $11)
+            """,
+            [
+                account, entityType, task, worker, result.cutoff, result.interval, result.roots, result.totalRows,
+                result.blobs, counts,
+                Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15,
+            ])
+    }
+}

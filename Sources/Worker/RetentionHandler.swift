@@ -1,0 +1,60 @@
+import Foundation
+import Logging
+import Postgres
+import Retention
+import Store
+
+/// The `retention` task (one per account × entity type): batches of expired rows deleted
+/// until none are left, the slice's budget is spent or `maxBatches` ran; then it yields to
+/// the back of the queue so one huge tenant never starves the others.
+public struct RetentionHandler: TaskHandler {
+    public let kind = "retention"
+    let registry: CompiledRegistry
+    let maxBatches: Int
+
+    public init(registry: CompiledRegistry, maxBatches: Int) {
+        self.registry = registry
+        self.maxBatches = max(maxBatches, 1)
+    }
+
+    public func run(_ task: ClaimedTask, context: TaskContext) async throws -> TaskProgress {
+        guard let account = task.accountID else { throw PermanentTaskFailure("a retention task needs an account") }
+        guard let name = task.entityType, let type = registry.entityTypes[name] else {
+            // Not permanent: during a rollout another worker (or this one, restarted) may know it.
+            throw UnknownEntityType(name: task.entityType ?? "(none)", known: registry.entityTypes.keys.sorted())
+        }
+        let batch = RetentionBatch(type: type, registry: registry)
+        let (id, worker) = (task.id, context.workerID)
+        var deleted = 0
+        for _ in 0..<maxBatches {
+            if context.leaseLost { throw CancellationError() }
+            let result = try await context.database.run { connection in
+                try batch.run(account: account, task: id, worker: worker, on: connection)
+            }
+            switch result.status {
+            case .blocked(let reason):
+                context.logger.info("retention not run: \(reason)")
+                return .done
+            case .held(let reason):
+                context.logger.info("retention held: \(reason)")
+                return .done
+            case .deleted:
+                deleted += result.totalRows
+            }
+            if result.roots < type.type.batchSize { return .done }  // nothing more expired
+            if context.shouldYield { break }
+        }
+        if deleted > 0 { context.logger.debug("deleted \(deleted) rows; yielding with more to do") }
+        return .more
+    }
+}
+
+/// A task names an entity type this worker's configuration does not have.
+struct UnknownEntityType: Error, CustomStringConvertible {
+    var name: String
+    var known: [String]
+    var description: String {
+        "entity type \"\(name)\" is not in this worker's configuration (entity_types: "
+            + (known.isEmpty ? "none" : known.joined(separator: ", ")) + ")"
+    }
+}
