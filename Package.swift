@@ -117,7 +117,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "LetheCLITests",
-            dependencies: ["LetheCLI", "SFTP", "Archive", "Postgres", "TestSupport"],
+            dependencies: ["LetheCLI", "SFTP", "Archive", "Postgres", "Retention", "TestSupport"],
             swiftSettings: strict),
     ]
 )

@@ -20,6 +20,9 @@ public enum Predicate {
         if text.trimmingSpaces.isEmpty { throw Refused(description: "the predicate is empty") }
         for character in text {
             defer { previous = character }
+            // Refused even inside literals: E'\'' would end a literal where this scan does not.
+            if character == "\\" { throw Refused(description: "it contains a backslash") }
+            if character == "\u{0}" { throw Refused(description: "it contains a NUL character") }
             if let open = quote {
                 if character == open { quote = nil }  // a doubled quote reopens at once: still balanced
                 continue
@@ -32,10 +35,8 @@ public enum Predicate {
                 if depth < 0 { throw Refused(description: "it closes a parenthesis it did not open") }
             case ";": throw Refused(description: "it contains ; (one expression, not statements)")
             case "$": throw Refused(description: "it contains $ (parameters and dollar quotes are not allowed)")
-            case "\\": throw Refused(description: "it contains a backslash")
             case "-" where previous == "-": throw Refused(description: "it contains a -- comment")
             case "*" where previous == "/": throw Refused(description: "it contains a /* comment")
-            case "\u{0}": throw Refused(description: "it contains a NUL character")
             default: break
             }
         }
