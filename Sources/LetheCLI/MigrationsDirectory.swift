@@ -16,13 +16,7 @@ enum MigrationsDirectory {
             }
             return URL(fileURLWithPath: explicit)
         }
-        var candidates = [FileManager.default.currentDirectoryPath + "/migrations"]
-        var directory = URL(fileURLWithPath: executablePath()).deletingLastPathComponent()
-        for _ in 0..<5 {
-            candidates.append(directory.appendingPathComponent("migrations").path)
-            directory = directory.deletingLastPathComponent()
-        }
-        candidates.append("/usr/share/lethe/migrations")
+        let candidates = BundledDirectory.candidates("migrations")
         for candidate in candidates where containsMigrations(candidate) {
             return URL(fileURLWithPath: candidate).standardizedFileURL
         }
@@ -32,6 +26,28 @@ enum MigrationsDirectory {
     private static func containsMigrations(_ path: String) -> Bool {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
         return names.contains { $0.hasPrefix("0001_") && $0.hasSuffix(".sql") }
+    }
+
+}
+
+/// Where files shipped beside Lethe are looked for: `./relative`, then `relative` beside or
+/// above the executable (a build inside the repository), then `/usr/share/lethe/relative`.
+enum BundledDirectory {
+    static func candidates(_ relative: String) -> [String] {
+        var candidates = [FileManager.default.currentDirectoryPath + "/" + relative]
+        var directory = URL(fileURLWithPath: executablePath()).deletingLastPathComponent()
+        for _ in 0..<5 {
+            candidates.append(directory.appendingPathComponent(relative).path)
+            directory = directory.deletingLastPathComponent()
+        }
+        candidates.append("/usr/share/lethe/" + relative)
+        return candidates
+    }
+
+    /// The first candidate holding `file`.
+    static func locate(_ relative: String, containing file: String) -> URL? {
+        candidates(relative).first { FileManager.default.fileExists(atPath: $0 + "/" + file) }
+            .map { URL(fileURLWithPath: $0).standardizedFileURL }
     }
 
     private static func executablePath() -> String {

@@ -273,6 +273,78 @@ import Testing
     }
 }
 
+/// Crash safety: `kill -9` of a worker in the middle of deleting.
+@Suite struct RetentionCrashTests {
+    @Test func killedWorkerLosesNothingUnexpiredAndTheWorkCompletesOnTheNextClaim() async throws {
+        try await withMigratedDatabase { database in
+            let connection = try database.connect()
+            defer { connection.close() }
+            try connection.executeScript(TestSchema.sql)
+            let path = try writeConfig(
+                """
+                database: { url: "\(database.url)" }
+                coordinator: { tick_interval: 200ms, rescue_interval: 500ms }
+                worker: { poll_interval: 200ms, concurrency: 2, lease: 2s, heartbeat_interval: 500ms, task_budget: 1h }
+                retention: { max_batches: 100000 }
+                \(RegistryConfigurationTests.good.replacingOccurrences(of: "batch_size: 5", with: "batch_size: 10"))
+                """)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            #expect(try LetheProcess.run(["account", "add", "1", "2", "--config", path]).status == 0)
+            // 20,000 expired conversations (2 messages, 2 attachments, 3 blobs each) and 500 recent ones, per account.
+            try connection.executeScript(
+                """
+                INSERT INTO app.blobs (id, account_id) SELECT g, 1 + ((g + 2) / 3) % 2 FROM generate_series(1, 41000 * 3) g;
+                INSERT INTO app.conv (id, account_id, ended_at, rec)
+                SELECT g, 1 + g % 2, now() - CASE WHEN g <= 40000 THEN 40 + g % 300 ELSE g % 20 END * interval '1 day',
+                       g * 3 - 2
+                FROM generate_series(1, 41000) g;
+                INSERT INTO app.msg (id, conv_id) SELECT g * 2 - m, g FROM generate_series(1, 41000) g, generate_series(0, 1) m;
+                INSERT INTO app.att (id, msg_id, blob_id)
+                SELECT m.id, m.id, (m.conv_id * 3 - 1) + (m.id % 2) FROM app.msg m;
+                CREATE TABLE recent AS SELECT id FROM app.conv WHERE id > 40000;
+                """)
+            let runner = try LetheProcess.start(["run", "--config", path])
+            defer { if runner.0.isRunning { kill(runner.0.processIdentifier, SIGKILL) } }
+            // Kill it while it deletes: after some batches, long before 4,000 batches are done.
+            let started = eventually(timeout: .seconds(60)) {
+                (try? connection.scalar("SELECT count(*) FROM lethe.deletion_records", as: Int.self)) ?? 0 >= 20
+            }
+            #expect(started)
+            kill(runner.0.processIdentifier, SIGKILL)
+            runner.0.waitUntilExit()
+            let partial: Int = try connection.scalar("SELECT count(*) FROM app.conv WHERE id <= 40000")
+            #expect(partial > 0, "the run finished before the kill; the test proves nothing")
+            // At the kill: every recent conversation is whole, and the log matches what is gone.
+            #expect(try connection.scalar("SELECT count(*) FROM app.conv WHERE id > 40000", as: Int.self) == 1000)
+            #expect(
+                try connection.scalar("SELECT count(*) FROM app.msg WHERE conv_id > 40000", as: Int.self) == 2000)
+            #expect(
+                try connection.scalar("SELECT coalesce(sum(root_rows), 0)::int FROM lethe.deletion_log", as: Int.self)
+                    == 40000 - partial)
+            // A conversation is deleted whole or not at all.
+            #expect(
+                try connection.scalar(
+                    "SELECT count(*) FROM app.conv c WHERE (SELECT count(*) FROM app.msg m WHERE m.conv_id = c.id) <> 2",
+                    as: Int.self) == 0)
+
+            // The next run takes the task over once its lease expires, and finishes it.
+            let next = try LetheProcess.run(["run", "--until-idle", "--config", path])
+            #expect(next.status == 0, "\(next.output)")
+            #expect(try connection.scalar("SELECT count(*) FROM app.conv", as: Int.self) == 1000)
+            #expect(
+                try connection.scalar("SELECT count(*) FROM app.conv WHERE id IN (SELECT id FROM recent)", as: Int.self)
+                    == 1000)
+            #expect(try connection.scalar("SELECT count(*) FROM app.msg", as: Int.self) == 2000)
+            #expect(try connection.scalar("SELECT count(*) FROM app.blobs", as: Int.self) == 3000)
+            #expect(try connection.scalar("SELECT sum(root_rows)::int FROM lethe.deletion_log", as: Int.self) == 40000)
+            #expect(
+                try connection.scalar(
+                    "SELECT count(*) FROM lethe.tasks WHERE kind = 'retention' AND state = 'succeeded' AND attempts >= 2",
+                    as: Int.self) >= 1)
+        }
+    }
+}
+
 /// A small deterministic generator (SplitMix64), so a failing seed can be replayed.
 struct SeededRandom: RandomNumberGenerator {
     var state: UInt64

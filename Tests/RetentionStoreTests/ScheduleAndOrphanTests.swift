@@ -111,7 +111,8 @@ import Testing
                 try collector.collectBatch(account: "1", limit: 10, task: nil, worker: nil, on: connection) == (0, 0))
             // One becomes referenced again: forgotten, so its grace restarts.
             try connection.execute("UPDATE app.conv SET rec = 900001 WHERE id = 1")
-            #expect(try collector.mark(account: "1", on: connection) == (1, 1))  // the old recording 100 is now orphaned
+            // Blob 900001 is forgotten; the old recording 100 is now the orphan.
+            #expect(try collector.mark(account: "1", on: connection) == (1, 1))
             usleep(1_600_000)
             var deleted = 0
             while deleted < 25 {

@@ -1,0 +1,220 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Postgres
+import Retention
+import Store
+import Synchronization
+
+/// `lethe demo`: the whole retention flow on a throwaway local database with sample
+/// tenants of the example contact-centre application (examples/contact-centre).
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run the whole retention flow on a throwaway local database with sample tenants.",
+        discussion: """
+            Starts a private PostgreSQL (initdb on a Unix socket in a temporary directory),
+            loads the example application (examples/contact-centre), seeds tenants with two
+            years of skewed data, sets up tiers, policies, a hold and a suspended account,
+            previews, runs a coordinator and workers until nothing is due, and reports what
+            was deleted and why some accounts were not touched. Everything is removed at the
+            end unless --keep.
+            """)
+
+    @Option(help: "Sample tenants to create.") var tenants = 12
+    @Option(help: "Conversations of the largest tenant (tenant i gets about scale/i).") var scale = 2000
+    @Option(help: "Worker slots.") var concurrency = 4
+    @Flag(help: "Keep the database directory (and leave it running is not supported: it is stopped).")
+    var keep = false
+    @Option(help: ArgumentHelp("The example application's directory.", valueName: "dir")) var example: String?
+
+    func validate() throws {
+        if tenants < 1 || tenants > 1000 { throw ValidationError("--tenants \(tenants) must be between 1 and 1000") }
+        if scale < 10 { throw ValidationError("--scale \(scale) must be at least 10") }
+        if concurrency < 1 { throw ValidationError("--concurrency \(concurrency) must be at least 1") }
+    }
+
+    func run() async throws {
+        let exampleDirectory: URL
+        if let example {
+            exampleDirectory = URL(fileURLWithPath: example)
+        } else if let found = BundledDirectory.locate("examples/contact-centre", containing: "lethe.yml") {
+            exampleDirectory = found
+        } else {
+            throw UsageError(
+                "cannot find examples/contact-centre (looked in "
+                    + BundledDirectory.candidates("examples/contact-centre").joined(separator: ", ")
+                    + "); run from the repository or pass --example DIR")
+        }
+        say("starting a throwaway PostgreSQL")
+        let cluster = try DemoCluster.start()
+        say("PostgreSQL is up in \(cluster.directory.path) (Unix socket only)")
+        do {
+            try await demo(cluster: cluster, example: exampleDirectory)
+            cluster.stop(keep: keep)
+        } catch {
+            cluster.stop(keep: keep)
+            throw error
+        }
+        say(keep ? "stopped; the database directory is kept: \(cluster.directory.path)" : "stopped and removed")
+    }
+
+    func say(_ line: String) { print("==> \(line)") }
+
+    func demo(cluster: DemoCluster, example: URL) async throws {
+        let conninfo = cluster.conninfo()
+        let setup = try Connection.connect(conninfo, applicationName: "lethe-demo")
+        defer { setup.close() }
+        let migrations = try MigrationsDirectory.resolve(flag: nil, configured: nil)
+        try Migrator(files: try MigrationFile.load(directory: migrations)).apply(setup)
+        say("schema lethe migrated")
+        for file in ["schema.sql", "seed.sql"] {
+            let sql = try String(contentsOf: example.appendingPathComponent(file), encoding: .utf8)
+            try setup.executeScript(sql)
+        }
+        let started = ContinuousClock.now
+        try setup.execute("SELECT app.seed_demo($1, $2)", [tenants, scale])
+        let rows: Int =
+            try setup.query(
+                """
+                SELECT sum(n_live_tup)::int FROM pg_stat_user_tables WHERE schemaname = 'app'
+                """)[0].decode(Int?.self, at: 0) ?? 0
+        let conversations = try setup.query("SELECT count(*) FROM app.conversations")[0].decode(Int.self, at: 0)
+        say(
+            "seeded \(tenants) tenants: \(conversations) conversations, ~\(rows) rows in schema app "
+                + "(\(Self.seconds(ContinuousClock.now - started)))")
+
+        // A config of our own: the example's registry plus quick ticks for a short demo.
+        let base = try String(contentsOf: example.appendingPathComponent("lethe.yml"), encoding: .utf8)
+        let configPath = cluster.directory.appendingPathComponent("lethe.yml").path
+        try (base + "\ncoordinator:\n  tick_interval: 250ms\nworker:\n  poll_interval: 250ms\n")
+            .write(toFile: configPath, atomically: true, encoding: .utf8)
+        let options = try GlobalOptions.parse([
+            "--config", configPath, "--database-url", conninfo, "--log-level", "warning",
+        ])
+        let context = try CommandContext(options, label: "lethe.demo")
+        let registry = try await context.registry(sync: true)
+        say(
+            "synced \(registry.registry.entityTypes.count) entity types and \(registry.registry.blobStores.count) blob stores"
+        )
+
+        try setup.withTransaction { connection in try Self.accounts(tenants: tenants, on: connection) }
+        say(
+            "accounts: 1 on its own defaults; 2-3 gold, 4-6 silver; 7 keeps conversations 30d; 8 suspended; 9 on hold; 10 disabled by an operator"
+        )
+        try printPreview(registry: registry, account: "1", on: setup)
+
+        say("running a coordinator and \(concurrency) worker slots until nothing is due")
+        let before = try Self.deleted(on: setup)
+        let runStarted = ContinuousClock.now
+        let pool = try LetheServices.workerPool(
+            context, registry: registry, options: try WorkerOptions.parse(["--concurrency", "\(concurrency)"]),
+            untilIdle: true)
+        let coordinator = try LetheServices.coordinator(context, untilIdle: true)
+        let progress = Task.detached {
+            let watcher = try Connection.connect(conninfo, applicationName: "lethe-demo-progress")
+            defer { watcher.close() }
+            while !Task.isCancelled {
+                try await Task.sleep(for: .seconds(1))
+                let (rows, batches) = try Self.deleted(on: watcher)
+                print("    … \(rows - before.rows) rows deleted in \(batches - before.batches) batches")
+            }
+        }
+        try await ServiceRunner.run([coordinator, pool], logger: context.logger)
+        progress.cancel()
+        let after = try Self.deleted(on: setup)
+        say(
+            "done in \(Self.seconds(ContinuousClock.now - runStarted)): \(after.rows - before.rows) rows deleted "
+                + "in \(after.batches - before.batches) batches")
+        try report(on: setup)
+    }
+
+    /// Tiers, policies and the special cases the report explains.
+    static func accounts(tenants: Int, on connection: Connection) throws {
+        try connection.execute("SELECT lethe.define_tier('gold', 'keeps conversations two years')")
+        try connection.execute("SELECT lethe.define_tier('silver', 'keeps conversations six months')")
+        for (tier, type, interval) in [
+            ("gold", "conversations", "2 years"), ("gold", "audit_log", "3 years"),
+            ("gold", "webhook_calls", "90 days"),
+            ("silver", "conversations", "6 mons"), ("silver", "audit_log", "1 year"),
+            ("silver", "webhook_calls", "30 days"),
+        ] {
+            try connection.execute(
+                "SELECT lethe.set_tier_interval($1, $2, $3::interval)", [tier, type, interval])
+        }
+        for account in 1...tenants {
+            let tier: String? = (2...3).contains(account) ? "gold" : (4...6).contains(account) ? "silver" : nil
+            try connection.execute("SELECT lethe.add_account($1, $2)", ["\(account)", tier])
+        }
+        if tenants >= 7 { try connection.execute("SELECT lethe.set_policy('7', 'conversations', '30 days')") }
+        if tenants >= 8 { try connection.execute("SELECT lethe.set_account_state('8', 'suspended')") }
+        if tenants >= 9 { try connection.execute("SELECT lethe.place_hold('9', NULL, 'litigation: case 2026-114')") }
+        if tenants >= 10 {
+            try connection.execute("SELECT lethe.operator_set_retention_disabled('10', true, 'migration in progress')")
+        }
+    }
+
+    static func deleted(on connection: Connection) throws -> (rows: Int, batches: Int) {
+        try connection.query(
+            "SELECT coalesce(sum(total_rows + blob_rows), 0)::int, count(*)::int FROM lethe.deletion_log")[0]
+            .decode((Int, Int).self)
+    }
+
+    func printPreview(registry: CompiledRegistry, account: String, on connection: Connection) throws {
+        say("preview for account \(account) (what would go now; nothing deleted yet):")
+        var table = TextTable("TYPE", "ROWS", "OLDEST", "WITH CHILDREN")
+        for type in registry.registry.entityTypes {
+            guard let compiled = registry.entityTypes[type.name], type.deletes else { continue }
+            let preview = try RetentionPreview.compute(compiled, account: account, on: connection)
+            table.add(
+                type.name, "\(preview.rows.first?.count ?? 0)", preview.oldest.map(HumanText.timestamp) ?? "-",
+                preview.rows.dropFirst().map { "\($0.table) \($0.count)" }.joined(separator: ", "))
+        }
+        print(table.rendered.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+    }
+
+    func report(on connection: Connection) throws {
+        say("deleted per account (lethe.deletion_log):")
+        var deleted = TextTable("ACCOUNT", "ROWS", "BLOBS", "BATCHES", "TYPES")
+        for row in try connection.query(
+            """
+            SELECT account_id, sum(total_rows)::int, sum(blob_rows)::int, count(*)::int,
+                   string_agg(DISTINCT entity_type, ', ')
+            FROM lethe.deletion_log GROUP BY account_id ORDER BY account_id::int
+            """)
+        {
+            let (account, rows, blobs, batches, types) = try row.decode((String, Int, Int, Int, String).self)
+            deleted.add(account, "\(rows)", "\(blobs)", "\(batches)", types)
+        }
+        print(deleted.rendered.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+        say("not run, and why (lethe.retention_status):")
+        var blocked = TextTable("ACCOUNT", "TYPES", "REASON")
+        for row in try connection.query(
+            """
+            SELECT account_id, count(*)::int, coalesce(blocked_reason, 'held: ' || hold_reason)
+            FROM lethe.retention_status
+            WHERE deletes AND (NOT runnable OR held)
+            GROUP BY account_id, 3 ORDER BY account_id::int, 3
+            """)
+        {
+            let (account, types, reason) = try row.decode((String, Int, String).self)
+            blocked.add(account, "\(types)", reason)
+        }
+        print(blocked.rendered.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+        let (backlog, upcoming, notices, orphans) = try connection.query(
+            """
+            SELECT (SELECT coalesce(sum(expired_rows), 0)::int FROM lethe.retention_backlog WHERE runnable AND NOT held),
+                   (SELECT coalesce(sum(rows), 0)::int FROM lethe.upcoming_deletions),
+                   (SELECT count(*)::int FROM lethe.notices),
+                   (SELECT count(*)::int FROM lethe.orphan_blobs)
+            """)[0].decode((Int, Int, Int, Int).self)
+        say(
+            "backlog left on running policies: \(backlog) rows; upcoming within notice windows: \(upcoming) rows "
+                + "(\(notices) notices sent); \(orphans) orphan blobs waiting out their grace")
+        say("try: SELECT * FROM lethe.retention_backlog; SELECT * FROM lethe.upcoming_deletions; lethe status")
+    }
+
+    static func seconds(_ duration: Duration) -> String {
+        String(format: "%.1fs", Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+    }
+}
