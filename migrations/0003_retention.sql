@@ -8,6 +8,16 @@
 -- 30 days); cutoffs are calendar arithmetic in UTC (lethe.cutoff).
 
 -- ---------------------------------------------------------------------------
+-- Lanes: a big tenant's retention runs as several tasks of the same (kind, account,
+-- entity type) at once; their batches never overlap (FOR UPDATE SKIP LOCKED on the
+-- roots). Enqueue stays idempotent per lane.
+
+ALTER TABLE lethe.tasks ADD COLUMN IF NOT EXISTS lane smallint NOT NULL DEFAULT 0 CHECK (lane >= 0);
+DROP INDEX IF EXISTS lethe.tasks_unfinished_key;
+CREATE UNIQUE INDEX tasks_unfinished_key ON lethe.tasks (kind, account_id, entity_type, lane)
+    NULLS NOT DISTINCT WHERE state IN ('available', 'running', 'failed');
+
+-- ---------------------------------------------------------------------------
 -- Calendar arithmetic in UTC, whatever the session's TimeZone.
 
 CREATE OR REPLACE FUNCTION lethe.cutoff(at timestamptz, keep interval) RETURNS timestamptz
@@ -37,6 +47,7 @@ CREATE TABLE lethe.entity_types (
     min_interval     interval    NOT NULL,
     max_interval     interval    NOT NULL,
     batch_size       integer     NOT NULL CHECK (batch_size >= 1),
+    lanes            integer     NOT NULL DEFAULT 1 CHECK (lanes BETWEEN 1 AND 64),  -- tasks per (account, type) at once
     check_interval   interval    NOT NULL CHECK (check_interval > interval '0'),
     deletes          boolean     NOT NULL,
     versions_item    text,
@@ -262,6 +273,7 @@ SELECT a.account_id,
                      WHEN 'same_day' THEN (date_trunc('day', now() AT TIME ZONE 'UTC') + interval '1 day') AT TIME ZONE 'UTC'
        END AS notice_horizon,
        t.check_interval,
+       t.lanes,
        r.next_run_at,
        r.last_enqueued_at
 FROM lethe.accounts a

@@ -7,6 +7,7 @@
 #                                   from scratch, write DIR/env.sh
 #   scripts/services.sh stop DIR    stop both servers (idempotent, never fails)
 #   scripts/services.sh env DIR     print DIR/env.sh
+#   scripts/services.sh install     only install missing packages (scripts/demo)
 #
 # Works as root (CI: servers run as the postgres and lethe-sftp users) and as an
 # ordinary user (servers run as that user; sudo is only needed to install packages).
@@ -27,7 +28,7 @@ die() {
   exit 1
 }
 usage() {
-  printf 'usage: %s start|stop|env DIR\n' "${0##*/}" >&2
+  printf 'usage: %s start|stop|env DIR, or %s install\n' "${0##*/}" "${0##*/}" >&2
   exit 2
 }
 is_root() { [[ $(id -u) -eq 0 ]]; }
@@ -476,6 +477,10 @@ cmd_env() {
 }
 
 main() {
+  if [[ ${1:-} == install && $# == 1 ]]; then
+    ensure_packages
+    return 0
+  fi
   (($# == 2)) || usage
   case $1 in
   start) cmd_start "$2" ;;

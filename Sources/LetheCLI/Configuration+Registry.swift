@@ -142,7 +142,8 @@ struct RegistryParser {
         let f = try fields(
             node, path: path,
             allowed: [
-                "table", "key", "account", "clock", "where", "interval", "batch_size", "check_interval", "delete",
+                "table", "key", "account", "clock", "where", "interval", "batch_size", "lanes", "check_interval",
+                "delete",
                 "blobs", "children", "versions",
             ])
         let predicate = try text(f, "where", path: path)
@@ -160,6 +161,8 @@ struct RegistryParser {
             account: try identifier(f, "account", path: path), clock: try identifier(f, "clock", path: path),
             predicate: predicate, bounds: try bounds(f["interval"], path: "\(path).interval"))
         type.batchSize = try integer(f, "batch_size", path: path, default: type.batchSize)
+        type.lanes = try integer(f, "lanes", path: path, default: 1)
+        if type.lanes > 64 { throw fail("\(path).lanes", "has the value \(type.lanes); expected 1 to 64") }
         type.checkInterval = try duration(f, "check_interval", path: path)
         type.deletes = try boolean(f, "delete", path: path) ?? true
         type.blobs = try blobReferences(f, path: path, stores: stores)

@@ -107,9 +107,11 @@ struct DemoCommand: AsyncParsableCommand {
         say("running a coordinator and \(concurrency) worker slots until nothing is due")
         let before = try Self.deleted(on: setup)
         let runStarted = ContinuousClock.now
-        let pool = try LetheServices.workerPool(
-            context, registry: registry, options: try WorkerOptions.parse(["--concurrency", "\(concurrency)"]),
-            untilIdle: true)
+        let pool = LetheServices.workerPool(
+            context,
+            configuration: try LetheServices.workerConfiguration(
+                context, options: try WorkerOptions.parse(["--concurrency", "\(concurrency)"]), untilIdle: true),
+            registry: registry)
         let coordinator = try LetheServices.coordinator(context, untilIdle: true)
         let progress = Task.detached {
             let watcher = try Connection.connect(conninfo, applicationName: "lethe-demo-progress")

@@ -59,8 +59,9 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.worker")
+        let settings = try LetheServices.workerConfiguration(context, options: worker, untilIdle: untilIdle)
         let registry = try await context.registry(sync: false)
-        let pool = try LetheServices.workerPool(context, registry: registry, options: worker, untilIdle: untilIdle)
+        let pool = LetheServices.workerPool(context, configuration: settings, registry: registry)
         try await ServiceRunner.run([pool], logger: context.logger)
     }
 }
@@ -82,8 +83,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.coordinator")
-        _ = try await context.registry(sync: true)
         let coordinator = try LetheServices.coordinator(context, untilIdle: untilIdle)
+        _ = try await context.registry(sync: true)
         try await ServiceRunner.run([coordinator], logger: context.logger)
     }
 }
@@ -101,9 +102,10 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.run")
-        let registry = try await context.registry(sync: true)
-        let pool = try LetheServices.workerPool(context, registry: registry, options: worker, untilIdle: untilIdle)
+        let settings = try LetheServices.workerConfiguration(context, options: worker, untilIdle: untilIdle)
         let coordinator = try LetheServices.coordinator(context, untilIdle: untilIdle)
+        let registry = try await context.registry(sync: true)
+        let pool = LetheServices.workerPool(context, configuration: settings, registry: registry)
         try await ServiceRunner.run([coordinator, pool], logger: context.logger)
     }
 }
@@ -121,13 +123,21 @@ enum LetheServices {
         ]
     }
 
+    /// Worker settings from the file and the flags, checked before anything connects.
+    static func workerConfiguration(
+        _ context: CommandContext, options: WorkerOptions, untilIdle: Bool
+    ) throws
+        -> WorkerConfiguration
+    {
+        try context.workerConfiguration(
+            concurrency: options.concurrency, untilIdle: untilIdle, pollOnly: options.pollOnly)
+    }
+
     static func workerPool(
-        _ context: CommandContext, registry: CompiledRegistry, options: WorkerOptions, untilIdle: Bool
-    ) throws -> WorkerPool {
+        _ context: CommandContext, configuration: WorkerConfiguration, registry: CompiledRegistry
+    ) -> WorkerPool {
         WorkerPool(
-            conninfo: context.conninfo,
-            configuration: try context.workerConfiguration(
-                concurrency: options.concurrency, untilIdle: untilIdle, pollOnly: options.pollOnly),
+            conninfo: context.conninfo, configuration: configuration,
             handlers: handlers(context, registry: registry), queue: context.taskQueue(), logger: context.logger,
             version: LetheVersion.current)
     }

@@ -6,9 +6,11 @@ import Store
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show the queue, workers, coordinators and failures.",
+        abstract: "Show the queue, the retention backlog, workers, coordinators and failures.",
         discussion: """
-            Reads lethe.queue_summary, lethe.worker_status and lethe.failures in one snapshot.
+            Reads lethe.queue_summary, lethe.retention_backlog, lethe.worker_status and
+            lethe.failures in one snapshot (the backlog counts expired rows in the
+            application's tables, through their (account, clock) indexes).
             Exit status 0 whatever the state; --json prints the same as one JSON object.
             """)
 
@@ -40,6 +42,18 @@ struct StatusCommand: AsyncParsableCommand {
                     line.oldestDueSeconds.map { HumanText.age(seconds: $0) } ?? "-")
             }
             sections.append("Queue (lethe.queue_summary)\n" + table.rendered)
+        }
+        if !report.retention.isEmpty {
+            var table = TextTable(
+                "TYPE", "ACCOUNTS RUNNING", "BLOCKED", "HELD", "EXPIRED ROWS", "BEHIND BY", "DELETED 24H")
+            for line in report.retention {
+                table.add(
+                    line.entityType, "\(line.running)", "\(line.blocked)", "\(line.held)", "\(line.expiredRows)",
+                    line.behindSeconds.map { HumanText.age(seconds: $0) } ?? "-", "\(line.deletedLastDay)")
+            }
+            sections.append(
+                "Retention (lethe.retention_backlog; why accounts are blocked: lethe.retention_status)\n"
+                    + table.rendered)
         }
         if report.processes.isEmpty {
             sections.append("Processes: none registered (start `lethe coordinator` and `lethe worker`)")

@@ -15,6 +15,9 @@ public struct EntityType: Sendable, Equatable {
     public var bounds: IntervalBounds
     /// Most root rows one batch deletes (with their children).
     public var batchSize: Int
+    /// Tasks per (account, type) that run at once, their batches disjoint (SKIP LOCKED):
+    /// more than 1 lets several workers share one huge tenant's backlog.
+    public var lanes = 1
     /// How often each account's policy for this type is checked; nil: `retention.check_interval`.
     public var checkInterval: Duration?
     /// False for keep-only types: archived, never deleted.

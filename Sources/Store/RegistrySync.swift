@@ -38,9 +38,9 @@ public enum RegistrySync {
             INSERT INTO lethe.entity_types AS e (
                 name, table_name, key_column, account_column, account_type, clock_column, predicate,
                 default_interval, min_interval, max_interval, batch_size, check_interval, deletes,
-                versions_item, versions_keep, definition, backlog_sql, upcoming_sql, active, synced_at)
+                versions_item, versions_keep, definition, backlog_sql, upcoming_sql, lanes, active, synced_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8::interval, $9::interval, $10::interval, $11,
-                    $12 * interval '1 millisecond', $13, $14, $15, $16::jsonb, $17, $18, true, now())
+                    $12 * interval '1 millisecond', $13, $14, $15, $16::jsonb, $17, $18, $19, true, now())
             ON CONFLICT (name) DO UPDATE SET
                 table_name = EXCLUDED.table_name, key_column = EXCLUDED.key_column,
                 account_column = EXCLUDED.account_column, account_type = EXCLUDED.account_type,
@@ -50,14 +50,14 @@ public enum RegistrySync {
                 check_interval = EXCLUDED.check_interval, deletes = EXCLUDED.deletes,
                 versions_item = EXCLUDED.versions_item, versions_keep = EXCLUDED.versions_keep,
                 definition = EXCLUDED.definition, backlog_sql = EXCLUDED.backlog_sql,
-                upcoming_sql = EXCLUDED.upcoming_sql, active = true, synced_at = now()
+                upcoming_sql = EXCLUDED.upcoming_sql, lanes = EXCLUDED.lanes, active = true, synced_at = now()
             """,
             [
                 type.name, type.table.description, type.key, type.account, entity.accountType, type.clock,
                 type.predicate, type.bounds.defaultInterval.postgresText, type.bounds.minimum.postgresText,
                 type.bounds.maximum.postgresText, type.batchSize,
                 (type.checkInterval ?? defaultCheckInterval).milliseconds, type.deletes, type.versions?.item,
-                type.versions?.keep, try json(definition(type)), entity.backlogSQL, entity.upcomingSQL,
+                type.versions?.keep, try json(definition(type)), entity.backlogSQL, entity.upcomingSQL, type.lanes,
             ])
     }
 

@@ -17,7 +17,8 @@ public struct RetentionSchedule: Sendable {
         self.maxAttempts = maxAttempts
     }
 
-    /// $1 batch, $2 max attempts, $3 orphan GC interval (ms). Blocked pairs are not
+    /// $1 batch, $2 max attempts, $3 orphan GC interval (ms). One task per lane of the
+    /// type (`lanes`). Blocked pairs are not
     /// enqueued but their check still advances (SQL shows why in lethe.retention_status);
     /// changes that unblock them bring the check forward (lethe.runs_due_now).
     static let enqueueDue = """
@@ -31,7 +32,8 @@ public struct RetentionSchedule: Sendable {
             SELECT d.kind, d.account_id, d.subject,
                    coalesce(CASE d.kind WHEN 'retention' THEN s.runnable ELSE g.runnable END, false) AS runnable,
                    CASE d.kind WHEN 'retention' THEN s.check_interval
-                               ELSE $3 * interval '1 millisecond' END AS every
+                               ELSE $3 * interval '1 millisecond' END AS every,
+                   CASE d.kind WHEN 'retention' THEN coalesce(s.lanes, 1) ELSE 1 END AS lanes
             FROM due d
             LEFT JOIN lethe.retention_status s
                    ON d.kind = 'retention' AND s.account_id = d.account_id AND s.entity_type = d.subject
@@ -44,8 +46,10 @@ public struct RetentionSchedule: Sendable {
                 WHERE a.account_id = d.account_id
             ) g ON d.kind = 'orphan_gc'
         ), inserted AS (
-            INSERT INTO lethe.tasks (kind, account_id, entity_type, payload, max_attempts)
-            SELECT c.kind, c.account_id, c.subject, '{}'::jsonb, $2 FROM checked c WHERE c.runnable
+            INSERT INTO lethe.tasks (kind, account_id, entity_type, lane, payload, max_attempts)
+            SELECT c.kind, c.account_id, c.subject, lane, '{}'::jsonb, $2
+            FROM checked c CROSS JOIN LATERAL generate_series(0, c.lanes - 1) AS lane
+            WHERE c.runnable
             ON CONFLICT DO NOTHING
             RETURNING 1
         ), advanced AS (

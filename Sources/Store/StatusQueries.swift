@@ -30,8 +30,21 @@ public struct StatusReport: Sendable, Codable {
         public var attempts: Int
         public var lastError: String?
     }
+    /// Per entity type: accounts whose retention runs, is blocked or held; the backlog
+    /// (expired rows still present) and how far behind policy the oldest is; rows deleted
+    /// in the last 24 hours.
+    public struct RetentionLine: Sendable, Codable {
+        public var entityType: String
+        public var running: Int
+        public var blocked: Int
+        public var held: Int
+        public var expiredRows: Int
+        public var behindSeconds: Double?
+        public var deletedLastDay: Int
+    }
     public var schemaVersion: Int
     public var queue: [QueueLine]
+    public var retention: [RetentionLine]
     public var processes: [ProcessLine]
     public var failures: [FailureLine]
     public var retrying: Int
@@ -83,9 +96,29 @@ public struct StatusReport: Sendable, Codable {
                 "SELECT count(*) FILTER (WHERE state = 'failed'), count(*) FILTER (WHERE state = 'dead') FROM lethe.failures"
             )[0]
             let (retrying, dead) = try counts.decode((Int, Int).self)
+            let retention = try connection.query(
+                """
+                SELECT b.entity_type,
+                       count(*) FILTER (WHERE b.runnable AND NOT b.held)::int,
+                       count(*) FILTER (WHERE NOT b.runnable)::int,
+                       count(*) FILTER (WHERE b.runnable AND b.held)::int,
+                       coalesce(sum(b.expired_rows) FILTER (WHERE b.runnable), 0)::int8,
+                       extract(epoch FROM max(b.behind_by) FILTER (WHERE b.runnable))::float8,
+                       coalesce((SELECT sum(d.total_rows) FROM lethe.deletion_records d
+                                 WHERE d.entity_type = b.entity_type AND d.deleted_at > now() - interval '24 hours'), 0)::int8
+                FROM lethe.retention_backlog b
+                GROUP BY b.entity_type ORDER BY b.entity_type
+                """
+            ).map { row in
+                RetentionLine(
+                    entityType: try row.decode(at: 0), running: try row.decode(at: 1), blocked: try row.decode(at: 2),
+                    held: try row.decode(at: 3), expiredRows: try row.decode(at: 4),
+                    behindSeconds: try row.decode(at: 5),
+                    deletedLastDay: try row.decode(at: 6))
+            }
             return StatusReport(
-                schemaVersion: version, queue: queue, processes: processes, failures: failures, retrying: retrying,
-                dead: dead)
+                schemaVersion: version, queue: queue, retention: retention, processes: processes, failures: failures,
+                retrying: retrying, dead: dead)
         }
     }
 }

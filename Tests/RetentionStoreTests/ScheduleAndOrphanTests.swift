@@ -1,9 +1,10 @@
 import Foundation
 import Postgres
 import Retention
-import Store
 import TestSupport
 import Testing
+
+@testable import Store
 
 /// The leader's set-based scheduling, notices, and orphan blob GC.
 @Suite struct ScheduleAndOrphanTests {
@@ -45,6 +46,40 @@ import Testing
             try connection.execute("UPDATE lethe.retention_runs SET next_run_at = now()")
             #expect(try schedule.enqueueDue(on: connection).enqueued == 0)
             #expect(try connection.scalar("SELECT count(*) FROM lethe.tasks", as: Int.self) == 8)
+        }
+    }
+
+    @Test func lanesEnqueueSeveralTasksThatShareOneBacklog() async throws {
+        try await withMigratedDatabase { database in
+            let connection = try database.connect()
+            defer { connection.close() }
+            var registry = Fixture.registry(batchSize: 3)
+            registry.entityTypes[0].lanes = 3
+            let compiled = try Fixture.prepare(connection, registry: registry)
+            try connection.execute("SELECT lethe.add_account('1')")
+            #expect(try schedule.enqueueDue(on: connection).enqueued == 3 + 1 + 1)
+            let lanes = try connection.query(
+                "SELECT lane FROM lethe.tasks WHERE entity_type = 'conversations' ORDER BY lane"
+            ).map { try $0.decode(Int.self, at: 0) }
+            #expect(lanes == [0, 1, 2])
+            // Enqueueing again while they are unfinished adds nothing.
+            try connection.execute("UPDATE lethe.retention_runs SET next_run_at = now()")
+            #expect(try schedule.enqueueDue(on: connection).enqueued == 0)
+            // Lanes take disjoint batches: one lane's locked roots are skipped by another.
+            for id in 1...9 {
+                try Fixture.conversation(connection, id: Int64(id), account: 1, endedDaysAgo: 40, messages: 1)
+            }
+            let other = try database.connect()
+            defer { other.close() }
+            let type = compiled.entityTypes["conversations"]!
+            try other.execute("BEGIN")
+            let held = try other.query(type.selectRoots, ["1", "infinity", 3]).map { try $0.decode(String.self, at: 0) }
+            let result = try RetentionBatch(type: type, registry: compiled).run(
+                account: "1", task: nil, worker: nil, on: connection)
+            try other.execute("ROLLBACK")
+            #expect(held == ["1", "2", "3"])
+            #expect(result.roots == 3)
+            #expect(try connection.scalar("SELECT count(*) FROM app.conv WHERE id IN (1, 2, 3)", as: Int.self) == 3)
         }
     }
 

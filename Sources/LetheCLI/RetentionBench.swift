@@ -1,0 +1,306 @@
+import ArgumentParser
+import Foundation
+import Postgres
+import Retention
+import Store
+
+/// `lethe bench retention`
+struct RetentionBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retention",
+        abstract: "One tenant's expired conversations: Lethe's batches beside a single cascading DELETE.",
+        discussion: """
+            Builds a template database (lethe_bench_ret_…) with the example application and one
+            tenant whose --conversations conversations (with messages, attachments and blobs)
+            have all expired, then clones it (CREATE DATABASE … TEMPLATE) for each measurement:
+            the single cascading DELETE … WHERE clock < cutoff, and Lethe with 1 and 2 worker
+            processes (lanes: 1 and 2; one slot each). Reports rows deleted per second, the ratio
+            to the single statement, p50/p99/max batch time and WAL bytes per deleted row. Use a
+            release build and a server of its own (WAL is measured cluster-wide).
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "Expired conversations of the tenant.") var conversations = 1_000_000
+    @Option(help: "Messages per conversation.") var messages = 9
+    @Option(name: .customLong("batch-size"), help: "Root rows per Lethe batch.") var batchSize = 5000
+    @Option(help: ArgumentHelp("Worker process counts to measure, comma-separated.", valueName: "list"))
+    var processes = "1,2"
+    @Option(help: ArgumentHelp("The example application's directory.", valueName: "dir")) var example: String?
+    @Flag(name: .customLong("keep-database"), help: "Do not drop the template database afterwards.")
+    var keepDatabase = false
+
+    var processCounts: [Int] {
+        processes.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+    }
+
+    func validate() throws {
+        guard !processCounts.isEmpty, processCounts.allSatisfy({ (1...16).contains($0) }) else {
+            throw ValidationError("--processes \(processes) is not a list of counts from 1 to 16, e.g. 1,2")
+        }
+        guard conversations >= 1000 else {
+            throw ValidationError("--conversations \(conversations): use at least 1000")
+        }
+        guard (1...100_000).contains(batchSize) else { throw ValidationError("--batch-size \(batchSize): 1 to 100000") }
+    }
+
+    struct Measurement {
+        var name: String
+        var rows: Int
+        var seconds: Double
+        var walBytes: Double
+        var batches: (p50: Double, p99: Double, max: Double)?
+        var rate: Double { Double(rows) / max(seconds, 0.000_001) }
+    }
+
+    func run() async throws {
+        let context = try CommandContext(global, label: "lethe.bench")
+        guard
+            let exampleDirectory = example.map(URL.init(fileURLWithPath:))
+                ?? BundledDirectory.locate("examples/contact-centre", containing: "schema.sql")
+        else { throw UsageError("cannot find examples/contact-centre; run from the repository or pass --example DIR") }
+        let template = "lethe_bench_ret_\(UInt32.random(in: 0...UInt32.max))"
+        let admin = context.connectionThread(name: "lethe-bench-admin")
+        var clones: [String] = []
+        func dropAll() async {
+            for name in clones + (keepDatabase ? [] : [template]) {
+                _ = try? await admin.run {
+                    try $0.execute("DROP DATABASE IF EXISTS \(SQLIdentifier.quote(name)) WITH (FORCE)")
+                }
+            }
+        }
+        do {
+            try await admin.run { try $0.execute("CREATE DATABASE \(SQLIdentifier.quote(template))") }
+            let registryYAML = Self.registry(batchSize: batchSize)
+            try await build(context: context, template: template, example: exampleDirectory, registryYAML: registryYAML)
+            var results: [Measurement] = []
+
+            let sqlClone = "\(template)_sql"
+            clones.append(sqlClone)
+            try await clone(template, as: sqlClone, admin: admin)
+            let single = try await singleStatement(
+                ConnectionString.withDatabase(context.conninfo, sqlClone), admin: admin)
+            print("  single statement: \(single.rows) rows in \(String(format: "%.1f", single.seconds)) s")
+            results.append(single)
+            _ = try? await admin.run {
+                try $0.execute("DROP DATABASE IF EXISTS \(SQLIdentifier.quote(sqlClone)) WITH (FORCE)")
+            }
+
+            for count in processCounts {
+                let name = "\(template)_p\(count)"
+                clones.append(name)
+                try await clone(template, as: name, admin: admin)
+                let result = try await lethe(
+                    conninfo: ConnectionString.withDatabase(context.conninfo, name), processes: count,
+                    registryYAML: registryYAML, admin: admin)
+                print(
+                    "  lethe, \(count) process\(count == 1 ? "" : "es"): \(result.rows) rows in \(String(format: "%.1f", result.seconds)) s"
+                )
+                if result.rows != single.rows {
+                    print("  warning: Lethe deleted \(result.rows) rows, the single statement \(single.rows)")
+                }
+                results.append(result)
+                _ = try? await admin.run {
+                    try $0.execute("DROP DATABASE IF EXISTS \(SQLIdentifier.quote(name)) WITH (FORCE)")
+                }
+            }
+            print("\n" + Self.table(results, baseline: single))
+        } catch {
+            await dropAll()
+            await admin.shutdown()
+            throw error
+        }
+        await dropAll()
+        await admin.shutdown()
+        if keepDatabase { print("kept the template database \(template)") }
+    }
+
+    /// The bench's registry: the example's conversations with their children and blobs.
+    static func registry(batchSize: Int) -> String {
+        """
+        blob_stores:
+          blobs: { table: app.blobs, key: id, account: account_id }
+        entity_types:
+          conversations:
+            table: app.conversations
+            key: id
+            account: account_id
+            clock: ended_at
+            interval: { default: 1y, min: 1d, max: 3y }
+            batch_size: \(batchSize)
+            blobs: [ { column: recording_blob_id } ]
+            children:
+              - table: app.messages
+                key: id
+                parent: conversation_id
+                children:
+                  - { table: app.message_attachments, key: id, parent: message_id, blobs: [ { column: blob_id } ] }
+        """
+    }
+
+    func build(context: CommandContext, template: String, example: URL, registryYAML: String) async throws {
+        let conninfo = ConnectionString.withDatabase(context.conninfo, template)
+        let database = ConnectionThread(conninfo: conninfo, name: "lethe-bench-build")
+        defer { Task { await database.shutdown() } }
+        let migrations = try MigrationsDirectory.resolve(
+            flag: nil, configured: context.configuration.migrationsDirectory)
+        let files = try MigrationFile.load(directory: migrations)
+        let schema = try String(contentsOf: example.appendingPathComponent("schema.sql"), encoding: .utf8)
+        let seed = try String(contentsOf: example.appendingPathComponent("seed.sql"), encoding: .utf8)
+        let registry = try Configuration.parse(registryYAML, source: "bench").registry
+        let (conversations, messages) = (self.conversations, self.messages)
+        print(
+            "lethe bench retention: \(conversations) expired conversations × \(messages) messages, batch \(batchSize)")
+        let started = ContinuousClock.now
+        let settings = try await database.run { connection in
+            try Migrator(files: files).apply(connection)
+            try connection.executeScript(schema)
+            try connection.executeScript(seed)
+            // Everything ended more than a year ago: all of it is expired under a 1y policy.
+            try connection.execute(
+                "SELECT app.seed_tenant(1, $1, $2, interval '1 year', now() - interval '400 days')",
+                [conversations, messages])
+            let compiled = try RegistryCatalog.compile(registry, on: connection)
+            try RegistrySync.sync(compiled, defaultCheckInterval: .seconds(3600), on: connection)
+            try connection.execute("SELECT lethe.add_account('1')")
+            try connection.execute("SELECT lethe.set_policy('1', 'conversations', '1 year')")
+            try connection.execute("VACUUM ANALYZE")
+            try connection.execute("CHECKPOINT")
+            return try connection.query(
+                """
+                SELECT current_setting('server_version'), current_setting('fsync'), current_setting('synchronous_commit'),
+                       (SELECT count(*) FROM app.conversations), (SELECT count(*) FROM app.messages)
+                """
+            )[0].decode((String, String, String, Int, Int).self)
+        }
+        print(
+            "  built \(template) in \(DemoCommand.seconds(ContinuousClock.now - started)): \(settings.3) conversations, "
+                + "\(settings.4) messages; PostgreSQL \(settings.0), fsync=\(settings.1), synchronous_commit=\(settings.2)"
+        )
+    }
+
+    func clone(_ template: String, as name: String, admin: ConnectionThread) async throws {
+        try await admin.run {
+            try $0.execute("CREATE DATABASE \(SQLIdentifier.quote(name)) TEMPLATE \(SQLIdentifier.quote(template))")
+            try $0.execute("CHECKPOINT")
+        }
+    }
+
+    static func wal(_ admin: ConnectionThread) async throws -> String {
+        try await admin.run { try $0.query("SELECT pg_current_wal_lsn()::text")[0].decode(String.self, at: 0) }
+    }
+
+    static func walSince(_ lsn: String, _ admin: ConnectionThread) async throws -> Double {
+        try await admin.run {
+            try $0.query("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::float8", [lsn])[0]
+                .decode(Double.self, at: 0)
+        }
+    }
+
+    /// The baseline: one statement deleting every expired conversation with its messages,
+    /// attachments and their blobs, in one transaction.
+    func singleStatement(_ conninfo: String, admin: ConnectionThread) async throws -> Measurement {
+        let database = ConnectionThread(conninfo: conninfo, name: "lethe-bench-sql")
+        defer { Task { await database.shutdown() } }
+        let lsn = try await Self.wal(admin)
+        let started = ContinuousClock.now
+        let rows = try await database.run { connection in
+            try connection.query(
+                """
+                WITH roots AS (
+                    DELETE FROM app.conversations c
+                    WHERE c.account_id = 1 AND c.ended_at < lethe.cutoff(now(), interval '1 year')
+                    RETURNING c.id, c.recording_blob_id
+                ), msgs AS (
+                    DELETE FROM app.messages m USING roots r WHERE m.conversation_id = r.id RETURNING m.id
+                ), atts AS (
+                    DELETE FROM app.message_attachments a USING msgs m WHERE a.message_id = m.id RETURNING a.blob_id
+                ), blobs AS (
+                    DELETE FROM app.blobs b
+                    WHERE b.id IN (SELECT recording_blob_id FROM roots UNION ALL SELECT blob_id FROM atts)
+                    RETURNING 1
+                )
+                SELECT ((SELECT count(*) FROM roots) + (SELECT count(*) FROM msgs) + (SELECT count(*) FROM atts)
+                        + (SELECT count(*) FROM blobs))::int
+                """)[0].decode(Int.self, at: 0)
+        }
+        let seconds = Self.seconds(ContinuousClock.now - started)
+        return Measurement(
+            name: "single DELETE statement", rows: rows, seconds: seconds, walBytes: try await Self.walSince(lsn, admin)
+        )
+    }
+
+    /// Lethe: `processes` worker processes (one slot each) on as many lanes.
+    func lethe(
+        conninfo: String, processes: Int, registryYAML: String, admin: ConnectionThread
+    ) async throws
+        -> Measurement
+    {
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "lethe-bench-\(UUID().uuidString).yml")
+        try """
+        database: { url: "\(conninfo)" }
+        log: { level: warning }
+        worker: { concurrency: 1, task_budget: 1h, poll_interval: 100ms }
+        retention: { max_batches: 1000000 }
+        \(registryYAML.replacingOccurrences(of: "    batch_size:", with: "    lanes: \(processes)\n    batch_size:"))
+        """.write(to: config, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: config) }
+        let database = ConnectionThread(conninfo: conninfo, name: "lethe-bench-lethe")
+        defer { Task { await database.shutdown() } }
+        try await database.run { connection in
+            try connection.execute("UPDATE lethe.entity_types SET lanes = $1", [processes])
+            try RetentionSchedule(orphanInterval: .seconds(86_400), maxAttempts: 3).enqueueDue(on: connection)
+            // Only the retention lanes: orphan GC is not part of this measurement.
+            try connection.execute("DELETE FROM lethe.tasks WHERE kind <> 'retention'")
+        }
+        let lsn = try await Self.wal(admin)
+        let started = ContinuousClock.now
+        var workers: [Process] = []
+        for _ in 0..<processes {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: try QueueBench.executablePath())
+            process.arguments = ["worker", "--until-idle", "--config", config.path]
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+            workers.append(process)
+        }
+        for worker in workers { worker.waitUntilExit() }
+        let seconds = Self.seconds(ContinuousClock.now - started)
+        let walBytes = try await Self.walSince(lsn, admin)
+        if let failed = workers.first(where: { $0.terminationStatus != 0 }) {
+            throw DemoFailure("a worker exited with status \(failed.terminationStatus)")
+        }
+        let (rows, p50, p99, maximum) = try await database.run { connection in
+            try connection.query(
+                """
+                SELECT coalesce(sum(total_rows + blob_rows), 0)::int,
+                       percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms),
+                       percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms), max(duration_ms)
+                FROM lethe.deletion_log WHERE entity_type = 'conversations'
+                """)[0].decode((Int, Double?, Double?, Double?).self)
+        }
+        return Measurement(
+            name: "lethe, \(processes) worker process\(processes == 1 ? "" : "es")", rows: rows, seconds: seconds,
+            walBytes: walBytes, batches: (p50 ?? 0, p99 ?? 0, maximum ?? 0))
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    static func table(_ results: [Measurement], baseline: Measurement) -> String {
+        var table = TextTable(
+            "METHOD", "ROWS", "SECONDS", "ROWS/S", "VS SINGLE", "BATCH P50", "P99", "MAX", "WAL B/ROW")
+        for result in results {
+            table.add(
+                result.name, "\(result.rows)", String(format: "%.1f", result.seconds), "\(Int(result.rate))",
+                String(format: "%.2f×", result.rate / max(baseline.rate, 1)),
+                result.batches.map { String(format: "%.0f ms", $0.p50) } ?? "-",
+                result.batches.map { String(format: "%.0f ms", $0.p99) } ?? "-",
+                result.batches.map { String(format: "%.0f ms", $0.max) }
+                    ?? String(format: "%.0f ms", result.seconds * 1000),
+                "\(Int(result.walBytes / Double(max(result.rows, 1))))")
+        }
+        return table.rendered
+    }
+}
