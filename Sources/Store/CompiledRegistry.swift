@@ -46,8 +46,6 @@ public struct CompiledTable: Sendable {
     let parentType: String?
     /// Blob columns: (quoted column, store).
     let blobs: [(column: String, store: String)]
-    /// Whether a batch must read this table's keys (it has children or blobs).
-    let collectsKeys: Bool
 }
 
 /// An entity type with its tables in pre-order (root first, parents before children).
@@ -91,23 +89,28 @@ public struct CompiledEntityType: Sendable {
             """
     }
 
-    /// $1 parent keys: the keys and blob columns of table `index` under those parents.
-    func collect(_ index: Int) -> String {
+    /// The rows of table `index` under the batch's roots ($1), as a condition on alias
+    /// `alias`: its parent column in the parent's rows, up the tree to the roots' keys.
+    func under(_ index: Int, alias: String) -> String {
         let table = tables[index]
-        let blobColumns = table.blobs.map { ", c.\($0.column)::text" }.joined()
-        return """
-            SELECT c.\(table.key)::text\(blobColumns) FROM \(table.sql) AS c
-            WHERE c.\(table.parent!) = ANY($1::text[]::\(table.parentType!)[])
-            """
+        guard let parentIndex = table.parentIndex, let parent = table.parent else {
+            return "\(alias).\(table.key) = ANY($1::text[]::\(table.keyType)[])"
+        }
+        if parentIndex == 0 { return "\(alias).\(parent) = ANY($1::text[]::\(table.parentType!)[])" }
+        let above = tables[parentIndex]
+        let next = "p\(parentIndex)"
+        return
+            "\(alias).\(parent) IN (SELECT \(next).\(above.key) FROM \(above.sql) AS \(next) WHERE \(under(parentIndex, alias: next)))"
     }
 
-    /// $1 keys (or parent keys when the table's keys were not collected).
+    /// $1 root keys: deletes table `index`'s rows under those roots, returning their blob
+    /// columns as text (when it has any). Run child-first: the parents are still there.
     func delete(_ index: Int) -> String {
         let table = tables[index]
-        if index == 0 || table.collectsKeys {
-            return "DELETE FROM \(table.sql) WHERE \(table.key) = ANY($1::text[]::\(table.keyType)[])"
-        }
-        return "DELETE FROM \(table.sql) WHERE \(table.parent!) = ANY($1::text[]::\(table.parentType!)[])"
+        let returning =
+            table.blobs.isEmpty
+            ? "" : " RETURNING " + table.blobs.map { "t.\($0.column)::text" }.joined(separator: ", ")
+        return "DELETE FROM \(table.sql) AS t WHERE \(under(index, alias: "t"))\(returning)"
     }
 
     /// Per account of `lethe.retention_status` (alias `s`): expired rows present and the

@@ -115,8 +115,7 @@ public enum RegistryCatalog {
             CompiledTable(
                 label: root.label, sql: root.sql, key: SQLIdentifier.quote(key.name), keyType: key.type,
                 parentIndex: nil, parent: nil, parentType: nil,
-                blobs: try blobs(type.blobs, in: root, path: path),
-                collectsKeys: true)
+                blobs: try blobs(type.blobs, in: root, path: path))
         ]
         func add(_ children: [ChildTable], parent: Int, path: String) throws {
             for (index, child) in children.enumerated() {
@@ -129,8 +128,7 @@ public enum RegistryCatalog {
                     CompiledTable(
                         label: table.label, sql: table.sql, key: SQLIdentifier.quote(childKey.name),
                         keyType: childKey.type, parentIndex: parent, parent: SQLIdentifier.quote(parentColumn.name),
-                        parentType: parentColumn.type, blobs: blobs,
-                        collectsKeys: !child.children.isEmpty || !blobs.isEmpty))
+                        parentType: parentColumn.type, blobs: blobs))
                 try add(child.children, parent: tables.count - 1, path: childPath)
             }
         }

@@ -26,8 +26,9 @@ public struct RetentionBatchResult: Sendable, Equatable {
 }
 
 /// The retention batch: one transaction that locks up to `batch_size` of an account's
-/// oldest expired root rows (SKIP LOCKED), deletes their children child-first and the
-/// blobs only they referenced, then the roots, and records it in `lethe.deletion_records`.
+/// oldest expired root rows (SKIP LOCKED), deletes their children child-first (each table
+/// in one statement, found through its parents up to the roots' keys), then the roots,
+/// then the blobs only they referenced, and records it in `lethe.deletion_records`.
 ///
 /// The account row is read FOR SHARE: a hold, a policy change or a state change (which
 /// lock it FOR UPDATE) waits for the batch in flight, and the next batch sees it. The
@@ -69,35 +70,30 @@ public struct RetentionBatch: Sendable {
             let roots = try connection.query(type.selectRoots, [account, cutoff, type.type.batchSize])
             guard roots.count > 0 else { return result }
 
-            // Top-down: the keys of every table that has children or blobs, and blob keys.
-            var keys: [[String]] = Array(repeating: [], count: type.tables.count)
+            // The roots' keys; blob keys as the rows holding them are deleted.
             var blobKeys: [String: Set<String>] = [:]
-            func read(_ rows: QueryResult, table: CompiledTable) throws -> [String] {
-                var tableKeys: [String] = []
-                tableKeys.reserveCapacity(rows.count)
+            func collectBlobs(_ rows: QueryResult, table: CompiledTable, offset: Int) throws {
                 for row in rows {
-                    tableKeys.append(try row.decode(String.self, at: 0))
-                    for (offset, blob) in table.blobs.enumerated() {
-                        if let key = try row.decode(String?.self, at: offset + 1) {
+                    for (index, blob) in table.blobs.enumerated() {
+                        if let key = try row.decode(String?.self, at: offset + index) {
                             blobKeys[blob.store, default: []].insert(key)
                         }
                     }
                 }
-                return tableKeys
             }
-            keys[0] = try read(roots, table: type.root)
-            for (index, table) in type.tables.enumerated().dropFirst() where table.collectsKeys {
-                let parentKeys = keys[table.parentIndex!]
-                keys[index] =
-                    parentKeys.isEmpty
-                    ? [] : try read(connection.query(type.collect(index), [parentKeys]), table: table)
-            }
+            let rootKeys = try roots.map { try $0.decode(String.self, at: 0) }
+            try collectBlobs(roots, table: type.root, offset: 1)
 
-            // Bottom-up: children before parents (reverse pre-order), then the roots.
+            // Child-first (reverse pre-order): each table's rows under the roots, then the roots.
             for (index, table) in type.tables.enumerated().reversed() {
-                let bound = index == 0 || table.collectsKeys ? keys[index] : keys[table.parentIndex!]
-                guard !bound.isEmpty else { continue }
-                let deleted = try connection.execute(type.delete(index), [bound])
+                let deleted: Int
+                if table.blobs.isEmpty {
+                    deleted = try connection.execute(type.delete(index), [rootKeys])
+                } else {
+                    let rows = try connection.query(type.delete(index), [rootKeys])
+                    if index > 0 { try collectBlobs(rows, table: table, offset: 0) }
+                    deleted = rows.count
+                }
                 result.rowsByTable[table.label, default: 0] += deleted
             }
             result.roots = result.rowsByTable[type.root.label] ?? 0
