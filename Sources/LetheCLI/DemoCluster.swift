@@ -1,11 +1,19 @@
 import Foundation
+import Postgres
 
 /// A throwaway PostgreSQL cluster for `lethe demo`: initdb into a temporary directory,
-/// started on a Unix socket only (no TCP port to collide with), stopped and removed at
-/// the end. As root, the server runs as the `postgres` OS user (initdb refuses root).
-struct DemoCluster {
+/// the server run as a child process on a Unix socket only (no TCP port to collide with),
+/// stopped and removed at the end. As root, it runs as the `postgres` OS user (initdb
+/// refuses root), through setpriv, which execs rather than forks, so the child is the server.
+final class DemoCluster {
     let directory: URL
     let binaries: URL
+    private var server: Process?
+
+    init(directory: URL, binaries: URL) {
+        self.directory = directory
+        self.binaries = binaries
+    }
     var data: URL { directory.appendingPathComponent("data") }
     var socketDirectory: URL { directory.appendingPathComponent("socket") }
 
@@ -48,20 +56,53 @@ struct DemoCluster {
         }
         try cluster.tool(
             "initdb", ["-D", cluster.data.path, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
-        try cluster.tool(
-            "pg_ctl",
-            [
-                "-D", cluster.data.path, "-l", directory.appendingPathComponent("server.log").path, "-w", "-t", "60",
-                "-o",
-                "-c listen_addresses='' -c unix_socket_directories='\(cluster.socketDirectory.path)' -c fsync=off",
-                "start",
-            ])
+        try cluster.startServer()
         return cluster
     }
 
-    /// Stops the server and removes the directory (unless `keep`).
+    private func startServer() throws {
+        let postgres = binaries.appendingPathComponent("postgres").path
+        let arguments = [
+            "-D", data.path, "-c", "listen_addresses=", "-c", "unix_socket_directories=\(socketDirectory.path)",
+            "-c", "fsync=off",
+        ]
+        let process = Process()
+        if Self.isRoot {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments = ["--reuid=postgres", "--regid=postgres", "--init-groups", "--", postgres] + arguments
+            process.currentDirectoryURL = URL(fileURLWithPath: "/tmp")
+        } else {
+            process.executableURL = URL(fileURLWithPath: postgres)
+            process.arguments = arguments
+        }
+        let log = directory.appendingPathComponent("server.log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        server = process
+        // Ready when it accepts a connection.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if !process.isRunning { break }
+            if let connection = try? Connection.connect(conninfo(), applicationName: "lethe-demo") {
+                connection.close()
+                return
+            }
+            usleep(100_000)
+        }
+        let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        throw DemoFailure("PostgreSQL did not start: \(output)")
+    }
+
+    /// Stops the server (fast shutdown) and removes the directory (unless `keep`).
     func stop(keep: Bool) {
-        _ = try? tool("pg_ctl", ["-D", data.path, "-m", "fast", "-w", "stop"])
+        if let server, server.isRunning {
+            server.interrupt()
+            server.waitUntilExit()
+        }
         if !keep { try? FileManager.default.removeItem(at: directory) }
     }
 
@@ -82,14 +123,20 @@ struct DemoCluster {
             process.executableURL = URL(fileURLWithPath: path)
             process.arguments = arguments
         }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
+        // A file, not a pipe: `pg_ctl start` leaves the server holding its output open, so
+        // reading a pipe to its end would wait for the server to exit.
+        let log = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(
+            "lethe-demo-\(UUID().uuidString).out")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: log) }
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
+        try? handle.close()
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         guard process.terminationStatus == 0 else {
             throw DemoFailure(
                 "\((path as NSString).lastPathComponent) failed (exit \(process.terminationStatus)): \(text)")

@@ -73,15 +73,11 @@ struct DemoCommand: AsyncParsableCommand {
             try setup.executeScript(sql)
         }
         let started = ContinuousClock.now
-        try setup.execute("SELECT app.seed_demo($1, $2)", [tenants, scale])
-        let rows: Int =
-            try setup.query(
-                """
-                SELECT sum(n_live_tup)::int FROM pg_stat_user_tables WHERE schemaname = 'app'
-                """)[0].decode(Int?.self, at: 0) ?? 0
+        let rows = try setup.query("SELECT app.seed_demo($1::int, $2::int)", [tenants, scale])[0].decode(
+            Int.self, at: 0)
         let conversations = try setup.query("SELECT count(*) FROM app.conversations")[0].decode(Int.self, at: 0)
         say(
-            "seeded \(tenants) tenants: \(conversations) conversations, ~\(rows) rows in schema app "
+            "seeded \(tenants) tenants: \(conversations) conversations, \(rows) rows in schema app "
                 + "(\(Self.seconds(ContinuousClock.now - started)))")
 
         // A config of our own: the example's registry plus quick ticks for a short demo.
@@ -213,6 +209,9 @@ struct DemoCommand: AsyncParsableCommand {
         say(
             "backlog left on running policies: \(backlog) rows; upcoming within notice windows: \(upcoming) rows "
                 + "(\(notices) notices sent); \(orphans) orphan blobs waiting out their grace")
+        say(
+            "(rows left on running policies are mostly persons and device infos whose last reference went in "
+                + "this run: their next check takes them)")
         say("try: SELECT * FROM lethe.retention_backlog; SELECT * FROM lethe.upcoming_deletions; lethe status")
     }
 

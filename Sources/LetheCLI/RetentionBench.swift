@@ -157,7 +157,7 @@ struct RetentionBench: AsyncParsableCommand {
             try connection.executeScript(seed)
             // Everything ended more than a year ago: all of it is expired under a 1y policy.
             try connection.execute(
-                "SELECT app.seed_tenant(1, $1, $2, interval '1 year', now() - interval '400 days')",
+                "SELECT app.seed_tenant(1, $1::int, $2::int, interval '1 year', now() - interval '400 days', false)",
                 [conversations, messages])
             let compiled = try RegistryCatalog.compile(registry, on: connection)
             try RegistrySync.sync(compiled, defaultCheckInterval: .seconds(3600), on: connection)

@@ -1,0 +1,108 @@
+import Foundation
+import Postgres
+import TestSupport
+import Testing
+
+/// The example application (examples/contact-centre) under retention: its guards hold, and
+/// `lethe demo` runs end to end.
+@Suite struct ExampleApplicationTests {
+    static let example = Repository.root().appendingPathComponent("examples/contact-centre")
+
+    @Test func guardsKeepWhatMustStay() async throws {
+        try await withMigratedDatabase { database in
+            let connection = try database.connect()
+            defer { connection.close() }
+            for file in ["schema.sql", "seed.sql"] {
+                try connection.executeScript(
+                    try String(contentsOf: Self.example.appendingPathComponent(file), encoding: .utf8))
+            }
+            try connection.execute("SELECT app.seed_demo(3, 600)")
+            let registry = try String(contentsOf: Self.example.appendingPathComponent("lethe.yml"), encoding: .utf8)
+            let path = try writeConfig(
+                """
+                database: { url: "\(database.url)" }
+                coordinator: { tick_interval: 200ms }
+                worker: { poll_interval: 200ms }
+                \(registry)
+                """)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            #expect(try LetheProcess.run(["account", "add", "1", "2", "3", "--config", path]).status == 0)
+            // Shortest intervals everywhere: everything old enough is eligible by age.
+            try connection.execute(
+                """
+                SELECT lethe.set_policy(a::text, t.name, t.min_interval)
+                FROM generate_series(1, 3) a, lethe.entity_types t WHERE t.deletes
+                """)
+            try connection.executeScript(
+                """
+                CREATE TABLE before_open AS SELECT id FROM app.conversations WHERE ended_at IS NULL;
+                CREATE TABLE before_named AS SELECT id FROM app.persons WHERE NOT anonymous;
+                CREATE TABLE before_staff AS SELECT (SELECT count(*) FROM app.staff) AS staff,
+                                                   (SELECT count(*) FROM app.external_contacts) AS contacts;
+                CREATE TABLE before_open_enquiries AS SELECT id FROM app.enquiries WHERE status = 'open';
+                CREATE TABLE before_articles AS
+                SELECT article_id, least(count(*), 3) AS kept FROM app.article_versions GROUP BY article_id;
+                """)
+            // Three checks: presences go, then the persons they named, then those persons' device infos.
+            for _ in 0..<3 {
+                try connection.execute("UPDATE lethe.retention_runs SET next_run_at = now()")
+                let run = try LetheProcess.run(["run", "--until-idle", "--config", path])
+                #expect(run.status == 0, "\(run.output)")
+            }
+            func count(_ sql: String) throws -> Int { try connection.scalar(sql) }
+            #expect(try count("SELECT count(*) FROM lethe.deletion_log WHERE entity_type = 'conversations'") > 0)
+            #expect(try count("SELECT count(*) FROM lethe.deletion_log WHERE entity_type = 'persons'") > 0)
+            // Open conversations, named persons, open enquiries, staff and contacts all stay.
+            #expect(
+                try count("SELECT count(*) FROM before_open WHERE id NOT IN (SELECT id FROM app.conversations)") == 0)
+            #expect(try count("SELECT count(*) FROM before_named WHERE id NOT IN (SELECT id FROM app.persons)") == 0)
+            #expect(
+                try count("SELECT count(*) FROM before_open_enquiries WHERE id NOT IN (SELECT id FROM app.enquiries)")
+                    == 0)
+            #expect(
+                try count(
+                    """
+                    SELECT count(*) FROM before_staff
+                    WHERE staff <> (SELECT count(*) FROM app.staff) OR contacts <> (SELECT count(*) FROM app.external_contacts)
+                    """) == 0)
+            // Every person left that is anonymous is still referenced, or not old enough.
+            #expect(
+                try count(
+                    """
+                    SELECT count(*) FROM app.persons r
+                    WHERE r.anonymous AND r.last_seen_at < now() - interval '7 days'
+                      AND NOT EXISTS (SELECT 1 FROM app.person_presences pp WHERE pp.person_id = r.id)
+                      AND NOT EXISTS (SELECT 1 FROM app.conversations c WHERE c.person_id = r.id)
+                    """) == 0)
+            // No device info that something still refers to went (foreign keys would refuse), and
+            // the unreferenced old ones did.
+            #expect(
+                try count(
+                    """
+                    SELECT count(*) FROM app.device_infos r WHERE r.created_at < now() - interval '7 days'
+                      AND NOT EXISTS (SELECT 1 FROM app.persons p WHERE p.device_info_id = r.id)
+                      AND NOT EXISTS (SELECT 1 FROM app.person_presences pp WHERE pp.device_info_id = r.id)
+                    """) == 0)
+            #expect(try count("SELECT count(*) FROM app.device_infos") > 0)
+            // Each article keeps its newest versions (up to 3).
+            #expect(
+                try count(
+                    """
+                    SELECT count(*) FROM before_articles b
+                    WHERE b.kept > (SELECT count(*) FROM app.article_versions v WHERE v.article_id = b.article_id)
+                    """) == 0)
+            #expect(
+                try count("SELECT count(*) FROM app.article_versions")
+                    >= (try count("SELECT sum(kept)::int FROM before_articles")))
+        }
+    }
+
+    @Test func demoRunsEndToEnd() throws {
+        let result = try LetheProcess.run(["demo", "--tenants", "10", "--scale", "300"])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.stdout.contains("rows deleted in"))
+        #expect(result.stdout.contains("account suspended"))
+        #expect(result.stdout.contains("held: litigation"))
+        #expect(result.stdout.contains("stopped and removed"))
+    }
+}
