@@ -605,17 +605,22 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lethe_tenant_admin') THEN
         BEGIN
             CREATE ROLE lethe_tenant_admin NOLOGIN;
-        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+        EXCEPTION
+            WHEN duplicate_object OR unique_violation THEN NULL;
+            WHEN insufficient_privilege THEN
+                RAISE WARNING 'cannot create role lethe_tenant_admin (no CREATEROLE): create it and lethe_operator, '
+                    'then re-run the GRANTs at the end of 0003_retention.sql';
         END;
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lethe_operator') THEN
         BEGIN
             CREATE ROLE lethe_operator NOLOGIN;
-        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+        EXCEPTION
+            WHEN duplicate_object OR unique_violation THEN NULL;
+            WHEN insufficient_privilege THEN RAISE WARNING 'cannot create role lethe_operator (no CREATEROLE)';
         END;
     END IF;
 END $$;
-GRANT lethe_tenant_admin TO lethe_operator;
 
 REVOKE ALL ON FUNCTION lethe.add_account(text, text, text), lethe.set_account_state(text, text),
     lethe.set_notice(text, text), lethe.set_policy(text, text, interval),
@@ -623,13 +628,26 @@ REVOKE ALL ON FUNCTION lethe.add_account(text, text, text), lethe.set_account_st
     lethe.operator_set_retention_disabled(text, boolean, text), lethe.define_tier(text, text),
     lethe.set_tier_interval(text, text, interval), lethe.assign_tier(text, text[]),
     lethe.place_hold(text, text, text, timestamptz), lethe.release_hold(bigint) FROM PUBLIC;
-GRANT USAGE ON SCHEMA lethe TO lethe_tenant_admin;
-GRANT EXECUTE ON FUNCTION lethe.set_policy(text, text, interval), lethe.set_policy_enabled(text, text, boolean),
-    lethe.set_notice(text, text) TO lethe_tenant_admin;
-GRANT SELECT ON lethe.retention_status, lethe.entity_types, lethe.tiers, lethe.tier_intervals TO lethe_tenant_admin;
-GRANT EXECUTE ON FUNCTION lethe.add_account(text, text, text), lethe.set_account_state(text, text),
-    lethe.operator_set_policy_disabled(text, text, boolean, text),
-    lethe.operator_set_retention_disabled(text, boolean, text), lethe.define_tier(text, text),
-    lethe.set_tier_interval(text, text, interval), lethe.assign_tier(text, text[]),
-    lethe.place_hold(text, text, text, timestamptz), lethe.release_hold(bigint) TO lethe_operator;
-GRANT SELECT ON ALL TABLES IN SCHEMA lethe TO lethe_operator;
+
+-- The grants, when both roles exist (a migration without CREATEROLE still applies; the
+-- functions are then callable by their owner only until the roles are created and granted).
+DO $$
+BEGIN
+    IF (SELECT count(*) FROM pg_roles WHERE rolname IN ('lethe_tenant_admin', 'lethe_operator')) < 2 THEN
+        RETURN;
+    END IF;
+    EXECUTE $grants$
+        GRANT lethe_tenant_admin TO lethe_operator;
+        GRANT USAGE ON SCHEMA lethe TO lethe_tenant_admin;
+        GRANT EXECUTE ON FUNCTION lethe.set_policy(text, text, interval),
+            lethe.set_policy_enabled(text, text, boolean), lethe.set_notice(text, text) TO lethe_tenant_admin;
+        GRANT SELECT ON lethe.retention_status, lethe.entity_types, lethe.tiers, lethe.tier_intervals
+            TO lethe_tenant_admin;
+        GRANT EXECUTE ON FUNCTION lethe.add_account(text, text, text), lethe.set_account_state(text, text),
+            lethe.operator_set_policy_disabled(text, text, boolean, text),
+            lethe.operator_set_retention_disabled(text, boolean, text), lethe.define_tier(text, text),
+            lethe.set_tier_interval(text, text, interval), lethe.assign_tier(text, text[]),
+            lethe.place_hold(text, text, text, timestamptz), lethe.release_hold(bigint) TO lethe_operator;
+        GRANT SELECT ON ALL TABLES IN SCHEMA lethe TO lethe_operator;
+    $grants$;
+END $$;

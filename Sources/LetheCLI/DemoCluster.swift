@@ -76,7 +76,7 @@ final class DemoCluster {
             process.arguments = arguments
         }
         let log = directory.appendingPathComponent("server.log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle
         process.standardError = handle
@@ -127,7 +127,7 @@ final class DemoCluster {
         // reading a pipe to its end would wait for the server to exit.
         let log = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(
             "lethe-demo-\(UUID().uuidString).out")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: log) }
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle

@@ -59,7 +59,7 @@ struct DemoCommand: AsyncParsableCommand {
         say(keep ? "stopped; the database directory is kept: \(cluster.directory.path)" : "stopped and removed")
     }
 
-    func say(_ line: String) { print("==> \(line)") }
+    func say(_ line: String) { Console.line("==> \(line)") }
 
     func demo(cluster: DemoCluster, example: URL) async throws {
         let conninfo = cluster.conninfo()
@@ -115,7 +115,7 @@ struct DemoCommand: AsyncParsableCommand {
             while !Task.isCancelled {
                 try await Task.sleep(for: .seconds(1))
                 let (rows, batches) = try Self.deleted(on: watcher)
-                print("    … \(rows - before.rows) rows deleted in \(batches - before.batches) batches")
+                Console.line("    … \(rows - before.rows) rows deleted in \(batches - before.batches) batches")
             }
         }
         try await ServiceRunner.run([coordinator, pool], logger: context.logger)
@@ -168,7 +168,7 @@ struct DemoCommand: AsyncParsableCommand {
                 type.name, "\(preview.rows.first?.count ?? 0)", preview.oldest.map(HumanText.timestamp) ?? "-",
                 preview.rows.dropFirst().map { "\($0.table) \($0.count)" }.joined(separator: ", "))
         }
-        print(table.rendered.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+        Console.line(table.rendered.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
     }
 
     func report(on connection: Connection) throws {
@@ -184,7 +184,7 @@ struct DemoCommand: AsyncParsableCommand {
             let (account, rows, blobs, batches, types) = try row.decode((String, Int, Int, Int, String).self)
             deleted.add(account, "\(rows)", "\(blobs)", "\(batches)", types)
         }
-        print(deleted.rendered.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+        Console.line(deleted.rendered.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
         say("not run, and why (lethe.retention_status):")
         var blocked = TextTable("ACCOUNT", "TYPES", "REASON")
         for row in try connection.query(
@@ -198,7 +198,7 @@ struct DemoCommand: AsyncParsableCommand {
             let (account, types, reason) = try row.decode((String, Int, String).self)
             blocked.add(account, "\(types)", reason)
         }
-        print(blocked.rendered.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+        Console.line(blocked.rendered.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
         let (backlog, upcoming, notices, orphans) = try connection.query(
             """
             SELECT (SELECT coalesce(sum(expired_rows), 0)::int FROM lethe.retention_backlog WHERE runnable AND NOT held),

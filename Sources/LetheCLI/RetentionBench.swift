@@ -28,6 +28,12 @@ struct RetentionBench: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The example application's directory.", valueName: "dir")) var example: String?
     @Flag(name: .customLong("keep-database"), help: "Do not drop the template database afterwards.")
     var keepDatabase = false
+    @Option(
+        name: .customLong("template"),
+        help: ArgumentHelp(
+            "Reuse a template database kept by an earlier run (--keep-database) instead of building one.",
+            valueName: "name"))
+    var reuseTemplate: String?
 
     var processCounts: [Int] {
         processes.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -58,20 +64,25 @@ struct RetentionBench: AsyncParsableCommand {
             let exampleDirectory = example.map(URL.init(fileURLWithPath:))
                 ?? BundledDirectory.locate("examples/contact-centre", containing: "schema.sql")
         else { throw UsageError("cannot find examples/contact-centre; run from the repository or pass --example DIR") }
-        let template = "lethe_bench_ret_\(UInt32.random(in: 0...UInt32.max))"
+        let template = reuseTemplate ?? "lethe_bench_ret_\(UInt32.random(in: 0...UInt32.max))"
         let admin = context.connectionThread(name: "lethe-bench-admin")
         var clones: [String] = []
         func dropAll() async {
-            for name in clones + (keepDatabase ? [] : [template]) {
+            for name in clones + (keepDatabase || reuseTemplate != nil ? [] : [template]) {
                 _ = try? await admin.run {
                     try $0.execute("DROP DATABASE IF EXISTS \(SQLIdentifier.quote(name)) WITH (FORCE)")
                 }
             }
         }
         do {
-            try await admin.run { try $0.execute("CREATE DATABASE \(SQLIdentifier.quote(template))") }
             let registryYAML = Self.registry(batchSize: batchSize)
-            try await build(context: context, template: template, example: exampleDirectory, registryYAML: registryYAML)
+            if reuseTemplate == nil {
+                try await admin.run { try $0.execute("CREATE DATABASE \(SQLIdentifier.quote(template))") }
+                try await build(
+                    context: context, template: template, example: exampleDirectory, registryYAML: registryYAML)
+            } else {
+                Console.line("lethe bench retention: reusing template \(template), batch \(batchSize)")
+            }
             var results: [Measurement] = []
 
             let sqlClone = "\(template)_sql"
@@ -79,7 +90,7 @@ struct RetentionBench: AsyncParsableCommand {
             try await clone(template, as: sqlClone, admin: admin)
             let single = try await singleStatement(
                 ConnectionString.withDatabase(context.conninfo, sqlClone), admin: admin)
-            print("  single statement: \(single.rows) rows in \(String(format: "%.1f", single.seconds)) s")
+            Console.line("  single statement: \(single.rows) rows in \(String(format: "%.1f", single.seconds)) s")
             results.append(single)
             _ = try? await admin.run {
                 try $0.execute("DROP DATABASE IF EXISTS \(SQLIdentifier.quote(sqlClone)) WITH (FORCE)")
@@ -92,18 +103,18 @@ struct RetentionBench: AsyncParsableCommand {
                 let result = try await lethe(
                     conninfo: ConnectionString.withDatabase(context.conninfo, name), processes: count,
                     registryYAML: registryYAML, admin: admin)
-                print(
+                Console.line(
                     "  lethe, \(count) process\(count == 1 ? "" : "es"): \(result.rows) rows in \(String(format: "%.1f", result.seconds)) s"
                 )
                 if result.rows != single.rows {
-                    print("  warning: Lethe deleted \(result.rows) rows, the single statement \(single.rows)")
+                    Console.line("  warning: Lethe deleted \(result.rows) rows, the single statement \(single.rows)")
                 }
                 results.append(result)
                 _ = try? await admin.run {
                     try $0.execute("DROP DATABASE IF EXISTS \(SQLIdentifier.quote(name)) WITH (FORCE)")
                 }
             }
-            print("\n" + Self.table(results, baseline: single))
+            Console.line("\n" + Self.table(results, baseline: single))
         } catch {
             await dropAll()
             await admin.shutdown()
@@ -111,7 +122,7 @@ struct RetentionBench: AsyncParsableCommand {
         }
         await dropAll()
         await admin.shutdown()
-        if keepDatabase { print("kept the template database \(template)") }
+        if keepDatabase { Console.line("kept the template database \(template)") }
     }
 
     /// The bench's registry: the example's conversations with their children and blobs.
@@ -148,7 +159,7 @@ struct RetentionBench: AsyncParsableCommand {
         let seed = try String(contentsOf: example.appendingPathComponent("seed.sql"), encoding: .utf8)
         let registry = try Configuration.parse(registryYAML, source: "bench").registry
         let (conversations, messages) = (self.conversations, self.messages)
-        print(
+        Console.line(
             "lethe bench retention: \(conversations) expired conversations × \(messages) messages, batch \(batchSize)")
         let started = ContinuousClock.now
         let settings = try await database.run { connection in
@@ -172,7 +183,7 @@ struct RetentionBench: AsyncParsableCommand {
                 """
             )[0].decode((String, String, String, Int, Int).self)
         }
-        print(
+        Console.line(
             "  built \(template) in \(DemoCommand.seconds(ContinuousClock.now - started)): \(settings.3) conversations, "
                 + "\(settings.4) messages; PostgreSQL \(settings.0), fsync=\(settings.1), synchronous_commit=\(settings.2)"
         )
@@ -247,8 +258,9 @@ struct RetentionBench: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(at: config) }
         let database = ConnectionThread(conninfo: conninfo, name: "lethe-bench-lethe")
         defer { Task { await database.shutdown() } }
+        let batchSize = self.batchSize
         try await database.run { connection in
-            try connection.execute("UPDATE lethe.entity_types SET lanes = $1", [processes])
+            try connection.execute("UPDATE lethe.entity_types SET lanes = $1, batch_size = $2", [processes, batchSize])
             try RetentionSchedule(orphanInterval: .seconds(86_400), maxAttempts: 3).enqueueDue(on: connection)
             // Only the retention lanes: orphan GC is not part of this measurement.
             try connection.execute("DELETE FROM lethe.tasks WHERE kind <> 'retention'")

@@ -57,3 +57,11 @@ extension String {
         count >= width ? self : self + String(repeating: " ", count: width - count)
     }
 }
+
+/// Lines for long runs (demo, benchmarks), written at once even into a pipe or file, so
+/// progress shows as it happens (`print` is block-buffered there).
+enum Console {
+    static func line(_ text: String) {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+}

@@ -178,12 +178,12 @@ public struct CompiledBlobStore: Sendable {
     let unreferenced: String
 
     /// $1 blob keys, $2 account: deletes those of the account's blobs nothing references.
+    /// No row locks first (they would cost a WAL record per blob): two batches never delete
+    /// the same blob, because each still sees the other's uncommitted rows referencing it.
     var deleteUnreferenced: String {
         """
         DELETE FROM \(sql) AS b
-        WHERE b.\(key) IN (SELECT x.\(key) FROM \(sql) AS x
-                           WHERE x.\(key) = ANY($1::text[]::\(keyType)[]) AND x.\(account) = $2::text::\(accountType)
-                           ORDER BY x.\(key) FOR UPDATE)
+        WHERE b.\(key) = ANY($1::text[]::\(keyType)[]) AND b.\(account) = $2::text::\(accountType)
           AND \(unreferenced)
         """
     }

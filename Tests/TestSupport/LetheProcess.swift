@@ -28,7 +28,7 @@ public enum LetheProcess {
     /// Starts `lethe arguments…` in the background with its output going to `log` (a file),
     /// so a chatty process never blocks on a full pipe.
     public static func launch(_ arguments: [String], environment: [String: String] = [:], log: URL) throws -> Process {
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try executablePath())

@@ -8,6 +8,11 @@ CREATE OR REPLACE FUNCTION app.frac(n bigint, salt bigint DEFAULT 0) RETURNS dou
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN (((n + salt * 7919) * 2654435761) % 1000003)::double precision / 1000003;
 
+-- The start of conversation g of n: in order over [newest - span, newest], with jitter.
+CREATE OR REPLACE FUNCTION app.started(g bigint, n bigint, span interval, newest timestamptz) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN newest - span + span * ((g + app.frac(g, 3)) / greatest(n, 1));
+
 -- Reserves n ids of a table's identity and returns the first.
 CREATE OR REPLACE FUNCTION app.reserve(tbl text, n bigint) RETURNS bigint
 LANGUAGE plpgsql AS $$
@@ -19,8 +24,8 @@ BEGIN
     RETURN first;
 END $$;
 
--- One tenant: `conversations` conversations whose start times spread over [newest - span,
--- newest] (about 3% still open), `messages_per_conversation` messages each (10% with an
+-- One tenant: `conversations` conversations started in order over [newest - span, newest]
+-- (the heap in time order, as an append-only table's is; about 3% still open), `messages_per_conversation` messages each (10% with an
 -- attachment blob), recordings on 30%; with `extras`, also audit log entries, webhook calls
 -- (10% with bodies over 5,000 characters stored as blobs), persons (70% anonymous) with
 -- presences and device infos (some unreferenced), staff, external contacts, enquiries (20%
@@ -75,7 +80,7 @@ BEGIN
     rb0 := app.reserve('app.blobs', n);
     INSERT INTO app.blobs (id, account_id, kind, byte_size, content, created_at)
     SELECT rb0 + g, account, 'recording', 200000 + (g % 1000), '\x52494646'::bytea,
-           newest - span * app.frac(g, account)
+           app.started(g, n, span, newest)
     FROM generate_series(0, n - 1) g
     WHERE g % 10 < 3;
     GET DIAGNOSTICS rows = ROW_COUNT;
@@ -85,9 +90,9 @@ BEGIN
     INSERT INTO app.conversations (id, account_id, channel, person_id, started_at, ended_at, recording_blob_id)
     SELECT c0 + g, account, (ARRAY['chat', 'voice', 'email', 'video'])[1 + g % 4],
            CASE WHEN p0 IS NOT NULL AND g % 5 = 0 THEN p0 + (g / 5) % persons END,
-           newest - span * app.frac(g, account),
+           app.started(g, n, span, newest),
            CASE WHEN g % 33 = 7 THEN NULL
-                ELSE newest - span * app.frac(g, account) + (g % 120) * interval '1 minute' END,
+                ELSE app.started(g, n, span, newest) + (g % 120) * interval '1 minute' END,
            CASE WHEN g % 10 < 3 THEN rb0 + g END
     FROM generate_series(0, n - 1) g;
     total := total + n;
@@ -96,14 +101,15 @@ BEGIN
         m0 := app.reserve('app.messages', n * m);
         INSERT INTO app.messages (id, conversation_id, account_id, sent_at, body)
         SELECT m0 + g * m + k, c0 + g, account,
-               newest - span * app.frac(g, account) + k * interval '1 minute', 'message ' || k
-        FROM generate_series(0, n - 1) g, generate_series(0, m - 1) k;
+               app.started(g, n, span, newest) + k * interval '1 minute', 'message ' || k
+        FROM generate_series(0, n - 1) g CROSS JOIN LATERAL generate_series(0, m - 1) k
+        ORDER BY g, k;
         total := total + n * m;
 
         -- An attachment on every tenth message.
         ab0 := app.reserve('app.blobs', n * m / 10 + 1);
         INSERT INTO app.blobs (id, account_id, kind, byte_size, content, created_at)
-        SELECT ab0 + i / 10, account, 'file', 1000 + i % 5000, '\x25504446'::bytea, newest - span * app.frac(i / m, account)
+        SELECT ab0 + i / 10, account, 'file', 1000 + i % 5000, '\x25504446'::bytea, app.started(i / m, n, span, newest)
         FROM generate_series(0, n * m - 1, 10) i;
         a0 := app.reserve('app.message_attachments', n * m / 10 + 1);
         INSERT INTO app.message_attachments (id, message_id, account_id, blob_id)
