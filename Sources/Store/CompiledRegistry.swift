@@ -116,30 +116,30 @@ public struct CompiledEntityType: Sendable {
     /// Per account of `lethe.retention_status` (alias `s`): expired rows present and the
     /// oldest clock; run by `lethe.retention_backlog_rows()`.
     var backlogSQL: String {
-        """
-        SELECT s.account_id, '\(name)'::text, x.n, x.oldest
-        FROM lethe.retention_status s
-        CROSS JOIN LATERAL (
-            SELECT count(*)::bigint AS n, min(\(clockKind.asTimestamptz("r.\(clock)"))) AS oldest
-            FROM \(root.sql) AS r
-            WHERE \(filter(account: "s.account_id", cutoff: "s.cutoff"))
-        ) x
-        WHERE s.entity_type = '\(name)' AND s.cutoff IS NOT NULL AND x.n > 0
-        """
+        perAccount(select: "x.oldest", cutoff: "s.cutoff", where: "s.cutoff IS NOT NULL")
     }
 
     /// Rows that expire before the account's notice horizon, and the earliest expiry;
     /// run by `lethe.upcoming_deletion_rows()`.
     var upcomingSQL: String {
+        perAccount(
+            select: "greatest(lethe.expires_at(x.oldest, s.effective_interval), now())",
+            cutoff: "lethe.cutoff(s.notice_horizon, s.effective_interval)",
+            where: "s.runnable AND s.notice_horizon IS NOT NULL")
+    }
+
+    /// (account, type, rows, `select`) for every account whose status row passes `where`,
+    /// counting its rows eligible before `cutoff` (x.n, oldest clock x.oldest).
+    private func perAccount(select: String, cutoff: String, where condition: String) -> String {
         """
-        SELECT s.account_id, '\(name)'::text, x.n, greatest(lethe.expires_at(x.oldest, s.effective_interval), now())
+        SELECT s.account_id, '\(name)'::text, x.n, \(select)
         FROM lethe.retention_status s
         CROSS JOIN LATERAL (
             SELECT count(*)::bigint AS n, min(\(clockKind.asTimestamptz("r.\(clock)"))) AS oldest
             FROM \(root.sql) AS r
-            WHERE \(filter(account: "s.account_id", cutoff: "lethe.cutoff(s.notice_horizon, s.effective_interval)"))
+            WHERE \(filter(account: "s.account_id", cutoff: cutoff))
         ) x
-        WHERE s.entity_type = '\(name)' AND s.runnable AND s.notice_horizon IS NOT NULL AND x.n > 0
+        WHERE s.entity_type = '\(name)' AND \(condition) AND x.n > 0
         """
     }
 

@@ -173,7 +173,7 @@ import Testing
             defer { try? FileManager.default.removeItem(atPath: path) }
             #expect(try LetheProcess.run(["policy", "types", "--config", path]).status == 0)
 
-            var random = SeededRandom(seed: UInt64(seed))
+            var random = SeededGenerator(seed: UInt64(seed))
             let tenants = Int.random(in: 3...6, using: &random)
             let choices = ["1 day", "7 days", "30 days", "2 mons", "6 mons", "1 year"]
             var nextID: Int64 = 1
@@ -342,18 +342,5 @@ import Testing
                     "SELECT count(*) FROM lethe.tasks WHERE kind = 'retention' AND state = 'succeeded' AND attempts >= 2",
                     as: Int.self) >= 1)
         }
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so a failing seed can be replayed.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
