@@ -24,7 +24,7 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Sample tenants to create.") var tenants = 12
     @Option(help: "Conversations of the largest tenant (tenant i gets about scale/i).") var scale = 2000
     @Option(help: "Worker slots.") var concurrency = 4
-    @Flag(help: "Keep the database directory (and leave it running is not supported: it is stopped).")
+    @Flag(help: "Keep the database directory afterwards (the server is stopped either way).")
     var keep = false
     @Option(help: ArgumentHelp("The example application's directory.", valueName: "dir")) var example: String?
 
