@@ -60,7 +60,8 @@ let package = Package(
         .target(
             name: "Coordinator",
             dependencies: [
-                "Store", "Postgres", "Retention",
+                "Store", "Postgres", "Retention", "Archive", "BackupSites",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -68,7 +69,8 @@ let package = Package(
         .target(
             name: "Worker",
             dependencies: [
-                "Store", "Postgres", "Retention",
+                "Store", "Postgres", "Retention", "Archive", "BackupSites",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -76,7 +78,7 @@ let package = Package(
         .target(
             name: "LetheCLI",
             dependencies: [
-                "Store", "Postgres", "SFTP", "Archive", "Retention", "Coordinator", "Worker",
+                "Store", "Postgres", "SFTP", "Archive", "BackupSites", "Retention", "Coordinator", "Worker",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -118,6 +120,26 @@ let package = Package(
         .testTarget(
             name: "LetheCLITests",
             dependencies: ["LetheCLI", "SFTP", "Archive", "Postgres", "Retention", "TestSupport"],
+            swiftSettings: strict),
+
+        // Backup sites (SFTP and local directories) and their tests against the real sshd.
+        .target(
+            name: "BackupSites",
+            dependencies: ["SFTP"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "SFTPTests",
+            dependencies: ["SFTP", "TestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "BackupSiteTests",
+            dependencies: ["BackupSites", "SFTP", "TestSupport"],
+            swiftSettings: strict),
+
+        // The libarchive wrapper's tests: AES-256 ZIP round trips and bsdtar/7z interop, no database.
+        .testTarget(
+            name: "ArchiveTests",
+            dependencies: ["Archive"],
             swiftSettings: strict),
     ]
 )

@@ -6,7 +6,8 @@ import Postgres
 struct AccountCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "account",
-        abstract: "Manage accounts: add, list, show, state, operator switches, notice window, holds.",
+        abstract:
+            "Manage accounts: add, list, show, state, operator switches, notice window, holds, archiving, backup sites.",
         discussion: """
             Each command calls the SQL function an application would (lethe.add_account,
             lethe.set_account_state, lethe.place_hold …), so the rules are the same from
@@ -14,7 +15,7 @@ struct AccountCommand: AsyncParsableCommand {
             """,
         subcommands: [
             Add.self, List.self, Show.self, SetState.self, Disable.self, Enable.self, Notice.self, Hold.self,
-            Release.self, Holds.self,
+            Release.self, Holds.self, ArchiveSettingsCommand.self, SiteCommand.self,
         ])
 
     struct Add: AsyncParsableCommand {

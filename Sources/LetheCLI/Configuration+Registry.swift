@@ -124,13 +124,14 @@ struct RegistryParser {
 
     private func blobStore(_ name: String, _ node: Node, path: String) throws(UsageError) -> BlobStore {
         let f = try fields(
-            node, path: path, allowed: ["table", "key", "account", "grace", "batch_size", "cap_per_run"])
+            node, path: path, allowed: ["table", "key", "account", "grace", "batch_size", "cap_per_run", "content"])
         var store = BlobStore(
             name: name, table: try table(f, path: path), key: try identifier(f, "key", path: path, default: "id"),
             account: try identifier(f, "account", path: path))
         store.grace = try duration(f, "grace", path: path) ?? store.grace
         store.batchSize = try integer(f, "batch_size", path: path, default: store.batchSize)
         store.capPerRun = try integer(f, "cap_per_run", path: path, default: store.capPerRun)
+        if f["content"] != nil { store.content = try identifier(f, "content", path: path) }
         return store
     }
 

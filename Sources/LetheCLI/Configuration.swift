@@ -14,13 +14,17 @@ struct Configuration: Equatable {
 
     /// What a key holds, for validation and error messages.
     enum Kind: Equatable {
-        case text, duration, positiveInteger, boolean
+        case text, duration, positiveInteger, boolean, byteSize
+        /// A whole number within the range (`archive.compression_level`).
+        case integer(ClosedRange<Int>)
         var accepted: String {
             switch self {
             case .text: return "text"
             case .duration: return DurationText.accepted
             case .positiveInteger: return "a whole number of at least 1"
             case .boolean: return "true or false"
+            case .byteSize: return ByteSizeText.accepted
+            case .integer(let range): return "a whole number from \(range.lowerBound) to \(range.upperBound)"
             }
         }
     }
@@ -53,6 +57,14 @@ struct Configuration: Equatable {
         "retention.orphan_interval": .duration,
         "retention.notice_interval": .duration,
         "retention.max_batches": .positiveInteger,
+        "archive.master_key_file": .text,
+        "archive.spool_directory": .text,
+        "archive.split_size": .byteSize,
+        "archive.compression_level": .integer(1...9),
+        "archive.max_roots_per_type": .positiveInteger,
+        "archive.site_timeout": .duration,
+        "archive.upload_attempts": .positiveInteger,
+        "archive.keep_local": .boolean,
     ]
 
     /// Top-level sections with a structure of their own (see `Configuration+Registry`).
@@ -65,6 +77,7 @@ struct Configuration: Equatable {
     func duration(_ key: String) -> Duration? { values[key].flatMap(DurationText.parse) }
     func integer(_ key: String) -> Int? { values[key].flatMap { Int($0) } }
     func boolean(_ key: String) -> Bool? { values[key].flatMap(Self.parseBoolean) }
+    func byteSize(_ key: String) -> Int64? { values[key].flatMap(ByteSizeText.parse) }
 
     static func parseBoolean(_ text: String) -> Bool? {
         switch text.lowercased() {
@@ -136,6 +149,8 @@ struct Configuration: Equatable {
         case .duration: valid = DurationText.parse(value) != nil
         case .positiveInteger: valid = Int(value).map { $0 >= 1 } ?? false
         case .boolean: valid = parseBoolean(value) != nil
+        case .byteSize: valid = ByteSizeText.parse(value).map { $0 >= 1 } ?? false
+        case .integer(let range): valid = Int(value).map(range.contains) ?? false
         }
         if !valid {
             throw UsageError(
@@ -150,5 +165,41 @@ struct Configuration: Equatable {
             String(key.dropFirst(lead.count).split(separator: ".").first ?? "")
         }
         return Array(Set(names + (prefix.isEmpty ? sections : []))).sorted()
+    }
+}
+
+/// Sizes in configuration: a number of bytes (`1048576`), or a number with a unit — decimal
+/// `kB`, `MB`, `GB`, `TB` (powers of 1000) or binary `KiB`, `MiB`, `GiB`, `TiB` (powers of
+/// 1024); units are case-insensitive, a space before them is allowed.
+enum ByteSizeText {
+    static let accepted =
+        "a whole number of bytes, optionally with a unit B, kB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB "
+        + "(powers of 1024), e.g. 1048576, 500MB, 2GiB"
+
+    private static let units: [String: Int64] = [
+        "": 1, "b": 1, "k": 1000, "kb": 1000, "mb": 1_000_000, "gb": 1_000_000_000, "tb": 1_000_000_000_000,
+        "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+    ]
+
+    /// The size in bytes, or nil when `text` is not a size or overflows.
+    static func parse(_ text: String) -> Int64? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let digits = trimmed.prefix { $0.isASCII && $0.isNumber }
+        guard !digits.isEmpty, let value = Int64(digits) else { return nil }
+        let unit = trimmed.dropFirst(digits.count).trimmingCharacters(in: .whitespaces).lowercased()
+        guard let scale = units[unit] else { return nil }
+        let (bytes, overflow) = value.multipliedReportingOverflow(by: scale)
+        return overflow ? nil : bytes
+    }
+
+    /// `bytes` for people: `512 B`, `1.5 kB`, `2.0 GB` (decimal units, one decimal).
+    static func format(_ bytes: Int64) -> String {
+        if bytes < 1000 { return "\(bytes) B" }
+        var value = Double(bytes)
+        for unit in ["kB", "MB", "GB", "TB", "PB"] {
+            value /= 1000
+            if value < 999.95 || unit == "PB" { return String(format: "%.1f", value) + " " + unit }
+        }
+        return "\(bytes) B"
     }
 }

@@ -103,7 +103,7 @@ struct DemoCommand: AsyncParsableCommand {
         say("running a coordinator and \(concurrency) worker slots until nothing is due")
         let before = try Self.deleted(on: setup)
         let runStarted = ContinuousClock.now
-        let pool = LetheServices.workerPool(
+        let pool = try LetheServices.workerPool(
             context,
             configuration: try LetheServices.workerConfiguration(
                 context, options: try WorkerOptions.parse(["--concurrency", "\(concurrency)"]), untilIdle: true),

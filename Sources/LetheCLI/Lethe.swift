@@ -15,7 +15,8 @@ struct Lethe: AsyncParsableCommand {
         version: LetheVersion.current,
         subcommands: [
             MigrateCommand.self, CoordinatorCommand.self, WorkerCommand.self, RunCommand.self, TaskCommand.self,
-            AccountCommand.self, PolicyCommand.self, StatusCommand.self, DemoCommand.self, BenchCommand.self,
+            AccountCommand.self, PolicyCommand.self, ArchiveCommand.self, StatusCommand.self, DemoCommand.self,
+            BenchCommand.self,
         ]
     )
 }

@@ -61,7 +61,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let context = try CommandContext(global, label: "lethe.worker")
         let settings = try LetheServices.workerConfiguration(context, options: worker, untilIdle: untilIdle)
         let registry = try await context.registry(sync: false)
-        let pool = LetheServices.workerPool(context, configuration: settings, registry: registry)
+        let pool = try LetheServices.workerPool(context, configuration: settings, registry: registry)
         try await ServiceRunner.run([pool], logger: context.logger)
     }
 }
@@ -105,7 +105,7 @@ struct RunCommand: AsyncParsableCommand {
         let settings = try LetheServices.workerConfiguration(context, options: worker, untilIdle: untilIdle)
         let coordinator = try LetheServices.coordinator(context, untilIdle: untilIdle)
         let registry = try await context.registry(sync: true)
-        let pool = LetheServices.workerPool(context, configuration: settings, registry: registry)
+        let pool = try LetheServices.workerPool(context, configuration: settings, registry: registry)
         try await ServiceRunner.run([coordinator, pool], logger: context.logger)
     }
 }
@@ -113,13 +113,14 @@ struct RunCommand: AsyncParsableCommand {
 /// The services a command runs, built from its context.
 enum LetheServices {
     /// Every task kind this build of Lethe can run.
-    static let kinds = ["noop", "retention", "orphan_gc"]
+    static let kinds = ["noop", "retention", "orphan_gc", ArchiveSchedule.kind]
 
     /// The handlers of `kinds`.
-    static func handlers(_ context: CommandContext, registry: CompiledRegistry) -> [any TaskHandler] {
+    static func handlers(_ context: CommandContext, registry: CompiledRegistry) throws -> [any TaskHandler] {
         [
             NoopHandler(), RetentionHandler(registry: registry, maxBatches: context.maxBatches),
             OrphanGCHandler(registry: registry),
+            ArchiveHandler(registry: registry, settings: try context.archiveOptions().handlerSettings),
         ]
     }
 
@@ -135,10 +136,10 @@ enum LetheServices {
 
     static func workerPool(
         _ context: CommandContext, configuration: WorkerConfiguration, registry: CompiledRegistry
-    ) -> WorkerPool {
+    ) throws -> WorkerPool {
         WorkerPool(
             conninfo: context.conninfo, configuration: configuration,
-            handlers: handlers(context, registry: registry), queue: context.taskQueue(), logger: context.logger,
+            handlers: try handlers(context, registry: registry), queue: context.taskQueue(), logger: context.logger,
             version: LetheVersion.current)
     }
 
@@ -150,7 +151,8 @@ enum LetheServices {
                 RetentionTick(
                     schedule: RetentionSchedule(
                         orphanInterval: context.orphanInterval, maxAttempts: context.taskQueue().defaultMaxAttempts),
-                    noticeInterval: context.noticeInterval)
+                    noticeInterval: context.noticeInterval),
+                ArchiveTick(schedule: ArchiveSchedule(maxAttempts: context.taskQueue().defaultMaxAttempts)),
             ],
             logger: context.logger, version: LetheVersion.current)
     }

@@ -6,11 +6,12 @@ import Store
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show the queue, the retention backlog, workers, coordinators and failures.",
+        abstract: "Show the queue, the retention backlog, workers, coordinators, the backup log and failures.",
         discussion: """
-            Reads lethe.queue_summary, lethe.retention_backlog, lethe.worker_status and
-            lethe.failures in one snapshot (the backlog counts expired rows in the
-            application's tables, through their (account, clock) indexes).
+            Reads lethe.queue_summary, lethe.retention_backlog, lethe.worker_status,
+            lethe.failures, lethe.backup_log and lethe.archive_status in one snapshot (the
+            backlog counts expired rows in the application's tables, through their
+            (account, clock) indexes).
             Exit status 0 whatever the state; --json prints the same as one JSON object.
             """)
 
@@ -24,6 +25,7 @@ struct StatusCommand: AsyncParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.dateEncodingStrategy = .iso8601
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
             print(Self.render(report))
@@ -82,7 +84,42 @@ struct StatusCommand: AsyncParsableCommand {
                 "Failures (lethe.failures): \(report.retrying) retrying, \(report.dead) dead; newest:\n"
                     + table.rendered)
         }
+        if let backupLog = report.backupLog { sections.append(contentsOf: Self.render(backupLog)) }
         sections.append("Schema lethe at version \(report.schemaVersion)")
         return sections.joined(separator: "\n\n")
+    }
+
+    /// Accounts shown in the text output (the stalest uploads first); --json has them all.
+    static let accountLimit = 20
+
+    static func render(_ log: StatusReport.BackupLog) -> [String] {
+        if log.statuses.isEmpty && log.accounts.isEmpty { return ["Backup log: empty (no account archives)"] }
+        var sections: [String] = []
+        let counts = log.statuses.map { "\($0.files) \($0.status) (\(ByteSizeText.format($0.totalSize)))" }
+        sections.append(
+            "Backup log (lethe.backup_log): " + (counts.isEmpty ? "no files yet" : counts.joined(separator: ", ")))
+        if !log.failedFiles.isEmpty {
+            var table = TextTable("ID", "ACCOUNT", "FILE", "STATUS", "ATTEMPTS", "ERROR")
+            for file in log.failedFiles {
+                table.add(
+                    "\(file.id)", file.accountID, file.fileName, file.status, "\(file.attempts)",
+                    file.error.map { HumanText.clip($0, 60) } ?? "")
+            }
+            sections.append("Failed archive files (lethe archive retry ID), newest:\n" + table.rendered)
+        }
+        if !log.accounts.isEmpty {
+            var table = TextTable("ACCOUNT", "SITES", "OPEN JOBS", "FAILED FILES", "LAST UPLOAD", "NEXT RUN")
+            for line in log.accounts.prefix(accountLimit) {
+                table.add(
+                    line.accountID, "\(line.sites)", "\(line.openJobs)", "\(line.failedFiles)",
+                    line.lastUpload.map(HumanText.timestamp) ?? "never",
+                    line.nextRunAt.map(HumanText.timestamp) ?? "-")
+            }
+            let more = log.accounts.count - accountLimit
+            sections.append(
+                "Archiving accounts (lethe.archive_status), stalest upload first:\n" + table.rendered
+                    + (more > 0 ? "\n… and \(more) more (--json lists them all)" : ""))
+        }
+        return sections
     }
 }

@@ -106,6 +106,9 @@ public struct BlobStore: Sendable, Equatable {
     public var grace: Duration
     public var batchSize: Int
     public var capPerRun: Int
+    /// A `bytea` column holding the blob's bytes: archives store it as a file of its own
+    /// (`blobs/STORE/KEY`) beside the row's other columns. Nil: the row is archived as it is.
+    public var content: String?
 
     public init(
         name: String, table: TableName, key: String, account: String, grace: Duration = .seconds(7 * 86_400),

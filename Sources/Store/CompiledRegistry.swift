@@ -125,7 +125,7 @@ public struct CompiledEntityType: Sendable {
         perAccount(
             select: "greatest(lethe.expires_at(x.oldest, s.effective_interval), now())",
             cutoff: "lethe.cutoff(s.notice_horizon, s.effective_interval)",
-            where: "s.runnable AND s.notice_horizon IS NOT NULL")
+            where: "s.policy_runnable AND s.notice_horizon IS NOT NULL")
     }
 
     /// (account, type, rows, `select`) for every account whose status row passes `where`,
@@ -176,6 +176,8 @@ public struct CompiledBlobStore: Sendable {
     let accountType: String
     /// `NOT EXISTS` over every column that references the store (alias `b` for the blob).
     let unreferenced: String
+    /// The quoted `bytea` column archived as a file of its own, if configured.
+    let content: String?
 
     /// $1 blob keys, $2 account: deletes those of the account's blobs nothing references.
     /// No row locks first (they would cost a WAL record per blob): two batches never delete

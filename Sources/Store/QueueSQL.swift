@@ -202,6 +202,9 @@ enum QueueSQL {
                            AND ($1::text[] IS NULL OR kind = ANY($1)))
            AND NOT EXISTS (SELECT 1 FROM lethe.retention_runs WHERE next_run_at <= now()
                            AND ($1::text[] IS NULL OR kind = ANY($1)))
+           AND ($1::text[] IS NOT NULL AND NOT 'archive' = ANY($1)
+                OR NOT EXISTS (SELECT 1 FROM lethe.archive_jobs WHERE wake_at <= now() AND state <> 'deleted')
+                   AND NOT EXISTS (SELECT 1 FROM lethe.archive_settings WHERE enabled AND next_run_at <= now()))
         """
 
     /// $1 batch size. Enqueues a task for each due schedule (skipping those whose previous

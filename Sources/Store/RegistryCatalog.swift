@@ -74,6 +74,16 @@ public enum RegistryCatalog {
         let table = try table(store.table, path: "\(path).table", on: connection)
         let key = try table.column(store.key, path: "\(path).key")
         let account = try table.column(store.account, path: "\(path).account")
+        var content: String?
+        if let name = store.content {
+            let column = try table.column(name, path: "\(path).content")
+            guard column.type == "bytea" else {
+                throw RegistryError(
+                    path: "\(path).content",
+                    message: "column \(store.table).\(column.name) is \(column.type); expected bytea")
+            }
+            content = SQLIdentifier.quote(column.name)
+        }
         let references = registry.references(to: store.name)
         guard !references.isEmpty else {
             throw RegistryError(
@@ -88,7 +98,7 @@ public enum RegistryCatalog {
         }.joined(separator: " AND ")
         return CompiledBlobStore(
             store: store, sql: table.sql, key: keySQL, keyType: key.type, account: SQLIdentifier.quote(account.name),
-            accountType: account.type, unreferenced: unreferenced)
+            accountType: account.type, unreferenced: unreferenced, content: content)
     }
 
     static func compile(_ type: EntityType, on connection: Connection) throws -> CompiledEntityType {

@@ -70,33 +70,7 @@ public struct RetentionBatch: Sendable {
             let roots = try connection.query(type.selectRoots, [account, cutoff, type.type.batchSize])
             guard roots.count > 0 else { return result }
 
-            // The roots' keys; blob keys as the rows holding them are deleted.
-            var blobKeys: [String: Set<String>] = [:]
-            func collectBlobs(_ rows: QueryResult, table: CompiledTable, offset: Int) throws {
-                for row in rows {
-                    for (index, blob) in table.blobs.enumerated() {
-                        if let key = try row.decode(String?.self, at: offset + index) {
-                            blobKeys[blob.store, default: []].insert(key)
-                        }
-                    }
-                }
-            }
-            let rootKeys = try roots.map { try $0.decode(String.self, at: 0) }
-            try collectBlobs(roots, table: type.root, offset: 1)
-
-            // Child-first (reverse pre-order): each table's rows under the roots, then the roots.
-            for (index, table) in type.tables.enumerated().reversed() {
-                let deleted: Int
-                if table.blobs.isEmpty {
-                    deleted = try connection.execute(type.delete(index), [rootKeys])
-                } else {
-                    let rows = try connection.query(type.delete(index), [rootKeys])
-                    if index > 0 { try collectBlobs(rows, table: table, offset: 0) }
-                    deleted = rows.count
-                }
-                result.rowsByTable[table.label, default: 0] += deleted
-            }
-            result.roots = result.rowsByTable[type.root.label] ?? 0
+            let blobKeys = try Self.deleteTrees(of: type, roots: roots, into: &result, on: connection)
 
             // Blobs last (rows reference them): only the account's, and only if nothing references them now.
             for (storeName, candidates) in blobKeys.sorted(by: { $0.key < $1.key }) {
@@ -111,10 +85,55 @@ public struct RetentionBatch: Sendable {
         }
     }
 
+    /// Deletes the trees of the locked `roots` (rows of `selectRoots` or `lockArchivedRoots`:
+    /// the key, then the root's blob columns) except those in `sparing`: child-first, each
+    /// table in one statement found through its parents. Returns the blob keys per store that
+    /// the deleted rows referenced, for the caller to delete when nothing references them.
+    static func deleteTrees(
+        of type: CompiledEntityType, roots: QueryResult, sparing: Set<String> = [],
+        into result: inout RetentionBatchResult, on connection: Connection
+    ) throws -> [String: Set<String>] {
+        var blobKeys: [String: Set<String>] = [:]
+        var rootKeys: [String] = []
+        for row in roots {
+            let key = try row.decode(String.self, at: 0)
+            guard !sparing.contains(key) else { continue }
+            rootKeys.append(key)
+            for (index, blob) in type.root.blobs.enumerated() {
+                if let blobKey = try row.decode(String?.self, at: 1 + index) {
+                    blobKeys[blob.store, default: []].insert(blobKey)
+                }
+            }
+        }
+        guard !rootKeys.isEmpty else { return [:] }
+        // Child-first (reverse pre-order): each table's rows under the roots, then the roots.
+        for (index, table) in type.tables.enumerated().reversed() {
+            let deleted: Int
+            if table.blobs.isEmpty {
+                deleted = try connection.execute(type.delete(index), [rootKeys])
+            } else {
+                let rows = try connection.query(type.delete(index), [rootKeys])
+                if index > 0 {
+                    for row in rows {
+                        for (column, blob) in table.blobs.enumerated() {
+                            if let key = try row.decode(String?.self, at: column) {
+                                blobKeys[blob.store, default: []].insert(key)
+                            }
+                        }
+                    }
+                }
+                deleted = rows.count
+            }
+            result.rowsByTable[table.label, default: 0] += deleted
+        }
+        result.roots = result.rowsByTable[type.root.label] ?? 0
+        return blobKeys
+    }
+
     /// Appends the batch to `lethe.deletion_records` (in the batch's transaction).
     static func record(
         _ result: RetentionBatchResult, account: String, entityType: String, task: Int64?, worker: UUID?,
-        duration: Duration, on connection: Connection
+        archive: Int64? = nil, duration: Duration, on connection: Connection
     ) throws {
         let counts = String(
             decoding: try JSONSerialization.data(withJSONObject: result.rowsByTable, options: [.sortedKeys]),
@@ -122,13 +141,13 @@ public struct RetentionBatch: Sendable {
         try connection.execute(
             """
             INSERT INTO lethe.deletion_records (account_id, entity_type, task_id, worker_id, cutoff, retention,
-                root_rows, total_rows, blob_rows, rows_by_table, duration_ms)
-            VALUES ($1, $2, $3, $4, $5::timestamptz, $6::interval, $7, $8, $9, $10::jsonb, $11)
+                root_rows, total_rows, blob_rows, rows_by_table, duration_ms, archive_id)
+            VALUES ($1, $2, $3, $4, $5::timestamptz, $6::interval, $7, $8, $9, $10::jsonb, $11, $12)
             """,
             [
                 account, entityType, task, worker, result.cutoff, result.interval, result.roots, result.totalRows,
                 result.blobs, counts,
-                Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15,
+                Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15, archive,
             ])
     }
 }

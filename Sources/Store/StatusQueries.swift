@@ -42,6 +42,35 @@ public struct StatusReport: Sendable, Codable {
         public var behindSeconds: Double?
         public var deletedLastDay: Int
     }
+    /// The backup log (`lethe.backup_log`, `lethe.archive_status`): files per status, the
+    /// newest failed files with their errors, and per account with archiving on its last
+    /// upload (the stalest first).
+    public struct BackupLog: Sendable, Codable {
+        public struct StatusCount: Sendable, Codable {
+            public var status: String
+            public var files: Int
+            public var totalSize: Int64
+        }
+        public struct FailedFile: Sendable, Codable {
+            public var id: Int64
+            public var accountID: String
+            public var fileName: String
+            public var status: String
+            public var attempts: Int
+            public var error: String?
+        }
+        public struct AccountLine: Sendable, Codable {
+            public var accountID: String
+            public var sites: Int
+            public var openJobs: Int
+            public var failedFiles: Int
+            public var lastUpload: Date?
+            public var nextRunAt: Date?
+        }
+        public var statuses: [StatusCount]
+        public var failedFiles: [FailedFile]
+        public var accounts: [AccountLine]
+    }
     public var schemaVersion: Int
     public var queue: [QueueLine]
     public var retention: [RetentionLine]
@@ -49,6 +78,8 @@ public struct StatusReport: Sendable, Codable {
     public var failures: [FailureLine]
     public var retrying: Int
     public var dead: Int
+    /// Nil before migration 0004 (no backup log yet).
+    public var backupLog: BackupLog?
 
     /// Reads the views in one repeatable-read snapshot, so the sections agree.
     public static func read(on connection: Connection, failureLimit: Int = 10) throws -> StatusReport {
@@ -118,7 +149,44 @@ public struct StatusReport: Sendable, Codable {
             }
             return StatusReport(
                 schemaVersion: version, queue: queue, retention: retention, processes: processes, failures: failures,
-                retrying: retrying, dead: dead)
+                retrying: retrying, dead: dead, backupLog: try readBackupLog(on: connection, failureLimit: failureLimit)
+            )
         }
+    }
+
+    static func readBackupLog(on connection: Connection, failureLimit: Int) throws -> BackupLog? {
+        guard try connection.query("SELECT to_regclass('lethe.backup_log') IS NOT NULL")[0].decode(Bool.self, at: 0)
+        else { return nil }
+        let statuses = try connection.query(
+            """
+            SELECT status, count(*)::int, coalesce(sum(total_size), 0)::int8 FROM lethe.backup_log
+            GROUP BY status ORDER BY array_position(ARRAY['archiving', 'uploading', 'uploaded', 'downloaded',
+                'deleting', 'deleted', 'upload_failed', 'delete_failed'], status)
+            """
+        ).map { row in
+            BackupLog.StatusCount(
+                status: try row.decode(at: 0), files: try row.decode(at: 1), totalSize: try row.decode(at: 2))
+        }
+        let failed = try connection.query(
+            """
+            SELECT id, account_id, file_name, status, attempts, error FROM lethe.backup_log
+            WHERE status IN ('upload_failed', 'delete_failed') ORDER BY created_at DESC, id DESC LIMIT $1
+            """, [failureLimit]
+        ).map { row in
+            BackupLog.FailedFile(
+                id: try row.decode(at: 0), accountID: try row.decode(at: 1), fileName: try row.decode(at: 2),
+                status: try row.decode(at: 3), attempts: try row.decode(at: 4), error: try row.decode(at: 5))
+        }
+        let accounts = try connection.query(
+            """
+            SELECT account_id, sites::int, open_jobs::int, failed_files::int, last_upload, next_run_at
+            FROM lethe.archive_status WHERE enabled ORDER BY last_upload NULLS FIRST, account_id
+            """
+        ).map { row in
+            BackupLog.AccountLine(
+                accountID: try row.decode(at: 0), sites: try row.decode(at: 1), openJobs: try row.decode(at: 2),
+                failedFiles: try row.decode(at: 3), lastUpload: try row.decode(at: 4), nextRunAt: try row.decode(at: 5))
+        }
+        return BackupLog(statuses: statuses, failedFiles: failed, accounts: accounts)
     }
 }

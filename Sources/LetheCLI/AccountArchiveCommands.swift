@@ -1,0 +1,276 @@
+import ArgumentParser
+import BackupSites
+import Foundation
+import Postgres
+import Retention
+import Store
+
+/// `lethe account archive …` and `lethe account site …`: an account's archive settings and
+/// its backup sites. Keys and secrets come from files (or stdin), never from the command
+/// line, are sealed with the master key before they reach the database, and are never printed.
+extension AccountCommand {
+    struct ArchiveSettingsCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "archive",
+            abstract: "Show or change an account's archiving: on/off, archive key, schedule, auto-delete.",
+            discussion: """
+                Without options, shows the settings. The archive key is read from the first line
+                of --key-file (- for stdin) and must pass the rule: \(ArchiveKeyRule.statement).
+                It is sealed with the master key (archive.master_key_file or
+                LETHE_MASTER_KEY_FILE) and never printed. Hours are UTC. Enabling needs a key
+                and at least one backup site (lethe account site add).
+                """)
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The account id.") var account: String
+        @Flag(help: "Turn archiving on: expired data is archived and uploaded before it is deleted.") var enable = false
+        @Flag(help: "Turn archiving off: retention deletes without archiving again.") var disable = false
+        @Option(help: ArgumentHelp("A file whose first line is the archive key (- for stdin).", valueName: "file"))
+        var keyFile: String?
+        @Option(help: ArgumentHelp("The UTC hour (0–23) of the daily archive job.", valueName: "hour"))
+        var scheduleHour: Int?
+        @Option(help: ArgumentHelp("Delete automatically once every site holds the archive.", valueName: "on|off"))
+        var autoDelete: String?
+        @Option(help: ArgumentHelp("The UTC hour (0–23) of automatic deletion.", valueName: "hour"))
+        var autoDeleteHour: Int?
+        @Option(
+            help: ArgumentHelp("Delete only after the sites confirm they pulled the files.", valueName: "on|off"))
+        var requireDownload: String?
+
+        func run() async throws {
+            let context = try CommandContext(global, label: "lethe.account")
+            var change = ArchiveSettingsChange()
+            if enable && disable { throw UsageError("--enable and --disable exclude each other; give one of them") }
+            change.enabled = enable ? true : (disable ? false : nil)
+            change.scheduleHour = try ArchiveText.hour(scheduleHour, option: "--schedule-hour")
+            change.autoDeleteHour = try ArchiveText.hour(autoDeleteHour, option: "--auto-delete-hour")
+            change.autoDelete = try ArchiveText.onOff(autoDelete, option: "--auto-delete")
+            change.requireDownload = try ArchiveText.onOff(requireDownload, option: "--require-download")
+            if let keyFile {
+                let key = try SecretFile.firstLine(keyFile, what: "archive key file")
+                if let violation = ArchiveKeyRule.violation(of: key) { throw UsageError(violation) }
+                change.key = key
+            }
+            let administration = ArchiveAdministration(masterKey: try context.masterKey())
+            let changed =
+                change.enabled != nil || change.key != nil || change.scheduleHour != nil || change.autoDelete != nil
+                || change.autoDeleteHour != nil || change.requireDownload != nil
+            let (account, request) = (self.account, change)
+            let (settings, sites) = try await ArchiveCall.run(context, syncRegistry: true) { connection in
+                try connection.execute("SELECT lethe.require_account($1)", [account])
+                let settings =
+                    changed
+                    ? try administration.update(account: account, request, on: connection)
+                    : try administration.settings(account: account, on: connection)
+                return (settings, try administration.sites(account: account, on: connection).count)
+            }
+            print(ArchiveText.settings(settings, account: account, sites: sites))
+        }
+    }
+
+    struct SiteCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "site",
+            abstract: "Manage an account's backup sites: add, list, remove.",
+            discussion: """
+                A site is sftp://USER@HOST[:PORT]/PATH (with --known-hosts, and --identity or
+                --password-file) or file:///PATH (a directory on the worker hosts). Every current
+                site must hold an archive before its rows are deleted.
+                """,
+            subcommands: [Add.self, List.self, Remove.self])
+
+        struct Add: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Add a backup site. Passwords and passphrases come from files and are sealed.")
+            @OptionGroup var global: GlobalOptions
+            @Argument(help: "The account id.") var account: String
+            @Argument(help: "sftp://USER@HOST[:PORT]/PATH or file:///PATH (no password in the URL).") var url: String
+            @Option(help: ArgumentHelp("SSH private key (ed25519/ECDSA) on the worker hosts.", valueName: "file"))
+            var identity: String?
+            @Option(
+                help: ArgumentHelp("A file whose first line is the SFTP password (- for stdin).", valueName: "file"))
+            var passwordFile: String?
+            @Option(
+                help: ArgumentHelp(
+                    "A file whose first line is the identity's passphrase (- for stdin).", valueName: "file"))
+            var passphraseFile: String?
+            @Option(help: ArgumentHelp("OpenSSH known_hosts file on the worker hosts.", valueName: "file"))
+            var knownHosts: String?
+
+            func run() async throws {
+                let context = try CommandContext(global, label: "lethe.account")
+                let site: BackupSiteURL
+                do {
+                    site = try BackupSiteURL(parsing: url)
+                } catch {
+                    throw UsageError(error.description)
+                }
+                try checkCredentials(for: site)
+                let secret = try (passwordFile ?? passphraseFile).map {
+                    try SecretFile.firstLine($0, what: passwordFile != nil ? "password file" : "passphrase file")
+                }
+                let administration = ArchiveAdministration(masterKey: try context.masterKey())
+                let (account, shown, identity, knownHosts) = (self.account, site.description, identity, knownHosts)
+                let id = try await ArchiveCall.run(context, syncRegistry: true) { connection in
+                    try administration.addSite(
+                        account: account, url: shown, identityFile: identity, secret: secret,
+                        knownHostsFile: knownHosts, on: connection)
+                }
+                print("backup site \(id) added to account \(account): \(shown)")
+            }
+
+            /// sftp needs known hosts and one way to log in; file:// takes no credentials.
+            func checkCredentials(for site: BackupSiteURL) throws {
+                let given = [
+                    ("--identity", identity), ("--password-file", passwordFile), ("--passphrase-file", passphraseFile),
+                    ("--known-hosts", knownHosts),
+                ].filter { $0.1 != nil }.map(\.0)
+                switch site.scheme {
+                case .file:
+                    guard given.isEmpty else {
+                        throw UsageError(
+                            "\(given.joined(separator: ", ")) not allowed for \(site): a file:// site takes no credentials"
+                        )
+                    }
+                case .sftp:
+                    guard let knownHosts else {
+                        throw UsageError(
+                            "sftp site \(site) needs --known-hosts FILE (an OpenSSH known_hosts file holding its host key)"
+                        )
+                    }
+                    guard (identity == nil) != (passwordFile == nil) else {
+                        throw UsageError(
+                            "sftp site \(site) needs exactly one of --identity FILE (a private key) or --password-file FILE"
+                        )
+                    }
+                    if passphraseFile != nil, identity == nil {
+                        throw UsageError("--passphrase-file belongs to --identity; a password goes in --password-file")
+                    }
+                    for (option, path) in [("--identity", identity), ("--known-hosts", knownHosts)] {
+                        if let path { try SecretFile.checkWorkerPath(path, option: option) }
+                    }
+                }
+            }
+        }
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List an account's current backup sites.")
+            @OptionGroup var global: GlobalOptions
+            @Argument(help: "The account id.") var account: String
+
+            func run() async throws {
+                let context = try CommandContext(global, label: "lethe.account")
+                let account = self.account
+                let sites = try await ArchiveCall.run(context, syncRegistry: true) { connection in
+                    try connection.execute("SELECT lethe.require_account($1)", [account])
+                    return try ArchiveAdministration(masterKey: nil).sites(account: account, on: connection)
+                }
+                var table = TextTable("SITE", "URL", "IDENTITY", "SECRET", "KNOWN HOSTS")
+                for site in sites {
+                    table.add(
+                        "\(site.id)", site.url, site.identityFile ?? "-", site.hasSecret ? "sealed" : "-",
+                        site.knownHostsFile ?? "-")
+                }
+                print(
+                    sites.isEmpty
+                        ? "account \(account) has no backup sites (add one: lethe account site add \(account) URL)"
+                        : table.rendered)
+            }
+        }
+
+        struct Remove: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Remove a backup site: later files no longer go there (uploads already made stay).")
+            @OptionGroup var global: GlobalOptions
+            @Argument(help: "The account id.") var account: String
+            @Argument(help: "The site id (lethe account site list).") var site: Int64
+
+            func run() async throws {
+                let context = try CommandContext(global, label: "lethe.account")
+                let (account, site) = (self.account, self.site)
+                try await ArchiveCall.run(context, syncRegistry: true) { connection in
+                    try ArchiveAdministration(masterKey: nil).removeSite(account: account, site: site, on: connection)
+                }
+                print("backup site \(site) removed from account \(account)")
+            }
+        }
+    }
+}
+
+/// Secrets and paths from the command line: files whose first line is the secret, and
+/// paths that must mean the same on the worker hosts.
+enum SecretFile {
+    /// The first line of `path` (`-`: stdin), without its line break. Errors name the path only.
+    static func firstLine(_ path: String, what: String) throws -> String {
+        let line: String?
+        if path == "-" {
+            line = readLine(strippingNewline: true)
+        } else {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw UsageError("cannot read the \(what) \(path): no such readable file")
+            }
+            line = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+                .first.map(String.init)
+        }
+        var text = line ?? ""
+        if text.hasSuffix("\r") { text.removeLast() }
+        guard !text.isEmpty else {
+            throw UsageError(
+                "the \(what) \(path == "-" ? "on stdin" : path) is empty; expected the secret on its first line")
+        }
+        return text
+    }
+
+    /// Workers read `path` later, wherever they run: it must be absolute. A file missing
+    /// here is only noted (the CLI may run on another host).
+    static func checkWorkerPath(_ path: String, option: String) throws {
+        guard path.hasPrefix("/") else {
+            throw UsageError("\(option) \"\(path)\" is not allowed; expected an absolute path on the worker hosts")
+        }
+        if !FileManager.default.isReadableFile(atPath: path) {
+            LetheMain.printError("lethe: note: \(path) is not readable here; it must be on every worker host")
+        }
+    }
+}
+
+/// Parsing and printing archive settings.
+enum ArchiveText {
+    /// `hour` checked as a UTC hour.
+    static func hour(_ hour: Int?, option: String) throws -> Int? {
+        guard let hour else { return nil }
+        guard (0...23).contains(hour) else {
+            throw UsageError("\(option) \(hour) is not allowed; expected a UTC hour from 0 to 23")
+        }
+        return hour
+    }
+
+    /// `on`/`off` (also true/false, yes/no).
+    static func onOff(_ text: String?, option: String) throws -> Bool? {
+        guard let text else { return nil }
+        guard let value = Configuration.parseBoolean(text) else {
+            throw UsageError("\(option) \"\(text)\" is not allowed; expected on or off")
+        }
+        return value
+    }
+
+    static func clock(_ hour: Int) -> String { (hour < 10 ? "0" : "") + "\(hour):00 UTC" }
+
+    /// The settings as `lethe account archive` prints them; never the key.
+    static func settings(_ settings: ArchiveSettings?, account: String, sites: Int) -> String {
+        guard let settings else {
+            return "account \(account): archiving off (never configured), no archive key, \(sites) backup site"
+                + (sites == 1 ? "" : "s")
+        }
+        var table = TextTable("SETTING", "VALUE")
+        table.add("archiving", settings.enabled ? "on" : "off")
+        table.add("archive key", settings.hasKey ? "set (sealed with the master key)" : "none")
+        table.add(
+            "schedule",
+            "daily at \(clock(settings.scheduleHour))"
+                + (settings.nextRunAt.map { ", next \(HumanText.timestamp($0))" } ?? ""))
+        table.add(
+            "auto-delete", settings.autoDelete ? "on, at \(clock(settings.autoDeleteHour))" : "off (approve by hand)")
+        table.add("require download", settings.requireDownload ? "on" : "off")
+        table.add("backup sites", "\(sites)")
+        return "account \(account)\n" + table.rendered
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import Postgres
+import Store
+import Worker
+
+/// What archiving needs from the configuration (`archive.*`), checked once.
+struct ArchiveOptions: Sendable {
+    /// Seals archive keys and site secrets; nil when none is configured.
+    var masterKey: MasterKey?
+    var spoolDirectory: String
+    var splitSize: Int64
+    var compressionLevel: Int
+    var maxRootsPerType: Int
+    var siteTimeout: Duration
+    var uploadAttempts: Int
+    var keepLocal: Bool
+
+    /// The same, as the archive task handler takes it.
+    var handlerSettings: ArchiveHandler.Settings {
+        ArchiveHandler.Settings(
+            masterKey: masterKey, spoolDirectory: spoolDirectory, splitSize: splitSize,
+            compressionLevel: compressionLevel, maxRootsPerType: maxRootsPerType, siteTimeout: siteTimeout,
+            uploadAttempts: uploadAttempts, keepLocal: keepLocal)
+    }
+}
+
+extension CommandContext {
+    /// The master key from `LETHE_MASTER_KEY_FILE`, else `archive.master_key_file`; nil when
+    /// neither is set. An unreadable or malformed file is a usage error (exit 2) naming the
+    /// file, never its content.
+    func masterKey(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> MasterKey? {
+        let fromEnvironment = environment["LETHE_MASTER_KEY_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        guard let path = fromEnvironment ?? configuration.values["archive.master_key_file"] else { return nil }
+        do {
+            return try MasterKey(contentsOf: path)
+        } catch {
+            throw UsageError(
+                error.description + (fromEnvironment == nil ? " (archive.master_key_file)" : " (LETHE_MASTER_KEY_FILE)")
+            )
+        }
+    }
+
+    /// The archive settings from the file, with their defaults.
+    func archiveOptions(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ArchiveOptions {
+        let options = ArchiveOptions(
+            masterKey: try masterKey(environment: environment),
+            spoolDirectory: configuration.values["archive.spool_directory"] ?? "/var/tmp/lethe-spool",
+            splitSize: configuration.byteSize("archive.split_size") ?? 2_000_000_000,
+            compressionLevel: configuration.integer("archive.compression_level") ?? 1,
+            maxRootsPerType: configuration.integer("archive.max_roots_per_type") ?? 1_000_000,
+            siteTimeout: configuration.duration("archive.site_timeout") ?? .seconds(30),
+            uploadAttempts: configuration.integer("archive.upload_attempts") ?? 3,
+            keepLocal: configuration.boolean("archive.keep_local") ?? false)
+        guard options.siteTimeout > .zero else {
+            throw UsageError("archive.site_timeout must be positive; expected \(Configuration.Kind.duration.accepted)")
+        }
+        guard options.spoolDirectory.hasPrefix("/") else {
+            throw UsageError(
+                "archive.spool_directory \"\(options.spoolDirectory)\" is not allowed; expected an absolute path")
+        }
+        return options
+    }
+}
+
+/// One call for the archive commands: the refusals of Lethe's SQL functions (no such
+/// file, a file in the wrong state, archiving off) and of the archive settings become
+/// usage errors (exit 2) with the database's message and hint.
+enum ArchiveCall {
+    /// PolicyCall's refusals and `object_not_in_prerequisite_state`.
+    static let refusals = PolicyCall.refusals.union(["55000"])
+
+    /// Runs `body` on its own connection; with `syncRegistry`, after checking and syncing
+    /// the entity types as the account commands do.
+    @discardableResult
+    static func run<T: Sendable>(
+        _ context: CommandContext, syncRegistry: Bool = false, _ body: @escaping @Sendable (Connection) throws -> T
+    ) async throws -> T {
+        do {
+            if syncRegistry { _ = try await context.registry(sync: true) }
+            return try await context.withDatabase(name: "lethe-archive", body)
+        } catch let error as PostgresError where error.sqlState.map({ refusals.contains($0.rawValue) }) ?? false {
+            throw UsageError(error.message + (error.hint.map { " (\($0))" } ?? ""))
+        } catch let error as ArchiveSettingsError {
+            throw UsageError(error.description)
+        } catch let error as MasterKeyError {
+            throw UsageError(error.description)
+        }
+    }
+}

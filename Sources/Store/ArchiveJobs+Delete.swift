@@ -1,0 +1,132 @@
+import Foundation
+import Postgres
+import Retention
+
+/// What one deletion batch of an archived job did.
+public struct ArchiveDeletionBatch: Sendable {
+    public enum Status: Sendable, Equatable {
+        /// Rows (maybe none) were deleted; `nextAfter` is the cursor for the next batch (nil: the type is done).
+        case deleted(nextAfter: String?)
+        /// Deletion stops for now: a hold, or the policy no longer allows it (the reason).
+        case stopped(String)
+    }
+    public var status: Status
+    public var result: RetentionBatchResult
+    /// Roots left in place because a row under them changed since it was archived.
+    public var spared = 0
+}
+
+extension ArchiveJobs {
+    /// Marks the job and its files `deleting` (idempotent).
+    public func beginDeletion(_ job: ArchiveJob, on connection: Connection) throws {
+        try connection.execute(
+            "UPDATE lethe.archive_jobs SET state = 'deleting', note = NULL WHERE job_id = $1 AND state IN ('uploaded', 'deleting')",
+            [job.id])
+        try connection.execute(
+            "UPDATE lethe.archive_files SET status = 'deleting', error = NULL, updated_at = now() WHERE job_id = $1",
+            [job.id])
+    }
+
+    /// Deletes one batch of the job's roots of `type` (keys after `after`, in key order): in
+    /// one transaction, locks those still eligible under the policy now, spares the roots
+    /// under which anything is new or changed since it was archived, and deletes the rest
+    /// child-first with the blobs only they referenced and that were archived. Recorded in
+    /// the deletion log with the archive file.
+    public func deleteBatch(
+        _ job: ArchiveJob, type: CompiledEntityType, after: String?, archive: Int64, task: Int64?, worker: UUID?,
+        on connection: Connection
+    ) throws -> ArchiveDeletionBatch {
+        let started = ContinuousClock.now
+        return try connection.withTransaction { connection in
+            guard
+                let status = try connection.query(
+                    """
+                    SELECT s.policy_runnable, s.blocked_reason, s.held, s.hold_reason, s.cutoff::text, s.effective_interval::text
+                    FROM lethe.accounts a JOIN lethe.retention_status s ON s.account_id = a.account_id
+                    WHERE a.account_id = $1 AND s.entity_type = $2
+                    FOR SHARE OF a
+                    """, [job.accountID, type.name]
+                ).first
+            else {
+                return ArchiveDeletionBatch(
+                    status: .stopped("entity type \(type.name) is not synced"), result: .init(status: .deleted))
+            }
+            let (runnable, blocked, held, holdReason, cutoff, interval) = try status.decode(
+                (Bool, String?, Bool, String?, String?, String?).self)
+            var result = RetentionBatchResult(status: .deleted, cutoff: cutoff, interval: interval)
+            if held {
+                return ArchiveDeletionBatch(status: .stopped("held: \(holdReason ?? "legal hold")"), result: result)
+            }
+            guard runnable, let cutoff else {
+                return ArchiveDeletionBatch(status: .stopped(blocked ?? "retention does not run"), result: result)
+            }
+            let keys = try connection.query(
+                """
+                SELECT row_key FROM lethe.archive_manifest
+                WHERE job_id = $1 AND entity_type = $2 AND table_index = 0 AND ($3::text IS NULL OR row_key > $3)
+                ORDER BY row_key LIMIT $4
+                """, [job.id, type.name, after, type.type.batchSize]
+            ).map { try $0.decode(String.self, at: 0) }
+            guard let last = keys.last else {
+                return ArchiveDeletionBatch(status: .deleted(nextAfter: nil), result: result)
+            }
+
+            let roots = try connection.query(type.lockArchivedRoots, [job.accountID, cutoff, keys])
+            let locked = try roots.map { try $0.decode(String.self, at: 0) }
+            var spared = Set<String>()
+            if !locked.isEmpty {
+                for index in type.tables.indices {
+                    for row in try connection.query(
+                        type.changedRoots(index, blobStores: registry.blobStores), [locked, job.id])
+                    {
+                        spared.insert(try row.decode(String.self, at: 0))
+                    }
+                }
+            }
+            let blobKeys = try RetentionBatch.deleteTrees(
+                of: type, roots: roots, sparing: spared, into: &result, on: connection)
+            for (storeName, candidates) in blobKeys.sorted(by: { $0.key < $1.key }) {
+                guard let store = registry.blobStores[storeName] else { continue }
+                result.blobs += try connection.execute(
+                    store.deleteArchived, [Array(candidates).sorted(), job.accountID, job.id])
+            }
+            if result.totalRows > 0 || result.blobs > 0 {
+                try RetentionBatch.record(
+                    result, account: job.accountID, entityType: type.name, task: task, worker: worker, archive: archive,
+                    duration: ContinuousClock.now - started, on: connection)
+            }
+            var batch = ArchiveDeletionBatch(
+                status: .deleted(nextAfter: keys.count < type.type.batchSize ? nil : last), result: result)
+            batch.spared = spared.count
+            return batch
+        }
+    }
+
+    /// Every batch ran: the job and its files are `deleted`; `note` says what was kept.
+    public func recordDeleted(_ job: ArchiveJob, note: String?, on connection: Connection) throws {
+        try connection.execute(
+            "UPDATE lethe.archive_files SET status = 'deleted', deleted_at = now(), updated_at = now() WHERE job_id = $1",
+            [job.id])
+        try connection.execute(
+            "UPDATE lethe.archive_jobs SET state = 'deleted', deleted_at = now(), wake_at = NULL, note = $2 WHERE job_id = $1",
+            [job.id, note])
+    }
+
+    /// Deletion stopped (a hold, a policy change): back to `uploaded`, waiting; `note` says why.
+    public func pauseDeletion(_ job: ArchiveJob, note: String, on connection: Connection) throws {
+        try connection.execute(
+            "UPDATE lethe.archive_files SET status = 'uploaded', updated_at = now() WHERE job_id = $1", [job.id])
+        try connection.execute(
+            "UPDATE lethe.archive_jobs SET state = 'uploaded', note = $2 WHERE job_id = $1", [job.id, note])
+    }
+
+    /// A deletion failed: the files are `delete_failed` with the error until the retry.
+    public func recordDeleteFailure(_ job: ArchiveJob, error: String, on connection: Connection) throws {
+        try connection.execute(
+            """
+            UPDATE lethe.archive_files SET status = 'delete_failed', error = $2, attempts = attempts + 1, updated_at = now()
+            WHERE job_id = $1
+            """, [job.id, error])
+        try connection.execute(ArchiveJobs.retryLater, [job.id])
+    }
+}

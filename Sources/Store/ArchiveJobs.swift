@@ -1,0 +1,299 @@
+import Foundation
+import Postgres
+import Retention
+
+/// One archive job as the worker sees it.
+public struct ArchiveJob: Sendable, Equatable {
+    public enum State: String, Sendable {
+        case planning, packing, uploading, uploaded, deleting, deleted
+    }
+    public var id: UUID
+    public var accountID: String
+    public var state: State
+    public var createdAt: Date
+    /// yyyymmddhhmmss of `createdAt` in UTC: the time in the job's file names.
+    public var stamp: String
+    public var approved: Bool
+    /// Every site confirmed it pulled every file (only matters with `require_download`).
+    public var downloaded: Bool
+    public var deleteAt: Date?
+}
+
+/// One archive file of a job (a row of `lethe.backup_log`).
+public struct ArchiveFileRecord: Sendable, Equatable {
+    public var id: Int64
+    public var part: Int
+    public var name: String
+    public var status: String
+    public var size: Int64?
+    public var sha256: String?
+}
+
+/// A file the packer wrote.
+public struct PackedFile: Sendable, Equatable {
+    public var part: Int
+    public var name: String
+    public var size: Int64
+    public var entries: Int
+    public var records: Int64
+    public var sha256: String
+    public init(part: Int, name: String, size: Int64, entries: Int, records: Int64, sha256: String) {
+        (self.part, self.name, self.size, self.entries, self.records, self.sha256) =
+            (part, name, size, entries, records, sha256)
+    }
+}
+
+/// The archive job's SQL: jobs of an account, the plan (manifest), the transitions of the
+/// backup log, and deletion of archived rows. Every step is idempotent: a crash resumes
+/// from the recorded state.
+public struct ArchiveJobs: Sendable {
+    public let registry: CompiledRegistry
+    /// Most roots of one entity type one job archives (the rest wait for the next job).
+    public let maxRootsPerType: Int
+
+    public init(registry: CompiledRegistry, maxRootsPerType: Int) {
+        self.registry = registry
+        self.maxRootsPerType = maxRootsPerType
+    }
+
+    /// The account's jobs not yet deleted, oldest first.
+    public func openJobs(account: String, on connection: Connection) throws -> [ArchiveJob] {
+        try connection.query(
+            """
+            SELECT j.job_id, j.state, j.created_at, to_char(j.created_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISS'),
+                   j.approved_at IS NOT NULL,
+                   NOT EXISTS (SELECT 1 FROM lethe.archive_files f WHERE f.job_id = j.job_id AND f.downloaded_at IS NULL),
+                   j.delete_at
+            FROM lethe.archive_jobs j WHERE j.account_id = $1 AND j.state <> 'deleted'
+            ORDER BY j.created_at, j.job_id
+            """, [account]
+        ).map { row in
+            let (id, state, created, stamp, approved, downloaded, deleteAt) = try row.decode(
+                (UUID, String, Date, String, Bool, Bool, Date?).self)
+            return ArchiveJob(
+                id: id, accountID: account, state: ArchiveJob.State(rawValue: state) ?? .planning, createdAt: created,
+                stamp: stamp, approved: approved, downloaded: downloaded, deleteAt: deleteAt)
+        }
+    }
+
+    /// The job's files, by part.
+    public func files(job: UUID, on connection: Connection) throws -> [ArchiveFileRecord] {
+        try connection.query(
+            "SELECT id, part, file_name, status, total_size, sha256 FROM lethe.archive_files WHERE job_id = $1 ORDER BY part",
+            [job]
+        ).map { row in
+            let (id, part, name, status, size, sha) = try row.decode((Int64, Int, String, String, Int64?, String?).self)
+            return ArchiveFileRecord(id: id, part: part, name: name, status: status, size: size, sha256: sha)
+        }
+    }
+
+    /// The entity types an archive holds, in a fixed order.
+    public var types: [CompiledEntityType] { registry.entityTypes.values.sorted { $0.name < $1.name } }
+
+    /// Records the job's manifest in one transaction: per type, the oldest expired roots
+    /// (every current row of keep-only types) with their children and blobs, the cutoffs
+    /// and counts; the first file appears in the backup log as `archiving`. Idempotent: a
+    /// job already planned is left alone.
+    public func plan(_ job: ArchiveJob, on connection: Connection) throws {
+        try connection.withTransaction { connection in
+            let state = try connection.query(
+                "SELECT state FROM lethe.archive_jobs WHERE job_id = $1 FOR UPDATE", [job.id]
+            ).first?.decode(String.self, at: 0)
+            guard state == ArchiveJob.State.planning.rawValue else { return }
+            var cutoffs: [String: [String: String]] = [:]
+            var counts: [String: [String: Int]] = [:]
+            for type in types {
+                guard
+                    let status = try connection.query(
+                        """
+                        SELECT s.policy_runnable, s.cutoff::text, s.effective_interval::text, s.account_state = 'active'
+                        FROM lethe.retention_status s JOIN lethe.entity_types t ON t.name = s.entity_type
+                        WHERE s.account_id = $1 AND s.entity_type = $2 AND t.active
+                        """, [job.accountID, type.name]
+                    ).first
+                else { continue }
+                let (runnable, cutoff, interval, active) = try status.decode((Bool, String?, String?, Bool).self)
+                if type.type.deletes {
+                    guard runnable, let cutoff else { continue }
+                    cutoffs[type.name] = ["cutoff": cutoff, "interval": interval ?? ""]
+                } else {
+                    guard active else { continue }
+                    cutoffs[type.name] = ["keep_only": "every current row"]
+                }
+                var perTable: [String: Int] = [:]
+                perTable[type.tables[0].label] = try connection.execute(
+                    type.planRoots, [job.id, job.accountID, cutoffs[type.name]?["cutoff"], maxRootsPerType])
+                for index in type.tables.indices {
+                    if index > 0 {
+                        perTable[type.tables[index].label, default: 0] += try connection.execute(
+                            type.planChildren(index), [job.id])
+                    }
+                    for sql in type.planBlobs(index) { try connection.execute(sql, [job.id]) }
+                }
+                counts[type.name] = perTable
+            }
+            try connection.execute(
+                """
+                UPDATE lethe.archive_jobs SET state = 'packing', planned_at = now(), cutoffs = $2::jsonb, counts = $3::jsonb
+                WHERE job_id = $1
+                """, [job.id, try Self.json(cutoffs), try Self.json(counts)])
+            try connection.execute(
+                """
+                INSERT INTO lethe.archive_files (job_id, account_id, part, file_name) VALUES ($1, $2, 1, $3)
+                ON CONFLICT (job_id, part) DO NOTHING
+                """,
+                [
+                    job.id, job.accountID,
+                    ArchiveLayout.fileName(account: job.accountID, job: job.id, stamp: job.stamp, part: 1),
+                ])
+        }
+    }
+
+    /// The job's cutoffs and counts as recorded by `plan` (JSON text), for manifest.json.
+    public func summary(job: UUID, on connection: Connection) throws -> (cutoffs: String, counts: String) {
+        let row = try connection.query(
+            "SELECT coalesce(cutoffs, '{}')::text, coalesce(counts, '{}')::text FROM lethe.archive_jobs WHERE job_id = $1",
+            [job])[0]
+        return try row.decode((String, String).self)
+    }
+
+    /// In the packing transaction: the hashes of the job's rows and blobs as they are now
+    /// (the same snapshot the export reads). Rows gone since the plan keep no hash.
+    public func hashContent(_ job: ArchiveJob, on connection: Connection) throws {
+        try connection.execute(
+            "UPDATE lethe.archive_manifest SET row_hash = NULL WHERE job_id = $1 AND row_hash IS NOT NULL", [job.id])
+        try connection.execute(
+            "UPDATE lethe.archive_manifest_blobs SET row_hash = NULL WHERE job_id = $1 AND row_hash IS NOT NULL",
+            [job.id])
+        for type in types {
+            for index in type.tables.indices { try connection.execute(type.hashRows(index), [job.id]) }
+        }
+        for store in registry.blobStores.values.sorted(by: { $0.store.name < $1.store.name }) {
+            try connection.execute(store.hashBlobs, [job.id, job.accountID])
+        }
+    }
+
+    /// In the packing transaction, after the files are written and synced: records them in
+    /// the backup log as `uploading` and moves the job on.
+    public func recordPacked(_ job: ArchiveJob, files: [PackedFile], on connection: Connection) throws {
+        try connection.execute(
+            "DELETE FROM lethe.archive_files WHERE job_id = $1 AND part > $2", [job.id, files.count])
+        for file in files {
+            try connection.execute(
+                """
+                INSERT INTO lethe.archive_files (job_id, account_id, part, file_name, status, total_size, entries, records,
+                                                 sha256, packed_at)
+                VALUES ($1, $2, $3, $4, 'uploading', $5, $6, $7, $8, now())
+                ON CONFLICT (job_id, part) DO UPDATE SET file_name = EXCLUDED.file_name, status = 'uploading',
+                    total_size = EXCLUDED.total_size, entries = EXCLUDED.entries, records = EXCLUDED.records,
+                    sha256 = EXCLUDED.sha256, packed_at = now(), error = NULL, updated_at = now()
+                """,
+                [job.id, job.accountID, file.part, file.name, file.size, file.entries, file.records, file.sha256])
+        }
+        try connection.execute(
+            "UPDATE lethe.archive_jobs SET state = 'uploading', packed_at = now() WHERE job_id = $1", [job.id])
+    }
+
+    /// Sends a job that lost its files (no site holds them, the spool is gone) back to packing.
+    public func repack(_ job: ArchiveJob, on connection: Connection) throws {
+        try connection.execute(
+            "UPDATE lethe.archive_jobs SET state = 'packing' WHERE job_id = $1 AND state = 'uploading'", [job.id])
+        try connection.execute(
+            "UPDATE lethe.archive_files SET status = 'archiving', updated_at = now() WHERE job_id = $1", [job.id])
+    }
+
+    /// The (file, site) pairs that already hold a verified copy.
+    public func uploaded(job: UUID, on connection: Connection) throws -> Set<[Int64]> {
+        Set(
+            try connection.query(
+                """
+                SELECT u.file_id, u.site_id FROM lethe.archive_uploads u JOIN lethe.archive_files f ON f.id = u.file_id
+                WHERE f.job_id = $1 AND u.status = 'uploaded'
+                """, [job]
+            ).map { [try $0.decode(Int64.self, at: 0), try $0.decode(Int64.self, at: 1)] })
+    }
+
+    /// A site holds the file, its size verified.
+    public func recordUpload(file: Int64, site: Int64, size: Int64, on connection: Connection) throws {
+        try connection.execute(
+            """
+            INSERT INTO lethe.archive_uploads (file_id, site_id, status, size, verified_at) VALUES ($1, $2, 'uploaded', $3, now())
+            ON CONFLICT (file_id, site_id) DO UPDATE SET status = 'uploaded', size = $3, error = NULL, verified_at = now(),
+                attempts = lethe.archive_uploads.attempts + 1, updated_at = now()
+            """, [file, site, size])
+    }
+
+    /// An upload failed (the error is safe to show): the file is `upload_failed` until the retry.
+    public func recordUploadFailure(file: Int64, site: Int64, error: String, on connection: Connection) throws {
+        try connection.execute(
+            """
+            INSERT INTO lethe.archive_uploads (file_id, site_id, status, error) VALUES ($1, $2, 'failed', $3)
+            ON CONFLICT (file_id, site_id) DO UPDATE SET status = 'failed', error = $3,
+                attempts = lethe.archive_uploads.attempts + 1, updated_at = now()
+            """, [file, site, error])
+        let job = try connection.query(
+            """
+            UPDATE lethe.archive_files SET status = 'upload_failed', error = $2, attempts = attempts + 1, updated_at = now()
+            WHERE id = $1 RETURNING job_id
+            """, [file, error]
+        ).first?.decode(UUID.self, at: 0)
+        if let job { try connection.execute(Self.retryLater, [job]) }
+    }
+
+    /// A site no longer holds a verified copy (gone, or of another size): upload it again.
+    public func forgetUpload(file: Int64, site: Int64, on connection: Connection) throws {
+        try connection.execute("DELETE FROM lethe.archive_uploads WHERE file_id = $1 AND site_id = $2", [file, site])
+    }
+
+    /// Every current site holds every file: the files are `uploaded` (or stay `downloaded`)
+    /// and the job waits for its deletion: at the account's next auto-delete hour, on
+    /// approval, or (with `require_download`) once the sites confirmed their downloads.
+    public func recordUploaded(_ job: ArchiveJob, on connection: Connection) throws {
+        try connection.execute(
+            """
+            UPDATE lethe.archive_files SET status = CASE WHEN downloaded_at IS NULL THEN 'uploaded' ELSE 'downloaded' END,
+                uploaded_at = coalesce(uploaded_at, now()), error = NULL, updated_at = now()
+            WHERE job_id = $1 AND status NOT IN ('deleting', 'deleted')
+            """, [job.id])
+        try connection.execute(
+            """
+            UPDATE lethe.archive_jobs j SET state = 'uploaded', uploaded_at = coalesce(j.uploaded_at, now()),
+                delete_at = CASE WHEN s.auto_delete THEN coalesce(j.delete_at, lethe.next_utc_hour(s.auto_delete_hour)) END
+            FROM lethe.archive_settings s
+            WHERE j.job_id = $1 AND s.account_id = j.account_id AND j.state = 'uploading'
+            """, [job.id])
+    }
+
+    /// Why the job's deletion waits, or nil when it is due now.
+    public func deletionWait(_ job: ArchiveJob, on connection: Connection) throws -> String? {
+        let row = try connection.query(
+            """
+            SELECT s.require_download, s.auto_delete, j.delete_at, j.approved_at IS NOT NULL, j.delete_at <= now()
+            FROM lethe.archive_jobs j JOIN lethe.archive_settings s ON s.account_id = j.account_id WHERE j.job_id = $1
+            """, [job.id])[0]
+        let (requireDownload, autoDelete, deleteAt, approved, due) = try row.decode(
+            (Bool, Bool, Date?, Bool, Bool?).self)
+        if requireDownload && !job.downloaded { return "waiting for the backup sites to confirm their downloads" }
+        if approved || due == true { return nil }
+        if autoDelete, let deleteAt { return "auto-delete at \(deleteAt)" }
+        return "waiting for approval: lethe archive approve ID"
+    }
+
+    /// Sets when the leader next wakes the job (nil: only an operator's approval or confirm does).
+    public func sleep(_ job: ArchiveJob, until: Date?, note: String?, on connection: Connection) throws {
+        try connection.execute(
+            "UPDATE lethe.archive_jobs SET wake_at = $2, note = $3 WHERE job_id = $1", [job.id, until, note])
+    }
+}
+
+extension ArchiveJobs {
+    /// $1 job. A failed job is woken again later even once its task's own retries are
+    /// spent (the task went `dead`): failures are retried automatically until they succeed.
+    static let retryLater = """
+        UPDATE lethe.archive_jobs SET wake_at = coalesce(wake_at, now() + interval '10 minutes') WHERE job_id = $1
+        """
+
+    static func json(_ value: Any) throws -> String {
+        String(decoding: try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys]), as: UTF8.self)
+    }
+}

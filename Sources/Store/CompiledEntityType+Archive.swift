@@ -1,0 +1,192 @@
+import Postgres
+import Retention
+
+/// The SQL of the archive job for one entity type: record the manifest, hash the rows as
+/// they are archived, export them, and before deleting find the roots whose rows changed.
+/// Manifest rows carry the table's position in `tables` (0: the root).
+extension CompiledEntityType {
+    /// $1 job, $2 account, $3 cutoff, $4 limit: records the oldest eligible roots that no other
+    /// open job of the account holds. Keep-only types record every current row ($3 unused).
+    var planRoots: String {
+        let eligible =
+            type.deletes
+            ? filter(account: "$2::text", cutoff: "$3::timestamptz")
+            : "r.\(account) = ($2::text)::\(accountType) AND $3::timestamptz IS NOT DISTINCT FROM $3"
+        let notElsewhere =
+            type.deletes
+            ? """
+             AND NOT EXISTS (SELECT 1 FROM lethe.archive_manifest o JOIN lethe.archive_jobs j ON j.job_id = o.job_id
+                             WHERE o.entity_type = '\(name)' AND o.table_index = 0 AND o.row_key = r.\(root.key)::text
+                               AND j.account_id = $2 AND j.state <> 'deleted' AND j.job_id <> $1)
+            """ : ""
+        return """
+            INSERT INTO lethe.archive_manifest (job_id, entity_type, table_index, row_key, root_key)
+            SELECT $1, '\(name)', 0, x.k, x.k FROM (
+                SELECT r.\(root.key)::text AS k FROM \(root.sql) AS r
+                WHERE \(eligible)\(notElsewhere)
+                ORDER BY r.\(clock), r.\(root.key)
+                LIMIT $4
+            ) x
+            """
+    }
+
+    /// $1 job: records table `index`'s rows under its parents' manifest rows.
+    func planChildren(_ index: Int) -> String {
+        let table = tables[index]
+        return """
+            INSERT INTO lethe.archive_manifest (job_id, entity_type, table_index, row_key, root_key)
+            SELECT $1, '\(name)', \(index), c.\(table.key)::text, m.root_key
+            FROM lethe.archive_manifest m
+            JOIN \(table.sql) AS c ON c.\(table.parent!) = m.row_key::\(table.parentType!)
+            WHERE m.job_id = $1 AND m.entity_type = '\(name)' AND m.table_index = \(table.parentIndex!)
+            ON CONFLICT DO NOTHING
+            """
+    }
+
+    /// $1 job: records the blobs table `index`'s manifest rows reference (one statement per column).
+    func planBlobs(_ index: Int) -> [String] {
+        let table = tables[index]
+        return table.blobs.map { blob in
+            """
+            INSERT INTO lethe.archive_manifest_blobs (job_id, store, blob_key)
+            SELECT DISTINCT $1, '\(blob.store)', t.\(blob.column)::text
+            FROM lethe.archive_manifest m
+            JOIN \(table.sql) AS t ON t.\(table.key) = m.row_key::\(table.keyType)
+            WHERE m.job_id = $1 AND m.entity_type = '\(name)' AND m.table_index = \(index) AND t.\(blob.column) IS NOT NULL
+            ON CONFLICT DO NOTHING
+            """
+        }
+    }
+
+    /// $1 job: sets the content hash of table `index`'s manifest rows (run in the packing
+    /// transaction: the same snapshot as the exported JSON). Rows gone keep a NULL hash.
+    func hashRows(_ index: Int) -> String {
+        let table = tables[index]
+        return """
+            UPDATE lethe.archive_manifest m SET row_hash = md5(row_to_json(t)::text)
+            FROM \(table.sql) AS t
+            WHERE m.job_id = $1 AND m.entity_type = '\(name)' AND m.table_index = \(index)
+              AND t.\(table.key) = m.row_key::\(table.keyType)
+            """
+    }
+
+    /// COPY of table `index`'s archived rows as JSON lines (`job` is a quoted literal: COPY
+    /// takes no parameters). The JSON is exactly what `hashRows` hashed.
+    public func exportRows(_ index: Int, jobLiteral job: String) -> String {
+        let table = tables[index]
+        return """
+            COPY (SELECT row_to_json(t)::text FROM lethe.archive_manifest m
+                  JOIN \(table.sql) AS t ON t.\(table.key) = m.row_key::\(table.keyType)
+                  WHERE m.job_id = \(job)::uuid AND m.entity_type = '\(name)' AND m.table_index = \(index)
+                    AND m.row_hash IS NOT NULL
+                  ORDER BY m.row_key)
+            TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')
+            """
+    }
+
+    /// $1 account, $2 cutoff, $3 root keys: locks those of the roots that are still
+    /// eligible now, returning their keys and blob columns as text (as `selectRoots`).
+    var lockArchivedRoots: String {
+        let blobColumns = root.blobs.map { ", r.\($0.column)::text" }.joined()
+        return """
+            SELECT r.\(root.key)::text\(blobColumns) FROM \(root.sql) AS r
+            WHERE r.\(root.key) = ANY($3::text[]::\(root.keyType)[])
+              AND \(filter(account: "$1::text", cutoff: "$2::timestamptz"))
+            ORDER BY r.\(root.key)
+            FOR UPDATE OF r SKIP LOCKED
+            """
+    }
+
+    /// $1 root keys, $2 job: the roots under which table `index` has a row that is not in
+    /// the manifest as archived (new, or changed since), or references a blob that is not
+    /// archived as it is now. Those roots are left for the next cycle.
+    func changedRoots(_ index: Int, blobStores: [String: CompiledBlobStore]) -> String {
+        let alias = "c\(index)"
+        var joins = "\(tables[index].sql) AS \(alias)"
+        var current = index
+        while let parentIndex = tables[current].parentIndex {
+            let parent = tables[parentIndex]
+            joins +=
+                " JOIN \(parent.sql) AS c\(parentIndex) ON c\(current).\(tables[current].parent!) = c\(parentIndex).\(parent.key)"
+            current = parentIndex
+        }
+        let table = tables[index]
+        var changed = [
+            """
+            NOT EXISTS (SELECT 1 FROM lethe.archive_manifest m
+                        WHERE m.job_id = $2 AND m.entity_type = '\(name)' AND m.table_index = \(index)
+                          AND m.row_key = \(alias).\(table.key)::text AND m.row_hash = md5(row_to_json(\(alias))::text))
+            """
+        ]
+        for blob in table.blobs {
+            guard let store = blobStores[blob.store] else { continue }
+            changed.append(
+                """
+                (\(alias).\(blob.column) IS NOT NULL AND NOT EXISTS (
+                    SELECT 1 FROM lethe.archive_manifest_blobs mb JOIN \(store.sql) AS b ON b.\(store.key) = mb.blob_key::\(store.keyType)
+                    WHERE mb.job_id = $2 AND mb.store = '\(blob.store)' AND mb.blob_key = \(alias).\(blob.column)::text
+                      AND mb.row_hash = md5(row_to_json(b)::text)))
+                """)
+        }
+        return """
+            SELECT DISTINCT c0.\(root.key)::text FROM \(joins)
+            WHERE c0.\(root.key) = ANY($1::text[]::\(root.keyType)[])
+              AND (\(changed.joined(separator: " OR ")))
+            """
+    }
+}
+
+/// The archive job's SQL for a blob store.
+extension CompiledBlobStore {
+    /// $1 job, $2 account: sets the hash of the job's blobs that belong to the account.
+    var hashBlobs: String {
+        """
+        UPDATE lethe.archive_manifest_blobs mb SET row_hash = md5(row_to_json(b)::text)
+        FROM \(sql) AS b
+        WHERE mb.job_id = $1 AND mb.store = '\(store.name)' AND b.\(key) = mb.blob_key::\(keyType)
+          AND b.\(account) = $2::text::\(accountType)
+        """
+    }
+
+    /// COPY of the job's archived blob rows as JSON lines, without the content column
+    /// (archived as files of their own).
+    public func exportRows(jobLiteral job: String) -> String {
+        let json = store.content.map { "(to_jsonb(b) - '\($0)')::text" } ?? "row_to_json(b)::text"
+        return """
+            COPY (SELECT \(json) FROM lethe.archive_manifest_blobs mb
+                  JOIN \(sql) AS b ON b.\(key) = mb.blob_key::\(keyType)
+                  WHERE mb.job_id = \(job)::uuid AND mb.store = '\(store.name)' AND mb.row_hash IS NOT NULL
+                  ORDER BY mb.blob_key)
+            TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')
+            """
+    }
+
+    /// $1 job: the archived blobs' keys and content sizes (with a content column).
+    public var contentSizes: String? {
+        guard let content else { return nil }
+        return """
+            SELECT mb.blob_key, coalesce(octet_length(b.\(content)), -1)::bigint FROM lethe.archive_manifest_blobs mb
+            JOIN \(sql) AS b ON b.\(key) = mb.blob_key::\(keyType)
+            WHERE mb.job_id = $1 AND mb.store = '\(store.name)' AND mb.row_hash IS NOT NULL
+            ORDER BY mb.blob_key
+            """
+    }
+
+    /// $1 key, $2 offset (1-based), $3 length: a slice of one blob's content.
+    public var contentSlice: String? {
+        guard let content else { return nil }
+        return
+            "SELECT substring(b.\(content) FROM $2::integer FOR $3::integer) FROM \(sql) AS b WHERE b.\(key) = $1::text::\(keyType)"
+    }
+
+    /// $1 blob keys, $2 account, $3 job: deletes those of the account's blobs that nothing
+    /// references and that the job archived as they are now.
+    var deleteArchived: String {
+        """
+        \(deleteUnreferenced)
+          AND EXISTS (SELECT 1 FROM lethe.archive_manifest_blobs mb
+                      WHERE mb.job_id = $3 AND mb.store = '\(store.name)' AND mb.blob_key = b.\(key)::text
+                        AND mb.row_hash = md5(row_to_json(b)::text))
+        """
+    }
+}

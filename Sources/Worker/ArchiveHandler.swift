@@ -1,0 +1,349 @@
+import BackupSites
+import Foundation
+import Logging
+import Postgres
+import Retention
+import Store
+
+/// The `archive` task (one per account): takes each of the account's open archive jobs a
+/// step further — plan the manifest, pack the encrypted ZIP parts, upload them to every
+/// backup site, and once deletion is due (auto-delete hour, approval, confirmed download)
+/// delete exactly the archived rows. Every step resumes from the state recorded in the
+/// database, so a crash at any point neither loses nor duplicates anything.
+public struct ArchiveHandler: TaskHandler {
+    public let kind = "archive"
+
+    /// What the worker needs beyond the registry.
+    public struct Settings: Sendable {
+        public var masterKey: MasterKey?
+        public var spoolDirectory: String
+        public var splitSize: Int64
+        public var compressionLevel: Int
+        public var maxRootsPerType: Int
+        public var siteTimeout: Duration
+        public var uploadAttempts: Int
+        public var keepLocal: Bool
+
+        public init(
+            masterKey: MasterKey?, spoolDirectory: String, splitSize: Int64 = 2_000_000_000, compressionLevel: Int = 1,
+            maxRootsPerType: Int = 1_000_000, siteTimeout: Duration = .seconds(30), uploadAttempts: Int = 3,
+            keepLocal: Bool = false
+        ) {
+            self.masterKey = masterKey
+            self.spoolDirectory = spoolDirectory
+            self.splitSize = splitSize
+            self.compressionLevel = compressionLevel
+            self.maxRootsPerType = maxRootsPerType
+            self.siteTimeout = siteTimeout
+            self.uploadAttempts = uploadAttempts
+            self.keepLocal = keepLocal
+        }
+    }
+
+    let jobs: ArchiveJobs
+    let settings: Settings
+    let packer: ArchivePacker
+    let administration: ArchiveAdministration
+
+    public init(registry: CompiledRegistry, settings: Settings) {
+        self.settings = settings
+        jobs = ArchiveJobs(registry: registry, maxRootsPerType: settings.maxRootsPerType)
+        packer = ArchivePacker(
+            jobs: jobs,
+            settings: .init(
+                spoolDirectory: settings.spoolDirectory, splitSize: settings.splitSize,
+                compressionLevel: settings.compressionLevel))
+        administration = ArchiveAdministration(masterKey: settings.masterKey)
+    }
+
+    public func run(_ task: ClaimedTask, context: TaskContext) async throws -> TaskProgress {
+        guard let account = task.accountID else { throw PermanentTaskFailure("an archive task needs an account") }
+        let jobs = self.jobs
+        for job in try await context.database.run({ try jobs.openJobs(account: account, on: $0) }) {
+            var job = job
+            var logger = context.logger
+            logger[metadataKey: LogKey.archive] = "\(job.id)"
+            step: while true {
+                if context.leaseLost { throw CancellationError() }
+                let current = job
+                switch job.state {
+                case .planning:
+                    try await context.database.run { try jobs.plan(current, on: $0) }
+                    job.state = .packing
+                case .packing:
+                    try await pack(job, context: context, logger: logger)
+                    job.state = .uploading
+                case .uploading:
+                    guard try await upload(job, context: context, logger: logger) else {
+                        job.state = .packing  // the files were lost before any site held them
+                        continue step
+                    }
+                    job.state = .uploaded
+                case .uploaded:
+                    let refreshed = try await context.database.run { connection in
+                        try jobs.openJobs(account: account, on: connection).first { $0.id == current.id }
+                    }
+                    guard let refreshed else { break step }
+                    job = refreshed
+                    if let wait = try await context.database.run({ try jobs.deletionWait(refreshed, on: $0) }) {
+                        let until = refreshed.deleteAt
+                        try await context.database.run { try jobs.sleep(refreshed, until: until, note: wait, on: $0) }
+                        logger.info("archive uploaded; deletion \(wait)")
+                        break step
+                    }
+                    // Every site must still hold every file, verified, right before rows go.
+                    guard try await verifySites(job, context: context, logger: logger) else {
+                        job.state = .uploading
+                        continue step
+                    }
+                    try await context.database.run { try jobs.beginDeletion(refreshed, on: $0) }
+                    job.state = .deleting
+                case .deleting:
+                    switch try await delete(job, task: task, context: context, logger: logger) {
+                    case .finished: break step
+                    case .yielded: return .more
+                    }
+                case .deleted:
+                    break step
+                }
+                if context.shouldYield { return .more }
+            }
+            if context.shouldYield { return .more }
+        }
+        return .done
+    }
+
+    // MARK: - Pack
+
+    private func pack(_ job: ArchiveJob, context: TaskContext, logger: Logger) async throws {
+        let (administration, packer, jobs) = (self.administration, self.packer, self.jobs)
+        let files = try await context.database.run { connection in
+            let key = try administration.archiveKey(account: job.accountID, on: connection)
+            return try connection.withTransaction(.repeatableRead) { connection in
+                let files = try packer.pack(job, passphrase: key, on: connection)
+                try jobs.recordPacked(job, files: files, on: connection)
+                return files
+            }
+        }
+        let bytes = files.reduce(Int64(0)) { $0 + $1.size }
+        let records = files.reduce(Int64(0)) { $0 + $1.records }
+        logger.info("archive packed: \(files.count) file(s), \(records) records, \(bytes) bytes")
+    }
+
+    // MARK: - Upload
+
+    /// A site and what it takes to open it, read on the database thread.
+    struct Site: Sendable {
+        var record: BackupSiteRecord
+        var url: BackupSiteURL
+        var credentials: SiteCredentials
+    }
+
+    private func sites(account: String, context: TaskContext) async throws -> [Site] {
+        let administration = self.administration
+        return try await context.database.run { connection in
+            try administration.sites(account: account, on: connection).map { record in
+                let secret = record.hasSecret ? try administration.siteSecret(site: record.id, on: connection) : nil
+                let url = try BackupSiteURL(parsing: record.url)
+                return Site(
+                    record: record, url: url,
+                    credentials: SiteCredentials(
+                        identityFile: record.identityFile,
+                        identityPassphrase: record.identityFile == nil ? nil : secret,
+                        password: record.identityFile == nil ? secret : nil, knownHostsFile: record.knownHostsFile))
+            }
+        }
+    }
+
+    /// Uploads every file to every site that does not hold it yet. False when the local
+    /// files are gone and no site holds any of them (the job is sent back to packing).
+    private func upload(_ job: ArchiveJob, context: TaskContext, logger: Logger) async throws -> Bool {
+        let jobs = self.jobs
+        let (files, done) = try await context.database.run { connection in
+            (try jobs.files(job: job.id, on: connection), try jobs.uploaded(job: job.id, on: connection))
+        }
+        let sites = try await sites(account: job.accountID, context: context)
+        guard !sites.isEmpty else {
+            throw ArchiveJobError("account \"\(job.accountID)\" has no backup site: nothing can be uploaded")
+        }
+        let directory = packer.directory(for: job)
+        let missing = files.filter { !FileManager.default.fileExists(atPath: "\(directory)/\($0.name)") }
+        if !missing.isEmpty {
+            if done.isEmpty {
+                logger.warning("archive files missing from the spool before any upload: packing again")
+                try await context.database.run { try jobs.repack(job, on: $0) }
+                return false
+            }
+            throw ArchiveJobError(
+                "archive file \(missing[0].name) is missing from the spool directory \(directory) of this worker, "
+                    + "but a site already holds part of the job: run this job's task on the worker that packed it")
+        }
+        let (timeout, attempts) = (settings.siteTimeout, settings.uploadAttempts)
+        var failure: (any Error)?
+        for site in sites {
+            let pending = files.filter { !done.contains([$0.id, site.record.id]) }
+            guard !pending.isEmpty else { continue }
+            let results = try await DedicatedThread.run(name: "lethe-upload") {
+                Self.upload(pending, from: directory, to: site, timeout: timeout, attempts: attempts)
+            }
+            try await context.database.run { connection in
+                for (file, result) in results {
+                    switch result {
+                    case .success(let size):
+                        try jobs.recordUpload(file: file, site: site.record.id, size: size, on: connection)
+                    case .failure(let error):
+                        try jobs.recordUploadFailure(
+                            file: file, site: site.record.id, error: "\(site.url): \(error)", on: connection)
+                    }
+                }
+            }
+            for (_, result) in results {
+                if case .failure(let error) = result {
+                    logger.warning("upload to \(site.url) failed: \(error)")
+                    failure = failure ?? error
+                }
+            }
+            if context.leaseLost { throw CancellationError() }
+        }
+        if let failure { throw failure }  // retried with backoff; the backup log shows upload_failed meanwhile
+        try await context.database.run { try jobs.recordUploaded(job, on: $0) }
+        logger.info("archive uploaded to \(sites.count) site(s)")
+        return true
+    }
+
+    /// On the upload thread: one session to the site for every pending file.
+    static func upload(
+        _ files: [ArchiveFileRecord], from directory: String, to site: Site, timeout: Duration, attempts: Int
+    ) -> [(Int64, Result<Int64, ArchiveUploadFailure>)] {
+        var out: [(Int64, Result<Int64, ArchiveUploadFailure>)] = []
+        var connection: (any BackupSite)?
+        defer { connection?.close() }
+        for file in files {
+            var lastError: (any Error)?
+            var size: Int64?
+            for attempt in 1...max(attempts, 1) {
+                do {
+                    if connection == nil {
+                        connection = try BackupSites.open(site.url, credentials: site.credentials, timeout: timeout)
+                    }
+                    size = try connection!.upload(localFile: "\(directory)/\(file.name)", name: file.name)
+                    break
+                } catch {
+                    lastError = error
+                    connection?.close()
+                    connection = nil
+                    let transient = (error as? any TransientError)?.isTransient ?? false
+                    guard transient, attempt < attempts else { break }
+                    Thread.sleep(forTimeInterval: min(0.5 * Double(1 << (attempt - 1)), 10))
+                }
+            }
+            if let size, size == file.size ?? size {
+                out.append((file.id, .success(size)))
+            } else if let size {
+                out.append(
+                    (
+                        file.id,
+                        .failure(ArchiveUploadFailure("the site holds \(size) bytes, expected \(file.size ?? 0)"))
+                    ))
+            } else {
+                out.append((file.id, .failure(ArchiveUploadFailure("\(lastError.map { "\($0)" } ?? "upload failed")"))))
+            }
+        }
+        return out
+    }
+
+    /// Checks that every current site holds every file with its recorded size; forgets
+    /// the copies that are gone. False when something must be uploaded again.
+    private func verifySites(_ job: ArchiveJob, context: TaskContext, logger: Logger) async throws -> Bool {
+        let jobs = self.jobs
+        let (files, done) = try await context.database.run { connection in
+            (try jobs.files(job: job.id, on: connection), try jobs.uploaded(job: job.id, on: connection))
+        }
+        let sites = try await sites(account: job.accountID, context: context)
+        guard !sites.isEmpty else { throw ArchiveJobError("account \"\(job.accountID)\" has no backup site") }
+        let timeout = settings.siteTimeout
+        var complete = true
+        for site in sites {
+            let held = try await DedicatedThread.run(name: "lethe-verify") { () throws -> [Int64: Int64?] in
+                let connection = try BackupSites.open(site.url, credentials: site.credentials, timeout: timeout)
+                defer { connection.close() }
+                var sizes: [Int64: Int64?] = [:]
+                for file in files { sizes[file.id] = try connection.size(of: file.name) }
+                return sizes
+            }
+            for file in files {
+                let size = held[file.id] ?? nil
+                if size != file.size || !done.contains([file.id, site.record.id]) {
+                    complete = false
+                    logger.warning("\(site.url) does not hold \(file.name) as uploaded: uploading it again")
+                    try await context.database.run { connection in
+                        try jobs.forgetUpload(file: file.id, site: site.record.id, on: connection)
+                        try connection.execute(
+                            "UPDATE lethe.archive_jobs SET state = 'uploading' WHERE job_id = $1", [job.id])
+                        try connection.execute(
+                            "UPDATE lethe.archive_files SET status = 'uploading' WHERE job_id = $1", [job.id])
+                    }
+                }
+            }
+        }
+        return complete
+    }
+
+    // MARK: - Delete
+
+    enum DeletionOutcome { case finished, yielded }
+
+    private func delete(
+        _ job: ArchiveJob, task: ClaimedTask, context: TaskContext, logger: Logger
+    ) async throws -> DeletionOutcome {
+        let jobs = self.jobs
+        let (id, worker) = (task.id, context.workerID)
+        let files = try await context.database.run { try jobs.files(job: job.id, on: $0) }
+        guard let archive = files.first?.id else { throw ArchiveJobError("archive job \(job.id) has no files") }
+        var deleted = 0
+        var spared = 0
+        do {
+            for type in jobs.types where type.type.deletes {
+                var after: String?
+                repeat {
+                    if context.leaseLost { throw CancellationError() }
+                    let cursor = after
+                    let batch = try await context.database.run { connection in
+                        try jobs.deleteBatch(
+                            job, type: type, after: cursor, archive: archive, task: id, worker: worker, on: connection)
+                    }
+                    deleted += batch.result.totalRows
+                    spared += batch.spared
+                    switch batch.status {
+                    case .stopped(let reason):
+                        try await context.database.run {
+                            try jobs.pauseDeletion(job, note: "deletion stopped: \(reason)", on: $0)
+                            try jobs.sleep(job, until: nil, note: "deletion stopped: \(reason)", on: $0)
+                        }
+                        logger.notice("archive deletion stopped: \(reason)")
+                        return .finished
+                    case .deleted(let next):
+                        after = next
+                    }
+                    if after != nil, context.shouldYield { return .yielded }
+                } while after != nil
+            }
+        } catch let error as CancellationError {
+            throw error
+        } catch {
+            try? await context.database.run { try jobs.recordDeleteFailure(job, error: "\(error)", on: $0) }
+            throw error
+        }
+        let note = spared > 0 ? "kept \(spared) root rows that changed since they were archived (next cycle)" : nil
+        try await context.database.run { try jobs.recordDeleted(job, note: note, on: $0) }
+        if !settings.keepLocal { try? FileManager.default.removeItem(atPath: packer.directory(for: job)) }
+        logger.info("archived rows deleted: \(deleted) rows\(note.map { "; \($0)" } ?? "")")
+        return .finished
+    }
+}
+
+/// Why one upload failed (safe to log and store: no secrets).
+struct ArchiveUploadFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
