@@ -79,6 +79,7 @@ let package = Package(
             name: "LetheCLI",
             dependencies: [
                 "Store", "Postgres", "SFTP", "Archive", "BackupSites", "Retention", "Coordinator", "Worker",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -7,7 +7,8 @@ import Postgres
 struct ArchiveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "archive",
-        abstract: "The backup log and its archive files: list, show, approve, confirm, retry, run.",
+        abstract:
+            "The backup log and its archive files: list, show, approve, confirm, retry, run, verify, extract, restore.",
         discussion: """
             Reads lethe.backup_log and calls lethe.approve_archive_deletion,
             lethe.confirm_archive_download, lethe.retry_archive and lethe.start_archive_job,
@@ -15,7 +16,8 @@ struct ArchiveCommand: AsyncParsableCommand {
             (lethe archive list); approving one file approves its whole job.
             """,
         subcommands: [
-            List.self, Show.self, Approve.self, Confirm.self, Retry.self, Run.self,
+            List.self, Show.self, Approve.self, Confirm.self, Retry.self, Run.self, Verify.self, Extract.self,
+            Restore.self,
         ])
 
     /// The statuses of `lethe.archive_files`, in their order.

@@ -102,6 +102,53 @@ extension ArchiveJobs {
         }
     }
 
+    /// Deletes one batch of the job's archived blobs of `store` (after `after`, in key order)
+    /// that nothing references now and that are as archived: the orphans the job took, and
+    /// any a deleted row left behind. Returns the count and the next cursor (nil: done), or
+    /// why deletion stops (a hold, an account no longer active).
+    public func deleteBlobBatch(
+        _ job: ArchiveJob, store: CompiledBlobStore, after: String?, archive: Int64, task: Int64?, worker: UUID?,
+        on connection: Connection
+    ) throws -> (deleted: Int, nextAfter: String?, stopped: String?) {
+        let started = ContinuousClock.now
+        return try connection.withTransaction { connection in
+            let row = try connection.query(
+                """
+                SELECT a.state, a.retention_disabled,
+                       EXISTS (SELECT 1 FROM lethe.holds h WHERE h.account_id = a.account_id AND h.entity_type IS NULL
+                               AND h.released_at IS NULL AND (h.until IS NULL OR h.until > now()))
+                FROM lethe.accounts a WHERE a.account_id = $1 FOR SHARE OF a
+                """, [job.accountID]
+            ).first
+            guard let row else { return (0, nil, "account \(job.accountID) is gone") }
+            let (state, disabled, held) = try row.decode((String, Bool, Bool).self)
+            if state != "active" { return (0, nil, "account \(state)") }
+            if disabled { return (0, nil, "retention disabled for the account by an operator") }
+            if held { return (0, nil, "account on hold") }
+            let batch = store.store.batchSize
+            let keys = try connection.query(
+                """
+                SELECT blob_key FROM lethe.archive_manifest_blobs
+                WHERE job_id = $1 AND store = $2 AND row_hash IS NOT NULL AND ($3::text IS NULL OR blob_key > $3)
+                ORDER BY blob_key LIMIT $4
+                """, [job.id, store.store.name, after, batch]
+            ).map { try $0.decode(String.self, at: 0) }
+            guard let last = keys.last else { return (0, nil, nil) }
+            let deleted = try connection.execute(store.deleteArchived, [keys, job.accountID, job.id])
+            try connection.execute(
+                "DELETE FROM lethe.orphan_blobs WHERE store = $1 AND account_id = $2 AND blob_key = ANY($3::text[])",
+                [store.store.name, job.accountID, keys])
+            if deleted > 0 {
+                var result = RetentionBatchResult(status: .deleted)
+                result.blobs = deleted
+                try RetentionBatch.record(
+                    result, account: job.accountID, entityType: Self.orphanCounts(store), task: task, worker: worker,
+                    archive: archive, duration: ContinuousClock.now - started, on: connection)
+            }
+            return (deleted, keys.count < batch ? nil : last, nil)
+        }
+    }
+
     /// Every batch ran: the job and its files are `deleted`; `note` says what was kept.
     public func recordDeleted(_ job: ArchiveJob, note: String?, on connection: Connection) throws {
         try connection.execute(

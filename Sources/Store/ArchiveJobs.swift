@@ -132,6 +132,13 @@ public struct ArchiveJobs: Sendable {
                 }
                 counts[type.name] = perTable
             }
+            // Orphaned blobs: orphan GC leaves archiving accounts alone, so they go from here.
+            for store in registry.blobStores.values.sorted(by: { $0.store.name < $1.store.name }) {
+                try connection.execute(store.mark, [store.store.name, job.accountID])
+                let orphans = try connection.execute(
+                    store.planOrphans, [job.id, job.accountID, store.store.grace.milliseconds])
+                if orphans > 0 { counts[Self.orphanCounts(store)] = ["orphaned blobs": orphans] }
+            }
             try connection.execute(
                 """
                 UPDATE lethe.archive_jobs SET state = 'packing', planned_at = now(), cutoffs = $2::jsonb, counts = $3::jsonb
@@ -279,6 +286,12 @@ public struct ArchiveJobs: Sendable {
         return "waiting for approval: lethe archive approve ID"
     }
 
+    /// Before a task works on the job: should it die on the way (`kill -9`, its attempts spent
+    /// on lease expiries), the leader wakes the job again later by itself.
+    public func watch(_ job: ArchiveJob, on connection: Connection) throws {
+        try connection.execute(Self.retryLater, [job.id])
+    }
+
     /// Sets when the leader next wakes the job (nil: only an operator's approval or confirm does).
     public func sleep(_ job: ArchiveJob, until: Date?, note: String?, on connection: Connection) throws {
         try connection.execute(
@@ -287,6 +300,9 @@ public struct ArchiveJobs: Sendable {
 }
 
 extension ArchiveJobs {
+    /// The key of a store's orphaned blobs in a job's counts (and manifest.json).
+    static func orphanCounts(_ store: CompiledBlobStore) -> String { "orphan_gc:\(store.store.name)" }
+
     /// $1 job. A failed job is woken again later even once its task's own retries are
     /// spent (the task went `dead`): failures are retried automatically until they succeed.
     static let retryLater = """

@@ -172,6 +172,22 @@ extension CompiledBlobStore {
             """
     }
 
+    /// $1 job, $2 account, $3 grace (ms): adds the account's blobs that stayed unreferenced
+    /// past the grace (`lethe.orphan_blobs`, marked just before) and that no other open job
+    /// holds. With archiving on these go with the archive job, not with orphan GC.
+    var planOrphans: String {
+        """
+        INSERT INTO lethe.archive_manifest_blobs (job_id, store, blob_key)
+        SELECT $1, '\(store.name)', o.blob_key FROM lethe.orphan_blobs o
+        WHERE o.store = '\(store.name)' AND o.account_id = $2
+          AND o.first_seen_at <= now() - $3 * interval '1 millisecond'
+          AND NOT EXISTS (SELECT 1 FROM lethe.archive_manifest_blobs mb JOIN lethe.archive_jobs j ON j.job_id = mb.job_id
+                          WHERE mb.store = o.store AND mb.blob_key = o.blob_key AND j.account_id = $2
+                            AND j.state <> 'deleted' AND j.job_id <> $1)
+        ON CONFLICT DO NOTHING
+        """
+    }
+
     /// $1 key, $2 offset (1-based), $3 length: a slice of one blob's content.
     public var contentSlice: String? {
         guard let content else { return nil }

@@ -14,22 +14,29 @@ public struct OrphanCollector: Sendable {
     }
 
     /// Whether orphan GC may delete the account's blobs now: an active account, retention
-    /// not disabled, no account-wide hold. Nil when it may, else why not.
+    /// not disabled, no account-wide hold, archiving off (with archiving on, the archive job
+    /// archives orphaned blobs before it deletes them). Nil when it may, else why not.
     public func blockedReason(account: String, on connection: Connection) throws -> String? {
         let rows = try connection.query(
             """
             SELECT a.state, a.retention_disabled,
                    EXISTS (SELECT 1 FROM lethe.holds h WHERE h.account_id = a.account_id AND h.entity_type IS NULL
-                           AND h.released_at IS NULL AND (h.until IS NULL OR h.until > now()))
+                           AND h.released_at IS NULL AND (h.until IS NULL OR h.until > now())),
+                   EXISTS (SELECT 1 FROM lethe.archive_settings s WHERE s.account_id = a.account_id AND s.enabled)
             FROM lethe.accounts a WHERE a.account_id = $1
             """, [account])
         guard let row = rows.first else { return "no account \"\(account)\" in lethe.accounts" }
-        let (state, disabled, held) = try row.decode((String, Bool, Bool).self)
+        let (state, disabled, held, archiving) = try row.decode((String, Bool, Bool, Bool).self)
         if state != "active" { return "account \(state)" }
         if disabled { return "retention disabled for the account by an operator" }
         if held { return "account on hold" }
+        if archiving { return Self.archivingReason }
         return nil
     }
+
+    /// Why orphan GC leaves an archiving account alone.
+    public static let archivingReason =
+        "archiving on: the archive job archives the account's orphaned blobs before deleting them"
 
     /// Records the account's unreferenced blobs and forgets those referenced again.
     /// Returns (newly marked, forgotten).

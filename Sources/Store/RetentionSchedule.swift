@@ -41,7 +41,9 @@ public struct RetentionSchedule: Sendable {
                 SELECT a.state = 'active' AND NOT a.retention_disabled AND bs.active
                        AND NOT EXISTS (SELECT 1 FROM lethe.holds h
                                        WHERE h.account_id = a.account_id AND h.entity_type IS NULL
-                                         AND h.released_at IS NULL AND (h.until IS NULL OR h.until > now())) AS runnable
+                                         AND h.released_at IS NULL AND (h.until IS NULL OR h.until > now()))
+                       AND NOT EXISTS (SELECT 1 FROM lethe.archive_settings st
+                                       WHERE st.account_id = a.account_id AND st.enabled) AS runnable
                 FROM lethe.accounts a JOIN lethe.blob_stores bs ON bs.name = d.subject
                 WHERE a.account_id = d.account_id
             ) g ON d.kind = 'orphan_gc'

@@ -60,6 +60,7 @@ public struct ArchiveHandler: TaskHandler {
         guard let account = task.accountID else { throw PermanentTaskFailure("an archive task needs an account") }
         let jobs = self.jobs
         for job in try await context.database.run({ try jobs.openJobs(account: account, on: $0) }) {
+            try await context.database.run { try jobs.watch(job, on: $0) }
             var job = job
             var logger = context.logger
             logger[metadataKey: LogKey.archive] = "\(job.id)"
@@ -293,6 +294,9 @@ public struct ArchiveHandler: TaskHandler {
 
     enum DeletionOutcome { case finished, yielded }
 
+    /// How long a stopped deletion (a hold, a paused account) waits before it looks again.
+    static let recheck: TimeInterval = 3600
+
     private func delete(
         _ job: ArchiveJob, task: ClaimedTask, context: TaskContext, logger: Logger
     ) async throws -> DeletionOutcome {
@@ -318,13 +322,39 @@ public struct ArchiveHandler: TaskHandler {
                     case .stopped(let reason):
                         try await context.database.run {
                             try jobs.pauseDeletion(job, note: "deletion stopped: \(reason)", on: $0)
-                            try jobs.sleep(job, until: nil, note: "deletion stopped: \(reason)", on: $0)
+                            try jobs.sleep(
+                                job, until: Date() + Self.recheck, note: "deletion stopped: \(reason)", on: $0)
                         }
                         logger.notice("archive deletion stopped: \(reason)")
                         return .finished
                     case .deleted(let next):
                         after = next
                     }
+                    if after != nil, context.shouldYield { return .yielded }
+                } while after != nil
+            }
+            // Then the archived blobs nothing references any more (the orphans the job took).
+            for store in jobs.registry.blobStores.values.sorted(by: { $0.store.name < $1.store.name }) {
+                var after: String?
+                repeat {
+                    if context.leaseLost { throw CancellationError() }
+                    let cursor = after
+                    let batch = try await context.database.run { connection in
+                        try jobs.deleteBlobBatch(
+                            job, store: store, after: cursor, archive: archive, task: id, worker: worker, on: connection
+                        )
+                    }
+                    if let reason = batch.stopped {
+                        try await context.database.run {
+                            try jobs.pauseDeletion(job, note: "deletion stopped: \(reason)", on: $0)
+                            try jobs.sleep(
+                                job, until: Date() + Self.recheck, note: "deletion stopped: \(reason)", on: $0)
+                        }
+                        logger.notice("archive deletion stopped: \(reason)")
+                        return .finished
+                    }
+                    deleted += batch.deleted
+                    after = batch.nextAfter
                     if after != nil, context.shouldYield { return .yielded }
                 } while after != nil
             }

@@ -26,8 +26,11 @@ struct ArchivePacker: Sendable {
     func directory(for job: ArchiveJob) -> String { "\(settings.spoolDirectory)/\(job.id.uuidString.lowercased())" }
 
     /// Writes the job's parts afresh (whatever a crashed attempt left is removed first) and
-    /// returns them; run inside a REPEATABLE READ transaction on `connection`.
-    func pack(_ job: ArchiveJob, passphrase: String, on connection: Connection) throws -> [PackedFile] {
+    /// returns them; run inside a REPEATABLE READ transaction on `connection`. `hashed` is
+    /// called once the rows' hashes are set, before the first row is streamed (for timing).
+    func pack(
+        _ job: ArchiveJob, passphrase: String, on connection: Connection, hashed: () -> Void = {}
+    ) throws -> [PackedFile] {
         let directory = directory(for: job)
         let fileManager = FileManager.default
         try? fileManager.removeItem(atPath: directory)
@@ -36,6 +39,7 @@ struct ArchivePacker: Sendable {
         try? fileManager.setAttributes([.posixPermissions: 0o700], ofItemAtPath: settings.spoolDirectory)
 
         try jobs.hashContent(job, on: connection)
+        hashed()
         let (cutoffs, counts) = try jobs.summary(job: job.id, on: connection)
 
         let pipe = ArchivePipe()
@@ -92,11 +96,20 @@ struct ArchivePacker: Sendable {
     /// order a restore inserts them in.
     private func produce(_ job: ArchiveJob, into pipe: ArchivePipe, on connection: Connection) throws {
         let jobLiteral = try connection.literal(job.id.uuidString.lowercased())
+        // The manifest's statistics predate this transaction's hashes (NULL when planned), so
+        // the planner expects almost nothing to export and would join, then sort everything
+        // by key before the first row leaves: the writer thread would idle through the whole
+        // sort. Without sorting it walks the manifest's key index and rows flow at once, in
+        // the same order. Set for this transaction's exports only, restored afterwards.
+        let sorting = try connection.query("SELECT current_setting('enable_sort')")[0].decode(String.self, at: 0)
+        try connection.execute("SELECT set_config('enable_sort', 'off', true)")
+        defer { _ = try? connection.execute("SELECT set_config('enable_sort', $1, true)", [sorting]) }
         let stores = jobs.registry.blobStores.values.sorted { $0.store.name < $1.store.name }
         for store in stores {
             guard let sizes = store.contentSizes, let slice = store.contentSlice else { continue }
             for row in try connection.query(sizes, [job.id]) {
                 let (key, size) = try row.decode((String, Int64).self)
+                guard size >= 0 else { continue }  // NULL content: no file, and restore gives NULL back
                 try pipe.send(.begin(ArchiveLayout.blobEntry(store: store.store.name, key: key)))
                 var offset: Int64 = 0
                 while offset < size {

@@ -1,0 +1,306 @@
+import Foundation
+import Postgres
+import TestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Archive before delete, end to end through `lethe` processes against a real PostgreSQL
+/// and a real sshd: nothing is deleted unless every backup site holds the archive, only
+/// archived rows go, and a crash at any moment loses nothing.
+@Suite(.serialized) struct ArchiveFlowTests {
+    @Test func archivesToTwoSitesAndDeletesOnlyArchivedRowsOnApproval() async throws {
+        try await withMigratedDatabase { database in
+            let fixture = try ArchiveFixture(database: database)
+            try fixture.addFileSite()
+            try fixture.addSFTPSite()
+            try fixture.enableArchiving()
+            try fixture.snapshot()
+            let otherAccount = try fixture.checksum(account: 2)
+            let job = try fixture.startJob()
+            try fixture.runUntilIdle()
+
+            // Uploaded to both sites, same size and checksum as recorded; nothing deleted yet.
+            let files = try fixture.files(job: job)
+            #expect(files.count == 1 && files[0].status == "uploaded", "\(files)")
+            let file = try #require(files.first)
+            let sftpRoot = try TestSSHServer.fromEnvironment().root
+            let copies = ["\(fixture.siteDirectory)/\(file.name)", "\(sftpRoot)/\(file.name)"]
+            for copy in copies {
+                #expect(fileSize(copy) == file.size, "\(copy)")
+                let (_, sum) = try tool("/usr/bin/sha256sum", [copy])
+                #expect(sum.hasPrefix(try #require(file.sha256)), "\(copy)")
+            }
+            #expect(try fixture.connection.scalar("SELECT cardinality(sites) FROM lethe.backup_log", as: Int.self) == 2)
+            #expect(try fixture.gone(account: 1).isEmpty)
+
+            // The key opens it in bsdtar and 7z; without it, or with another, it does not open.
+            let key = ArchiveFixture.archiveKey
+            let (listed, names) = try tool("/usr/bin/bsdtar", ["--passphrase", key, "-tf", copies[1]])
+            #expect(listed == 0 && names.contains("manifest.json") && names.contains("records/conversations/"))
+            let (extracted, manifest) = try tool(
+                "/usr/bin/bsdtar", ["--passphrase", key, "-xOf", copies[1], "manifest.json"])
+            #expect(extracted == 0 && manifest.contains("\"job\" : \"\(job)\"") && manifest.contains("sha256"))
+            #expect(try tool("/usr/bin/7z", ["t", "-p\(key)", copies[0]]).0 == 0)
+            #expect(try tool("/usr/bin/7z", ["t", "-pNot-The-Key-1", copies[0]]).0 != 0)
+            #expect(try tool("/usr/bin/bsdtar", ["-xOf", copies[0], "manifest.json"]).0 != 0)
+
+            // A message added to an archived conversation after packing: that conversation stays.
+            let touched = try #require(fixture.manifestIDs(job: job, type: "conversations", index: 0).min())
+            let added: Int64 = try fixture.connection.scalar(
+                """
+                INSERT INTO app.messages (account_id, conversation_id, body, sent_at)
+                SELECT account_id, id, 'written after the archive', ended_at FROM app.conversations WHERE id = $1
+                RETURNING id
+                """, [touched])
+
+            let approved = try fixture.lethe(["archive", "approve", "\(file.id)"])
+            #expect(approved.status == 0 && approved.stdout.contains("approved"), "\(approved.output)")
+            try fixture.runUntilIdle()
+            #expect(try fixture.jobState(job) == "deleted")
+            #expect(try fixture.files(job: job).map(\.status) == ["deleted"])
+
+            // Exactly the archived rows went: every gone row is in the manifest, the touched
+            // conversation and its messages (old and new) stay, and so does everything else.
+            let gone = try fixture.gone(account: 1)
+            let conversations = try fixture.manifestIDs(job: job, type: "conversations", index: 0)
+            #expect(Set(gone["app.conversations"] ?? []) == conversations.subtracting([touched]))
+            let messages = try fixture.manifestIDs(job: job, type: "conversations", index: 1)
+            #expect(Set(gone["app.messages"] ?? []).isSubset(of: messages))
+            #expect(
+                try fixture.connection.scalar("SELECT count(*) FROM app.conversations WHERE id = $1", [touched]) == 1)
+            #expect(
+                try fixture.connection.scalar(
+                    "SELECT count(*) FROM app.messages WHERE conversation_id = $1 AND id = $2", [touched, added]) == 1)
+            for (table, ids) in gone where table != "app.blobs" {
+                let type = table == "app.messages" || table == "app.message_attachments" ? "conversations" : nil
+                let index = table == "app.messages" ? 1 : table == "app.message_attachments" ? 2 : 0
+                let archived = try fixture.connection.query(
+                    """
+                    SELECT row_key::bigint FROM lethe.archive_manifest
+                    WHERE job_id = $1::uuid AND table_index = $2 AND ($3::text IS NULL OR entity_type = $3)
+                    """, [job, index, type]
+                ).map { try $0.decode(Int64.self, at: 0) }
+                #expect(Set(ids).isSubset(of: Set(archived)), "\(table) lost rows that were not archived")
+            }
+            #expect(gone["app.staff"] == nil && gone["app.external_contacts"] == nil, "keep-only types stay")
+            #expect(try fixture.checksum(account: 2) == otherAccount, "account 2 is untouched")
+            let note: String? = try fixture.connection.scalar(
+                "SELECT note FROM lethe.archive_jobs WHERE job_id = $1::uuid", [job])
+            #expect(note?.contains("kept 1 root rows") == true, "\(note ?? "-")")
+            // Every deletion record names the archive.
+            #expect(
+                try fixture.connection.scalar(
+                    "SELECT count(*) FROM lethe.deletion_records WHERE account_id = '1' AND archive_id IS DISTINCT FROM $1",
+                    [file.id]) == 0)
+            #expect(try fixture.secretsStayedSecret())
+        }
+    }
+
+    @Test func unknownOrChangedHostKeysAreRefusedAndNothingIsDeleted() async throws {
+        try await withMigratedDatabase { database in
+            let fixture = try ArchiveFixture(database: database)
+            let empty = fixture.directory.appendingPathComponent("known_hosts_empty").path
+            try "".write(toFile: empty, atomically: true, encoding: .utf8)
+            // A known_hosts naming the server with another key: a changed host key.
+            let other = fixture.directory.appendingPathComponent("other").path
+            #expect(try tool("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", other]).0 == 0)
+            let server = try TestSSHServer.fromEnvironment()
+            let publicKey = try String(contentsOfFile: other + ".pub", encoding: .utf8).split(separator: " ")
+            let changed = fixture.directory.appendingPathComponent("known_hosts_changed").path
+            try "[localhost]:\(server.port) \(publicKey[0]) \(publicKey[1])\n".write(
+                toFile: changed, atomically: true, encoding: .utf8)
+            try fixture.addSFTPSite(knownHosts: empty)
+            try fixture.enableArchiving()
+            try fixture.snapshot()
+            let job = try fixture.startJob()
+            try fixture.preApprove(job)
+            try fixture.runUntilIdle()
+            var files = try fixture.files(job: job)
+            #expect(files.map(\.status) == ["upload_failed"], "\(files)")
+            let unknownError: String = try fixture.connection.scalar("SELECT error FROM lethe.backup_log")
+            #expect(unknownError.contains("host key"), "\(unknownError)")
+
+            // Swap the site for one whose known_hosts holds another key.
+            try fixture.addSFTPSite(host: "localhost", knownHosts: changed)
+            try fixture.expectSuccess(["account", "site", "remove", "1", "1"])
+            try fixture.expectSuccess(["archive", "retry", "\(files[0].id)"])
+            try fixture.runUntilIdle()
+            files = try fixture.files(job: job)
+            #expect(files.map(\.status) == ["upload_failed"], "\(files)")
+            let changedError: String = try fixture.connection.scalar("SELECT error FROM lethe.backup_log")
+            #expect(changedError.contains("host key"), "\(changedError)")
+
+            // Nothing reached the server and nothing was deleted, though deletion was approved.
+            #expect(fileSize("\(server.root)/\(files[0].name)") == nil)
+            #expect(try fixture.gone(account: 1).isEmpty)
+            #expect(
+                try fixture.connection.scalar(
+                    "SELECT count(*) FROM lethe.deletion_records WHERE account_id = '1'", as: Int.self) == 0)
+            #expect(try fixture.jobState(job) == "uploading")
+            #expect(try fixture.secretsStayedSecret())
+        }
+    }
+
+    @Test func aStoppedServerFailsTheUploadAndARetrySucceedsOnceItIsBack() async throws {
+        try await withMigratedDatabase { database in
+            let fixture = try ArchiveFixture(database: database)
+            let sshd = try PrivateSSHD.start()
+            try fixture.addFileSite()
+            try fixture.addSFTPSite(port: sshd.port, knownHosts: sshd.knownHostsPath)
+            try fixture.enableArchiving()
+            try fixture.snapshot()
+            let job = try fixture.startJob()
+            try fixture.preApprove(job)
+            try sshd.stop()
+            try fixture.runUntilIdle()
+            var files = try fixture.files(job: job)
+            #expect(files.map(\.status) == ["upload_failed"], "\(files)")
+            // The file:// site holds it, the stopped one does not: nothing is deleted.
+            #expect(fileSize("\(fixture.siteDirectory)/\(files[0].name)") == files[0].size)
+            #expect(try fixture.gone(account: 1).isEmpty)
+            #expect(
+                try fixture.connection.scalar(
+                    "SELECT count(*) FROM lethe.deletion_records WHERE account_id = '1'", as: Int.self) == 0)
+            let listed = try fixture.lethe(["archive", "list", "--status", "failed"])
+            #expect(listed.status == 0 && listed.stdout.contains("upload_failed"), "\(listed.output)")
+
+            // The failed job wakes again by itself (later); `lethe archive retry` brings it forward.
+            let wake: Date? = try fixture.connection.scalar(
+                "SELECT wake_at FROM lethe.archive_jobs WHERE job_id = $1::uuid", [job])
+            #expect(wake != nil)
+            try sshd.restart()
+            try fixture.expectSuccess(["archive", "retry", "\(files[0].id)"])
+            try fixture.runUntilIdle()
+            files = try fixture.files(job: job)
+            #expect(files.map(\.status) == ["deleted"], "\(files)")
+            let server = try TestSSHServer.fromEnvironment()
+            #expect(fileSize("\(server.root)/\(files[0].name)") == files[0].size)
+            #expect(!(try fixture.gone(account: 1).isEmpty))
+            #expect(try fixture.secretsStayedSecret())
+        }
+    }
+
+    /// `kill -9` of the whole `lethe run` process at random moments, again and again, until
+    /// the job is done: after every kill, every row gone is in the manifest and every site
+    /// holds the archive; at the end the archived rows went exactly once.
+    @Test func killNineAtAnyMomentLosesNothingAndFinishesOnTheNextClaim() async throws {
+        try await withMigratedDatabase { database in
+            let fixture = try ArchiveFixture(database: database, scale: 1500, maxAttempts: 25)
+            try fixture.addFileSite()
+            try fixture.addSFTPSite()
+            try fixture.enableArchiving()
+            try fixture.snapshot()
+            let job = try fixture.startJob()
+            try fixture.preApprove(job)
+            let sftpRoot = try TestSSHServer.fromEnvironment().root
+            var generator = SeededGenerator(seed: 6)
+            var uploadedDigest: String?
+            var kills = 0
+            for round in 0..<30 {
+                if try fixture.jobState(job) == "deleted" { break }
+                let log = fixture.directory.appendingPathComponent("run-\(round).log")
+                let process = try LetheProcess.launch(
+                    ["run", "--log-level", "debug", "--config", fixture.configPath], log: log)
+                // Early rounds die while starting, planning or packing; later ones while
+                // uploading or deleting.
+                usleep(UInt32(150_000 * (round + 1)) + UInt32.random(in: 0...300_000, using: &generator))
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                kills += 1
+                fixture.keep((try? String(contentsOf: log, encoding: .utf8)) ?? "")
+
+                // The invariant, after every kill.
+                let gone = try fixture.gone(account: 1)
+                let files = try fixture.files(job: job)
+                if !gone.isEmpty {
+                    for file in files {
+                        #expect(fileSize("\(fixture.siteDirectory)/\(file.name)") == file.size)
+                        #expect(fileSize("\(sftpRoot)/\(file.name)") == file.size)
+                    }
+                    let archived = try fixture.manifestIDs(job: job, type: "conversations", index: 0)
+                    #expect(Set(gone["app.conversations"] ?? []).isSubset(of: archived))
+                }
+                // Once a site holds the archive it is never packed again: the same file to the end.
+                let held: Int = try fixture.connection.scalar(
+                    "SELECT count(*) FROM lethe.archive_uploads u JOIN lethe.archive_files f ON f.id = u.file_id WHERE f.job_id = $1::uuid AND u.status = 'uploaded'",
+                    [job])
+                if held > 0 {
+                    let digest = files.first?.sha256
+                    if uploadedDigest == nil { uploadedDigest = digest }
+                    #expect(digest == uploadedDigest)
+                }
+            }
+            #expect(kills >= 3)
+            try fixture.runUntilIdle()
+            let finalFiles = try fixture.files(job: job)
+            let finalLog = try fixture.everythingLogged().suffix(3000)
+            #expect(try fixture.jobState(job) == "deleted", "\(finalFiles)\n\(finalLog)")
+            let files = try fixture.files(job: job)
+            if let uploadedDigest { #expect(files.first?.sha256 == uploadedDigest) }
+
+            // Every archived root went, exactly once; nothing else did.
+            let gone = try fixture.gone(account: 1)
+            let roots = try fixture.manifestIDs(job: job, type: "conversations", index: 0)
+            #expect(Set(gone["app.conversations"] ?? []) == roots)
+            let recorded: Int = try fixture.connection.scalar(
+                "SELECT coalesce(sum(root_rows), 0)::int FROM lethe.deletion_records WHERE account_id = '1'")
+            let rootsInManifest: Int = try fixture.connection.scalar(
+                "SELECT count(*) FROM lethe.archive_manifest WHERE job_id = $1::uuid AND table_index = 0 AND entity_type IN (SELECT name FROM lethe.entity_types WHERE deletes)",
+                [job])
+            #expect(recorded == rootsInManifest, "deletion records count each archived root once")
+            #expect(gone["app.staff"] == nil)
+            // One file per site: no stray temporary files left by the kills that were promoted.
+            let names = try FileManager.default.contentsOfDirectory(atPath: fixture.siteDirectory)
+            #expect(names.filter { $0.hasSuffix(".zip") } == files.map(\.name))
+            #expect(try fixture.secretsStayedSecret())
+        }
+    }
+
+    @Test func badKeysFilesAndURLsExitTwoWithAPreciseMessage() async throws {
+        try await withMigratedDatabase { database in
+            let fixture = try ArchiveFixture(database: database)
+            for (weak, missing) in [
+                ("Short1!", "it has 7 characters"), ("alllowercase1", "no upper-case letter"),
+                ("NoDigitsOrSymbols", "no digit or symbol"),
+            ] {
+                let file = fixture.directory.appendingPathComponent("weak.key").path
+                try (weak + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+                let result = try fixture.lethe(["account", "archive", "1", "--key-file", file])
+                #expect(result.status == 2, "\(result.output)")
+                #expect(result.stderr.contains(missing) && result.stderr.contains("at least 8 characters"))
+                #expect(!result.output.contains(weak), "the refused key is not echoed")
+            }
+            // An unreadable master key file, from the environment or the config file.
+            let unreadable = try fixture.lethe(
+                ["account", "archive", "1", "--key-file", fixture.keyFile],
+                environment: ["LETHE_MASTER_KEY_FILE": "/nonexistent/master.key"])
+            #expect(unreadable.status == 2, "\(unreadable.output)")
+            #expect(unreadable.stderr.contains("/nonexistent/master.key"), "\(unreadable.output)")
+            let malformed = fixture.directory.appendingPathComponent("short.master").path
+            try "abc123\n".write(toFile: malformed, atomically: true, encoding: .utf8)
+            let short = try fixture.lethe(
+                ["account", "archive", "1", "--key-file", fixture.keyFile],
+                environment: ["LETHE_MASTER_KEY_FILE": malformed])
+            #expect(short.status == 2 && short.stderr.contains(malformed), "\(short.output)")
+            #expect(!short.output.contains("abc123"), "the master key file's content is not echoed")
+            let noKeyFile = try fixture.lethe(["account", "archive", "1", "--key-file", "/nonexistent/archive.key"])
+            #expect(noKeyFile.status == 2 && noKeyFile.stderr.contains("/nonexistent/archive.key"))
+            // Malformed site URLs.
+            for url in [
+                "ftp://host/backups", "sftp://host/backups", "sftp://user@host:99999/backups", "file://relative",
+            ] {
+                let result = try fixture.lethe(["account", "site", "add", "1", url])
+                #expect(result.status == 2, "\(url): \(result.output)")
+                #expect(result.stderr.contains(url) || result.stderr.contains("sftp://"), "\(url): \(result.stderr)")
+            }
+            #expect(try fixture.connection.scalar("SELECT count(*) FROM lethe.backup_sites", as: Int.self) == 0)
+            // Enabling without a site is refused too, and leaves archiving off.
+            let noSite = try fixture.lethe(["account", "archive", "1", "--key-file", fixture.keyFile, "--enable"])
+            #expect(noSite.status == 2, "\(noSite.output)")
+            #expect(try fixture.secretsStayedSecret())
+        }
+    }
+}
