@@ -271,8 +271,9 @@ public struct ArchiveJobs: Sendable {
             """, [job.id])
     }
 
-    /// Why the job's deletion waits, or nil when it is due now.
-    public func deletionWait(_ job: ArchiveJob, on connection: Connection) throws -> String? {
+    /// Why the job's deletion waits and when the leader should wake it again (nil: only an
+    /// approval or a confirmed download does), or nil when deletion is due now.
+    public func deletionWait(_ job: ArchiveJob, on connection: Connection) throws -> (note: String, until: Date?)? {
         let row = try connection.query(
             """
             SELECT s.require_download, s.auto_delete, j.delete_at, j.approved_at IS NOT NULL, j.delete_at <= now()
@@ -280,10 +281,13 @@ public struct ArchiveJobs: Sendable {
             """, [job.id])[0]
         let (requireDownload, autoDelete, deleteAt, approved, due) = try row.decode(
             (Bool, Bool, Date?, Bool, Bool?).self)
-        if requireDownload && !job.downloaded { return "waiting for the backup sites to confirm their downloads" }
+        if requireDownload && !job.downloaded {
+            // Each confirmation wakes the job; nothing else can make it due.
+            return ("waiting for the backup sites to confirm their downloads", nil)
+        }
         if approved || due == true { return nil }
-        if autoDelete, let deleteAt { return "auto-delete at \(deleteAt)" }
-        return "waiting for approval: lethe archive approve ID"
+        if autoDelete, let deleteAt { return ("auto-delete at \(deleteAt)", deleteAt) }
+        return ("waiting for approval: lethe archive approve ID", nil)
     }
 
     /// Before a task works on the job: should it die on the way (`kill -9`, its attempts spent

@@ -87,9 +87,10 @@ public struct ArchiveHandler: TaskHandler {
                     guard let refreshed else { break step }
                     job = refreshed
                     if let wait = try await context.database.run({ try jobs.deletionWait(refreshed, on: $0) }) {
-                        let until = refreshed.deleteAt
-                        try await context.database.run { try jobs.sleep(refreshed, until: until, note: wait, on: $0) }
-                        logger.info("archive uploaded; deletion \(wait)")
+                        try await context.database.run {
+                            try jobs.sleep(refreshed, until: wait.until, note: wait.note, on: $0)
+                        }
+                        logger.info("archive uploaded; deletion \(wait.note)")
                         break step
                     }
                     // Every site must still hold every file, verified, right before rows go.

@@ -259,6 +259,83 @@ import Testing
         }
     }
 
+    /// The leader starts the daily job at the schedule hour (once per slot); a job above
+    /// `split_size` becomes several parts, every one uploaded and verified; with auto-delete
+    /// and required downloads, rows go only once every file is confirmed and the hour came.
+    @Test func dailyJobSplitsAndAutoDeletesOnlyAfterConfirmedDownloads() async throws {
+        try await withMigratedDatabase { database in
+            // Parts close at a block boundary (1 MiB) once past split_size: incompressible blob
+            // contents of about 5 MB make several.
+            let fixture = try ArchiveFixture(database: database, extra: "  split_size: 1MiB")
+            try fixture.connection.execute(
+                """
+                UPDATE app.blobs b SET content = (SELECT decode(string_agg(md5(random()::text || g), ''), 'hex')
+                                                  FROM generate_series(1, 2500 + 0 * b.id) g)
+                WHERE account_id = 1
+                """)
+            try fixture.addFileSite()
+            try fixture.enableArchiving()
+            try fixture.expectSuccess([
+                "account", "archive", "1", "--schedule-hour", "3", "--auto-delete", "on", "--auto-delete-hour", "5",
+                "--require-download", "on",
+            ])
+            try fixture.snapshot()
+            // The schedule hour came (as if it were 03:00 UTC): one job, and the next run is tomorrow's 03:00.
+            try fixture.connection.execute(
+                "UPDATE lethe.archive_settings SET next_run_at = now() - interval '1 minute' WHERE account_id = '1'")
+            try fixture.runUntilIdle()
+            let jobs = try fixture.connection.query(
+                "SELECT job_id::text FROM lethe.archive_jobs WHERE account_id = '1'"
+            ).map { try $0.decode(String.self, at: 0) }
+            #expect(jobs.count == 1)
+            let next: Int = try fixture.connection.scalar(
+                """
+                SELECT extract(hour FROM next_run_at AT TIME ZONE 'UTC')::int FROM lethe.archive_settings
+                WHERE account_id = '1' AND next_run_at > now()
+                """)
+            #expect(next == 3)
+            let job = try #require(jobs.first)
+            let files = try fixture.files(job: job)
+            #expect(files.count >= 2, "split at 1 MiB: \(files)")
+            #expect(files.allSatisfy { $0.status == "uploaded" }, "\(files)")
+            #expect(files.dropFirst().allSatisfy { $0.name.contains("_part") })
+            for file in files { #expect(fileSize("\(fixture.siteDirectory)/\(file.name)") == file.size) }
+            let verified = try fixture.lethe(
+                ["archive", "verify"] + files.map { "\(fixture.siteDirectory)/\($0.name)" })
+            #expect(verified.status == 0, "\(verified.output)")
+            let deleteAt: Int = try fixture.connection.scalar(
+                "SELECT extract(hour FROM delete_at AT TIME ZONE 'UTC')::int FROM lethe.archive_jobs WHERE job_id = $1::uuid",
+                [job])
+            #expect(deleteAt == 5)
+
+            // The auto-delete hour came, but the site has not confirmed every download: rows stay.
+            try fixture.connection.execute(
+                "UPDATE lethe.archive_jobs SET delete_at = now(), wake_at = now() WHERE job_id = $1::uuid", [job])
+            try fixture.expectSuccess(["archive", "confirm", "\(files[0].id)"])
+            try fixture.runUntilIdle()
+            #expect(try fixture.jobState(job) == "uploaded")
+            #expect(try fixture.gone(account: 1).isEmpty)
+            // A job waiting for downloads sleeps: it is not woken on every tick.
+            #expect(
+                try fixture.connection.scalar("SELECT count(*) FROM lethe.tasks WHERE kind = 'archive'", as: Int.self)
+                    < 8)
+            let early = try fixture.lethe(["archive", "confirm", "\(files[0].id)"])
+            #expect(early.status == 0, "confirming twice is harmless: \(early.output)")
+            // Every file confirmed (the SQL function a backup site's puller would call): deleted.
+            for file in files.dropFirst() {
+                try fixture.connection.execute("SELECT lethe.confirm_archive_download($1)", [file.id])
+            }
+            try fixture.runUntilIdle()
+            #expect(try fixture.jobState(job) == "deleted")
+            #expect(!(try fixture.gone(account: 1).isEmpty))
+            #expect(try fixture.files(job: job).allSatisfy { $0.status == "deleted" })
+            // A confirmation for a deleted file is refused with the reason.
+            let late = try fixture.lethe(["archive", "confirm", "\(files[0].id)"])
+            #expect(late.status == 2 && late.stderr.contains("only an uploaded file"), "\(late.output)")
+            #expect(try fixture.secretsStayedSecret())
+        }
+    }
+
     @Test func badKeysFilesAndURLsExitTwoWithAPreciseMessage() async throws {
         try await withMigratedDatabase { database in
             let fixture = try ArchiveFixture(database: database)
