@@ -162,7 +162,8 @@ extension ArchiveJobs {
     /// Deletion stopped (a hold, a policy change): back to `uploaded`, waiting; `note` says why.
     public func pauseDeletion(_ job: ArchiveJob, note: String, on connection: Connection) throws {
         try connection.execute(
-            "UPDATE lethe.archive_files SET status = 'uploaded', updated_at = now() WHERE job_id = $1", [job.id])
+            "UPDATE lethe.archive_files SET status = \(Self.heldStatus), updated_at = now() WHERE job_id = $1", [job.id]
+        )
         try connection.execute(
             "UPDATE lethe.archive_jobs SET state = 'uploaded', note = $2 WHERE job_id = $1", [job.id, note])
     }

@@ -258,7 +258,7 @@ public struct ArchiveJobs: Sendable {
     public func recordUploaded(_ job: ArchiveJob, on connection: Connection) throws {
         try connection.execute(
             """
-            UPDATE lethe.archive_files SET status = CASE WHEN downloaded_at IS NULL THEN 'uploaded' ELSE 'downloaded' END,
+            UPDATE lethe.archive_files SET status = \(Self.heldStatus),
                 uploaded_at = coalesce(uploaded_at, now()), error = NULL, updated_at = now()
             WHERE job_id = $1 AND status NOT IN ('deleting', 'deleted')
             """, [job.id])
@@ -304,6 +304,9 @@ public struct ArchiveJobs: Sendable {
 }
 
 extension ArchiveJobs {
+    /// A file's status while every site holds it and its rows are not being deleted.
+    static let heldStatus = "CASE WHEN downloaded_at IS NULL THEN 'uploaded' ELSE 'downloaded' END"
+
     /// The key of a store's orphaned blobs in a job's counts (and manifest.json).
     static func orphanCounts(_ store: CompiledBlobStore) -> String { "orphan_gc:\(store.store.name)" }
 

@@ -220,21 +220,6 @@ final class ArchiveFixture: @unchecked Sendable {
     }
 }
 
-/// Runs an external tool (bsdtar, 7z, sha256sum) and returns (status, output).
-func tool(_ path: String, _ arguments: [String]) throws -> (Int32, String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-}
-
 /// The size of a file, or nil when it does not exist.
 func fileSize(_ path: String) -> Int64? {
     (try? FileManager.default.attributesOfItem(atPath: path))?[.size].flatMap { ($0 as? NSNumber)?.int64Value }

@@ -30,7 +30,7 @@ import Testing
             let copies = ["\(fixture.siteDirectory)/\(file.name)", "\(sftpRoot)/\(file.name)"]
             for copy in copies {
                 #expect(fileSize(copy) == file.size, "\(copy)")
-                let (_, sum) = try tool("/usr/bin/sha256sum", [copy])
+                let (_, sum) = try ExternalTool.run("/usr/bin/sha256sum", [copy])
                 #expect(sum.hasPrefix(try #require(file.sha256)), "\(copy)")
             }
             #expect(try fixture.connection.scalar("SELECT cardinality(sites) FROM lethe.backup_log", as: Int.self) == 2)
@@ -38,14 +38,14 @@ import Testing
 
             // The key opens it in bsdtar and 7z; without it, or with another, it does not open.
             let key = ArchiveFixture.archiveKey
-            let (listed, names) = try tool("/usr/bin/bsdtar", ["--passphrase", key, "-tf", copies[1]])
+            let (listed, names) = try ExternalTool.run("/usr/bin/bsdtar", ["--passphrase", key, "-tf", copies[1]])
             #expect(listed == 0 && names.contains("manifest.json") && names.contains("records/conversations/"))
-            let (extracted, manifest) = try tool(
+            let (extracted, manifest) = try ExternalTool.run(
                 "/usr/bin/bsdtar", ["--passphrase", key, "-xOf", copies[1], "manifest.json"])
             #expect(extracted == 0 && manifest.contains("\"job\" : \"\(job)\"") && manifest.contains("sha256"))
-            #expect(try tool("/usr/bin/7z", ["t", "-p\(key)", copies[0]]).0 == 0)
-            #expect(try tool("/usr/bin/7z", ["t", "-pNot-The-Key-1", copies[0]]).0 != 0)
-            #expect(try tool("/usr/bin/bsdtar", ["-xOf", copies[0], "manifest.json"]).0 != 0)
+            #expect(try ExternalTool.run("/usr/bin/7z", ["t", "-p\(key)", copies[0]]).0 == 0)
+            #expect(try ExternalTool.run("/usr/bin/7z", ["t", "-pNot-The-Key-1", copies[0]]).0 != 0)
+            #expect(try ExternalTool.run("/usr/bin/bsdtar", ["-xOf", copies[0], "manifest.json"]).0 != 0)
 
             // A message added to an archived conversation after packing: that conversation stays.
             let touched = try #require(fixture.manifestIDs(job: job, type: "conversations", index: 0).min())
@@ -106,7 +106,7 @@ import Testing
             try "".write(toFile: empty, atomically: true, encoding: .utf8)
             // A known_hosts naming the server with another key: a changed host key.
             let other = fixture.directory.appendingPathComponent("other").path
-            #expect(try tool("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", other]).0 == 0)
+            #expect(try ExternalTool.run("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", other]).0 == 0)
             let server = try TestSSHServer.fromEnvironment()
             let publicKey = try String(contentsOfFile: other + ".pub", encoding: .utf8).split(separator: " ")
             let changed = fixture.directory.appendingPathComponent("known_hosts_changed").path
@@ -321,10 +321,24 @@ import Testing
                     < 8)
             let early = try fixture.lethe(["archive", "confirm", "\(files[0].id)"])
             #expect(early.status == 0, "confirming twice is harmless: \(early.output)")
-            // Every file confirmed (the SQL function a backup site's puller would call): deleted.
+            // Every file confirmed (the SQL function a backup site's puller would call), but a
+            // legal hold came first: deletion stops, the files stay `downloaded`, nothing goes.
+            try fixture.expectSuccess(["account", "hold", "1", "--reason", "litigation"])
             for file in files.dropFirst() {
                 try fixture.connection.execute("SELECT lethe.confirm_archive_download($1)", [file.id])
             }
+            try fixture.runUntilIdle()
+            #expect(try fixture.jobState(job) == "uploaded")
+            let heldFiles = try fixture.files(job: job)
+            #expect(heldFiles.allSatisfy { $0.status == "downloaded" }, "\(heldFiles)")
+            #expect(try fixture.gone(account: 1).isEmpty)
+            let held: String? = try fixture.connection.scalar(
+                "SELECT note FROM lethe.archive_jobs WHERE job_id = $1::uuid", [job])
+            #expect(held?.contains("litigation") == true, "\(held ?? "-")")
+            // Released: the next look (or an approval, as here) deletes.
+            let hold: Int64 = try fixture.connection.scalar("SELECT max(id) FROM lethe.holds")
+            try fixture.expectSuccess(["account", "release", "\(hold)"])
+            try fixture.expectSuccess(["archive", "approve", "\(files[0].id)"])
             try fixture.runUntilIdle()
             #expect(try fixture.jobState(job) == "deleted")
             #expect(!(try fixture.gone(account: 1).isEmpty))
