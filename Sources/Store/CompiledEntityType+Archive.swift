@@ -97,6 +97,31 @@ extension CompiledEntityType {
             """
     }
 
+    /// $1 root keys, $2 job: deletes table `index`'s rows under the roots, but only those the
+    /// job archived exactly as they are now and on which no remaining row of a child table
+    /// depends. `changedRoots` already spared the roots where either fails; this makes the
+    /// rule hold inside the statement too, against rows that arrive between the check and the
+    /// delete (READ COMMITTED: a table without a foreign key to its parent takes no lock that
+    /// would make such an insert wait).
+    func deleteArchived(_ index: Int) -> String {
+        let table = tables[index]
+        var conditions = [
+            under(index, alias: "t"),
+            """
+            EXISTS (SELECT 1 FROM lethe.archive_manifest m
+                    WHERE m.job_id = $2 AND m.entity_type = '\(name)' AND m.table_index = \(index)
+                      AND m.row_key = t.\(table.key)::text AND m.row_hash = md5(row_to_json(t)::text))
+            """,
+        ]
+        for child in tables where child.parentIndex == index {
+            conditions.append("NOT EXISTS (SELECT 1 FROM \(child.sql) AS k WHERE k.\(child.parent!) = t.\(table.key))")
+        }
+        let returning =
+            table.blobs.isEmpty
+            ? "" : " RETURNING " + table.blobs.map { "t.\($0.column)::text" }.joined(separator: ", ")
+        return "DELETE FROM \(table.sql) AS t WHERE \(conditions.joined(separator: " AND "))\(returning)"
+    }
+
     /// $1 root keys, $2 job: the roots under which table `index` has a row that is not in
     /// the manifest as archived (new, or changed since), or references a blob that is not
     /// archived as it is now. Those roots are left for the next cycle.

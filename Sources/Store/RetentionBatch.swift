@@ -89,8 +89,11 @@ public struct RetentionBatch: Sendable {
     /// the key, then the root's blob columns) except those in `sparing`: child-first, each
     /// table in one statement found through its parents. Returns the blob keys per store that
     /// the deleted rows referenced, for the caller to delete when nothing references them.
+    ///
+    /// `archive` (an archive job) restricts every statement to the rows that job archived as
+    /// they are now and that nothing remaining depends on (`deleteArchived`).
     static func deleteTrees(
-        of type: CompiledEntityType, roots: QueryResult, sparing: Set<String> = [],
+        of type: CompiledEntityType, roots: QueryResult, sparing: Set<String> = [], archive job: UUID? = nil,
         into result: inout RetentionBatchResult, on connection: Connection
     ) throws -> [String: Set<String>] {
         var blobKeys: [String: Set<String>] = [:]
@@ -109,10 +112,12 @@ public struct RetentionBatch: Sendable {
         // Child-first (reverse pre-order): each table's rows under the roots, then the roots.
         for (index, table) in type.tables.enumerated().reversed() {
             let deleted: Int
+            let (sql, parameters): (String, [any PostgresEncodable]) =
+                if let job { (type.deleteArchived(index), [rootKeys, job]) } else { (type.delete(index), [rootKeys]) }
             if table.blobs.isEmpty {
-                deleted = try connection.execute(type.delete(index), [rootKeys])
+                deleted = try connection.execute(sql, parameters)
             } else {
-                let rows = try connection.query(type.delete(index), [rootKeys])
+                let rows = try connection.query(sql, parameters)
                 if index > 0 {
                     for row in rows {
                         for (column, blob) in table.blobs.enumerated() {
