@@ -2,6 +2,13 @@ import Foundation
 import Postgres
 import Retention
 
+/// How far an archive job's deletion got for one entity type or blob store.
+public enum DeletionProgress: Sendable, Equatable {
+    /// Batches committed up to this manifest key; the next starts after it.
+    case after(String)
+    case done
+}
+
 /// What one deletion batch of an archived job did.
 public struct ArchiveDeletionBatch: Sendable {
     public enum Status: Sendable, Equatable {
@@ -12,8 +19,6 @@ public struct ArchiveDeletionBatch: Sendable {
     }
     public var status: Status
     public var result: RetentionBatchResult
-    /// Roots left in place because a row under them changed since it was archived.
-    public var spared = 0
 }
 
 extension ArchiveJobs {
@@ -68,6 +73,7 @@ extension ArchiveJobs {
                 """, [job.id, type.name, after, type.type.batchSize]
             ).map { try $0.decode(String.self, at: 0) }
             guard let last = keys.last else {
+                try recordProgress(job, of: type.name, next: nil, spared: 0, on: connection)
                 return ArchiveDeletionBatch(status: .deleted(nextAfter: nil), result: result)
             }
 
@@ -95,10 +101,9 @@ extension ArchiveJobs {
                     result, account: job.accountID, entityType: type.name, task: task, worker: worker, archive: archive,
                     duration: ContinuousClock.now - started, on: connection)
             }
-            var batch = ArchiveDeletionBatch(
-                status: .deleted(nextAfter: keys.count < type.type.batchSize ? nil : last), result: result)
-            batch.spared = spared.count
-            return batch
+            let next = keys.count < type.type.batchSize ? nil : last
+            try recordProgress(job, of: type.name, next: next, spared: spared.count, on: connection)
+            return ArchiveDeletionBatch(status: .deleted(nextAfter: next), result: result)
         }
     }
 
@@ -133,7 +138,10 @@ extension ArchiveJobs {
                 ORDER BY blob_key LIMIT $4
                 """, [job.id, store.store.name, after, batch]
             ).map { try $0.decode(String.self, at: 0) }
-            guard let last = keys.last else { return (0, nil, nil) }
+            guard let last = keys.last else {
+                try recordProgress(job, of: Self.blobProgressKey(store), next: nil, spared: 0, on: connection)
+                return (0, nil, nil)
+            }
             let deleted = try connection.execute(store.deleteArchived, [keys, job.accountID, job.id])
             try connection.execute(
                 "DELETE FROM lethe.orphan_blobs WHERE store = $1 AND account_id = $2 AND blob_key = ANY($3::text[])",
@@ -145,18 +153,60 @@ extension ArchiveJobs {
                     result, account: job.accountID, entityType: Self.orphanCounts(store), task: task, worker: worker,
                     archive: archive, duration: ContinuousClock.now - started, on: connection)
             }
-            return (deleted, keys.count < batch ? nil : last, nil)
+            let next = keys.count < batch ? nil : last
+            try recordProgress(job, of: Self.blobProgressKey(store), next: next, spared: 0, on: connection)
+            return (deleted, next, nil)
         }
     }
 
-    /// Every batch ran: the job and its files are `deleted`; `note` says what was kept.
-    public func recordDeleted(_ job: ArchiveJob, note: String?, on connection: Connection) throws {
+    /// Where the job's deletion stands: per entity type (or `blobProgressKey`), the last
+    /// manifest key a committed batch handled, or `.done`. Absent: not started.
+    public func deletionProgress(_ job: ArchiveJob, on connection: Connection) throws -> [String: DeletionProgress] {
+        var progress: [String: DeletionProgress] = [:]
+        for row in try connection.query(
+            """
+            SELECT c.key, CASE WHEN jsonb_typeof(c.value) = 'string' THEN c.value #>> '{}' END
+            FROM lethe.archive_jobs j, jsonb_each(j.delete_cursor) c WHERE j.job_id = $1
+            """, [job.id])
+        {
+            let (key, after) = try row.decode((String, String?).self)
+            progress[key] = after.map(DeletionProgress.after) ?? .done
+        }
+        return progress
+    }
+
+    /// The key of a blob store's batches in the deletion progress.
+    public static func blobProgressKey(_ store: CompiledBlobStore) -> String { "blobs:\(store.store.name)" }
+
+    /// In a deletion batch's transaction: `key` is done up to `next` (nil: done), and
+    /// `spared` more roots were kept. A batch that commits is never walked again.
+    private func recordProgress(
+        _ job: ArchiveJob, of key: String, next: String?, spared: Int, on connection: Connection
+    ) throws {
+        try connection.execute(
+            """
+            UPDATE lethe.archive_jobs
+            SET delete_cursor = delete_cursor || jsonb_build_object($2::text, coalesce(to_jsonb($3::text), 'true'::jsonb)),
+                spared_roots = spared_roots + $4
+            WHERE job_id = $1
+            """, [job.id, key, next, spared])
+    }
+
+    /// Every batch ran: the job and its files are `deleted`; the note says how many roots
+    /// were kept (changed since archived), and is returned.
+    @discardableResult
+    public func recordDeleted(_ job: ArchiveJob, on connection: Connection) throws -> String? {
         try connection.execute(
             "UPDATE lethe.archive_files SET status = 'deleted', deleted_at = now(), updated_at = now() WHERE job_id = $1",
             [job.id])
-        try connection.execute(
-            "UPDATE lethe.archive_jobs SET state = 'deleted', deleted_at = now(), wake_at = NULL, note = $2 WHERE job_id = $1",
-            [job.id, note])
+        return try connection.query(
+            """
+            UPDATE lethe.archive_jobs SET state = 'deleted', deleted_at = now(), wake_at = NULL,
+                note = CASE WHEN spared_roots > 0
+                            THEN 'kept ' || spared_roots || ' root rows that changed since they were archived (next cycle)' END
+            WHERE job_id = $1 RETURNING note
+            """, [job.id]
+        ).first?.decode(String?.self, at: 0)
     }
 
     /// Deletion stopped (a hold, a policy change): back to `uploaded`, waiting; `note` says why.

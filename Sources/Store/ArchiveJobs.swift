@@ -48,7 +48,8 @@ public struct PackedFile: Sendable, Equatable {
 /// from the recorded state.
 public struct ArchiveJobs: Sendable {
     public let registry: CompiledRegistry
-    /// Most roots of one entity type one job archives (the rest wait for the next job).
+    /// Most expired roots of one deleting entity type one job archives (the rest wait for the
+    /// next job); keep-only types are archived whole.
     public let maxRootsPerType: Int
 
     public init(registry: CompiledRegistry, maxRootsPerType: Int) {
@@ -121,8 +122,11 @@ public struct ArchiveJobs: Sendable {
                     cutoffs[type.name] = ["keep_only": "every current row"]
                 }
                 var perTable: [String: Int] = [:]
+                // Keep-only types take every current row (LIMIT NULL): they are archived whole
+                // every cycle, so a cap would leave their newest rows out of every archive.
                 perTable[type.tables[0].label] = try connection.execute(
-                    type.planRoots, [job.id, job.accountID, cutoffs[type.name]?["cutoff"], maxRootsPerType])
+                    type.planRoots,
+                    [job.id, job.accountID, cutoffs[type.name]?["cutoff"], type.type.deletes ? maxRootsPerType : nil])
                 for index in type.tables.indices {
                     if index > 0 {
                         perTable[type.tables[index].label, default: 0] += try connection.execute(

@@ -5,8 +5,9 @@ import Retention
 /// they are archived, export them, and before deleting find the roots whose rows changed.
 /// Manifest rows carry the table's position in `tables` (0: the root).
 extension CompiledEntityType {
-    /// $1 job, $2 account, $3 cutoff, $4 limit: records the oldest eligible roots that no other
-    /// open job of the account holds. Keep-only types record every current row ($3 unused).
+    /// $1 job, $2 account, $3 cutoff, $4 limit (NULL: none): records the oldest eligible roots
+    /// that no other open job of the account holds. Keep-only types record every current row
+    /// ($3 unused; the caller passes no limit).
     var planRoots: String {
         let eligible =
             type.deletes

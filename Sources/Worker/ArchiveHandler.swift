@@ -303,13 +303,15 @@ public struct ArchiveHandler: TaskHandler {
     ) async throws -> DeletionOutcome {
         let jobs = self.jobs
         let (id, worker) = (task.id, context.workerID)
-        let files = try await context.database.run { try jobs.files(job: job.id, on: $0) }
+        let (files, progress) = try await context.database.run {
+            (try jobs.files(job: job.id, on: $0), try jobs.deletionProgress(job, on: $0))
+        }
         guard let archive = files.first?.id else { throw ArchiveJobError("archive job \(job.id) has no files") }
         var deleted = 0
-        var spared = 0
         do {
-            for type in jobs.types where type.type.deletes {
-                var after: String?
+            // Each type (then each blob store) resumes after the last batch that committed.
+            for type in jobs.types where type.type.deletes && progress[type.name] != .done {
+                var after: String? = if case .after(let key) = progress[type.name] { key } else { nil }
                 repeat {
                     if context.leaseLost { throw CancellationError() }
                     let cursor = after
@@ -318,7 +320,6 @@ public struct ArchiveHandler: TaskHandler {
                             job, type: type, after: cursor, archive: archive, task: id, worker: worker, on: connection)
                     }
                     deleted += batch.result.totalRows
-                    spared += batch.spared
                     switch batch.status {
                     case .stopped(let reason):
                         try await context.database.run {
@@ -335,8 +336,10 @@ public struct ArchiveHandler: TaskHandler {
                 } while after != nil
             }
             // Then the archived blobs nothing references any more (the orphans the job took).
-            for store in jobs.registry.blobStores.values.sorted(by: { $0.store.name < $1.store.name }) {
-                var after: String?
+            for store in jobs.registry.blobStores.values.sorted(by: { $0.store.name < $1.store.name })
+            where progress[ArchiveJobs.blobProgressKey(store)] != .done {
+                var after: String? =
+                    if case .after(let key) = progress[ArchiveJobs.blobProgressKey(store)] { key } else { nil }
                 repeat {
                     if context.leaseLost { throw CancellationError() }
                     let cursor = after
@@ -365,8 +368,7 @@ public struct ArchiveHandler: TaskHandler {
             try? await context.database.run { try jobs.recordDeleteFailure(job, error: "\(error)", on: $0) }
             throw error
         }
-        let note = spared > 0 ? "kept \(spared) root rows that changed since they were archived (next cycle)" : nil
-        try await context.database.run { try jobs.recordDeleted(job, note: note, on: $0) }
+        let note = try await context.database.run { try jobs.recordDeleted(job, on: $0) }
         if !settings.keepLocal { try? FileManager.default.removeItem(atPath: packer.directory(for: job)) }
         logger.info("archived rows deleted: \(deleted) rows\(note.map { "; \($0)" } ?? "")")
         return .finished

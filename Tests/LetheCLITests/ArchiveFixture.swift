@@ -28,9 +28,13 @@ final class ArchiveFixture: @unchecked Sendable {
     private var outputs: [String] = []
 
     /// Loads the example schema and seed (accounts 1 and 2), writes the keys and the config
-    /// (`extra` is appended), adds both accounts and sets the shortest intervals for account 1;
-    /// an operator disabled retention for account 2, so nothing of it may go.
-    init(database: TestDatabase, scale: Int = 200, maxAttempts: Int = 2, extra: String = "") throws {
+    /// (`extra` is added to its `archive:` section; `edit` may change the whole text), adds both
+    /// accounts and sets the shortest intervals for account 1; an operator disabled retention
+    /// for account 2, so nothing of it may go.
+    init(
+        database: TestDatabase, scale: Int = 200, maxAttempts: Int = 2, extra: String = "",
+        edit: (String) -> String = { $0 }
+    ) throws {
         self.database = database
         connection = try database.connect()
         for file in ["schema.sql", "seed.sql"] {
@@ -49,19 +53,20 @@ final class ArchiveFixture: @unchecked Sendable {
         try (Self.archiveKey + "\n").write(toFile: keyFile, atomically: true, encoding: .utf8)
         let registry = try String(contentsOf: Self.example.appendingPathComponent("lethe.yml"), encoding: .utf8)
         configPath = try writeConfig(
-            """
-            database: { url: "\(database.url)" }
-            coordinator: { tick_interval: 200ms }
-            worker: { poll_interval: 200ms, lease: 3s, heartbeat_interval: 500ms, rescue_interval: 1s }
-            queue: { max_attempts: \(maxAttempts), retry_base: 100ms, retry_max: 200ms }
-            archive:
-              master_key_file: \(masterPath)
-              spool_directory: \(directory.appendingPathComponent("spool").path)
-              site_timeout: 5s
-              upload_attempts: 2
-            \(extra)
-            \(registry)
-            """)
+            edit(
+                """
+                database: { url: "\(database.url)" }
+                coordinator: { tick_interval: 200ms }
+                worker: { poll_interval: 200ms, lease: 3s, heartbeat_interval: 500ms, rescue_interval: 1s }
+                queue: { max_attempts: \(maxAttempts), retry_base: 100ms, retry_max: 200ms }
+                archive:
+                  master_key_file: \(masterPath)
+                  spool_directory: \(directory.appendingPathComponent("spool").path)
+                  site_timeout: 5s
+                  upload_attempts: 2
+                \(extra)
+                \(registry)
+                """))
         try expectSuccess(["account", "add", "1", "2"])
         try connection.execute("UPDATE lethe.accounts SET retention_disabled = true WHERE account_id = '2'")
         try connection.execute(

@@ -1,0 +1,140 @@
+import Foundation
+import Postgres
+import TestSupport
+import Testing
+
+/// What one archive job takes and what its deletion may touch.
+@Suite struct ArchiveManifestTests {
+    /// `archive.max_roots_per_type` bounds the expired roots of a deleting type per job;
+    /// keep-only types are archived whole every time, their newest rows included.
+    @Test func theRootLimitBoundsExpiredRootsButKeepOnlyTypesGoWhole() async throws {
+        try await withMigratedDatabase { database in
+            let fixture = try ArchiveFixture(database: database, extra: "  max_roots_per_type: 5")
+            try fixture.addFileSite()
+            try fixture.enableArchiving()
+            let job = try fixture.startJob()
+            try fixture.runUntilIdle()
+            #expect(try fixture.manifestIDs(job: job, type: "conversations", index: 0).count == 5)
+            for (type, table) in [("staff", "app.staff"), ("external_contacts", "app.external_contacts")] {
+                let rows = Set(
+                    try fixture.connection.query("SELECT id FROM \(table) WHERE account_id = 1").map {
+                        try $0.decode(Int64.self, at: 0)
+                    })
+                #expect(rows.count > 5)
+                #expect(try fixture.manifestIDs(job: job, type: type, index: 0) == rows, "\(type)")
+            }
+        }
+    }
+
+    /// A deletion that yields after every batch (a 1 ms task budget, 10 roots a batch)
+    /// resumes after the last batch that committed: the roots it spared are counted once.
+    @Test func aYieldingDeletionResumesWhereItStopped() async throws {
+        try await withMigratedDatabase { database in
+            let fixture = try ArchiveFixture(database: database) { config in
+                config.replacingOccurrences(
+                    of: "worker: { poll_interval", with: "worker: { task_budget: 1ms, poll_interval"
+                )
+                .replacingOccurrences(
+                    of: "clock: ended_at\n    interval: { default: 1y, min: 1d, max: 3y }\n    batch_size: 1000",
+                    with: "clock: ended_at\n    interval: { default: 1y, min: 1d, max: 3y }\n    batch_size: 10")
+            }
+            try fixture.addFileSite()
+            try fixture.enableArchiving()
+            try fixture.snapshot()
+            let job = try fixture.startJob()
+            try fixture.runUntilIdle()
+            // The two oldest archived conversations get a new message: both are spared.
+            let touched = try fixture.manifestIDs(job: job, type: "conversations", index: 0).sorted().prefix(2)
+            for id in touched {
+                try fixture.connection.execute(
+                    """
+                    INSERT INTO app.messages (account_id, conversation_id, body, sent_at)
+                    SELECT account_id, id, 'written after the archive', ended_at FROM app.conversations WHERE id = $1
+                    """, [id])
+            }
+            let file = try #require(try fixture.files(job: job).first)
+            try fixture.expectSuccess(["archive", "approve", "\(file.id)"])
+            try fixture.runUntilIdle()
+            #expect(try fixture.jobState(job) == "deleted")
+            let batches: Int = try fixture.connection.scalar(
+                "SELECT count(*)::int FROM lethe.deletion_records WHERE account_id = '1' AND entity_type = 'conversations'"
+            )
+            let archived = try fixture.manifestIDs(job: job, type: "conversations", index: 0)
+            #expect(
+                archived.count > 50 && batches >= archived.count / 10, "\(batches) batches for \(archived.count) roots")
+            #expect(Set(try fixture.gone(account: 1)["app.conversations"] ?? []) == archived.subtracting(touched))
+            let note: String? = try fixture.connection.scalar(
+                "SELECT note FROM lethe.archive_jobs WHERE job_id = $1::uuid", [job])
+            #expect(note?.hasPrefix("kept 2 root rows") == true, "\(note ?? "-")")
+            let yields: Int = try fixture.connection.scalar(
+                "SELECT max(yields)::int FROM lethe.tasks WHERE kind = 'archive'")
+            #expect(yields >= 10, "the deletion yielded \(yields) times")
+        }
+    }
+
+    /// A row that arrives under an archived root while its deletion batch runs (after the
+    /// batch checked for changes, before it deletes) was never archived: it must survive, and
+    /// so must every row it depends on.
+    @Test func aChildInsertedDuringTheDeletionBatchSurvivesWithItsParent() async throws {
+        try await withMigratedDatabase { database in
+            let fixture = try ArchiveFixture(database: database)
+            try fixture.addFileSite()
+            try fixture.enableArchiving()
+            try fixture.snapshot()
+            let job = try fixture.startJob()
+            try fixture.runUntilIdle()
+            #expect(try fixture.jobState(job) == "uploaded")
+
+            // The batch deletes attachments, then messages, then conversations, in separate
+            // statements. A trigger after the attachments' statement inserts a message under an
+            // archived conversation whose messages have attachments: the insert another session
+            // could commit between two statements of the batch's READ COMMITTED transaction.
+            let target: Int64 = try fixture.connection.scalar(
+                """
+                SELECT min(m.conversation_id) FROM app.messages m JOIN app.message_attachments a ON a.message_id = m.id
+                WHERE m.conversation_id IN (SELECT row_key::bigint FROM lethe.archive_manifest
+                                            WHERE job_id = $1::uuid AND entity_type = 'conversations' AND table_index = 0)
+                """, [job])
+            try fixture.connection.executeScript(
+                """
+                CREATE FUNCTION public.late_message() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    INSERT INTO app.messages (conversation_id, account_id, sent_at, body)
+                    SELECT \(target), 1, now(), 'arrived during the deletion batch'
+                    WHERE NOT EXISTS (SELECT 1 FROM app.messages WHERE body = 'arrived during the deletion batch');
+                    RETURN NULL;
+                END $$;
+                CREATE TRIGGER late_message AFTER DELETE ON app.message_attachments
+                    FOR EACH STATEMENT EXECUTE FUNCTION public.late_message();
+                """)
+            let file = try #require(try fixture.files(job: job).first)
+            try fixture.expectSuccess(["archive", "approve", "\(file.id)"])
+            try fixture.runUntilIdle()
+            #expect(try fixture.jobState(job) == "deleted")
+
+            // The late message and its conversation are there; the conversation's archived
+            // messages and attachments went (they are in the archive).
+            let late: Int = try fixture.connection.scalar(
+                "SELECT count(*)::int FROM app.messages WHERE body = 'arrived during the deletion batch' AND conversation_id = $1",
+                [target])
+            #expect(late == 1, "the message inserted during the batch was deleted without being archived")
+            #expect(
+                try fixture.connection.scalar("SELECT count(*) FROM app.conversations WHERE id = $1", [target]) == 1)
+            let archivedMessages = try fixture.connection.scalar(
+                """
+                SELECT count(*) FROM app.messages
+                WHERE conversation_id = $1 AND id::text IN (SELECT row_key FROM lethe.archive_manifest
+                                                            WHERE job_id = $2::uuid AND table_index = 1)
+                """, [target, job], as: Int.self)
+            #expect(archivedMessages == 0)
+
+            // Every other archived conversation went, and only archived rows went.
+            let gone = try fixture.gone(account: 1)
+            let conversations = try fixture.manifestIDs(job: job, type: "conversations", index: 0)
+            #expect(Set(gone["app.conversations"] ?? []) == conversations.subtracting([target]))
+            #expect(
+                Set(gone["app.messages"] ?? []).isSubset(
+                    of: try fixture.manifestIDs(job: job, type: "conversations", index: 1)))
+        }
+    }
+}
