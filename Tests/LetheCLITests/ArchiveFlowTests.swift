@@ -144,22 +144,74 @@ import Testing
         }
     }
 
+    /// sshd stopped while the upload is in progress (a throttled server, stopped once the
+    /// `.part` file holds bytes): the file is `upload_failed`, its name never appears on the
+    /// server and nothing is deleted; once the server is back, a retry uploads and deletes.
     @Test func aStoppedServerFailsTheUploadAndARetrySucceedsOnceItIsBack() async throws {
         try await withMigratedDatabase { database in
-            let fixture = try ArchiveFixture(database: database)
-            let sshd = try PrivateSSHD.start()
+            // An archive of about 350 kB at about 160 KiB/s: the upload takes about 2 s, yet
+            // every write call finishes well within the fixture's 5 s site_timeout.
+            let fixture = try ArchiveFixture(database: database, scale: 1000)
+            let sshd = try PrivateSSHD.start(sftpUploadRate: 160 * 1024)
             try fixture.addFileSite()
             try fixture.addSFTPSite(port: sshd.port, knownHosts: sshd.knownHostsPath)
             try fixture.enableArchiving()
             try fixture.snapshot()
             let job = try fixture.startJob()
             try fixture.preApprove(job)
+            let sftpRoot = try TestSSHServer.fromEnvironment().root
+            let log = fixture.directory.appendingPathComponent("run.log")
+            let process = try LetheProcess.launch(
+                ["run", "--until-idle", "--log-level", "debug", "--config", fixture.configPath], log: log)
+            defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+            func runLog() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+            // Wait until the upload has written part of `.<name>.<random>.part`, then stop the server.
+            func partialUpload() throws -> (path: String, size: Int64)? {
+                guard let name = try fixture.files(job: job).first?.name else { return nil }
+                for entry in (try? FileManager.default.contentsOfDirectory(atPath: sftpRoot)) ?? []
+                where entry.hasPrefix(".\(name).") && entry.hasSuffix(".part") {
+                    if let size = fileSize("\(sftpRoot)/\(entry)"), size > 0 { return ("\(sftpRoot)/\(entry)", size) }
+                }
+                return nil
+            }
+            var deadline = Date().addingTimeInterval(60)
+            var found = try partialUpload()
+            while found == nil {
+                guard process.isRunning, Date() < deadline else {
+                    Issue.record(
+                        "no partial upload of job \(job) in \(sftpRoot) within 60 s:\n\(runLog().suffix(3000))")
+                    return
+                }
+                usleep(20_000)
+                found = try partialUpload()
+            }
             try sshd.stop()
-            try fixture.runUntilIdle()
+            let partial = try #require(found)
+            deadline = Date().addingTimeInterval(60)
+            while process.isRunning {
+                guard Date() < deadline else {
+                    Issue.record("lethe run --until-idle did not exit within 60 s:\n\(runLog().suffix(3000))")
+                    return
+                }
+                usleep(50_000)
+            }
+            fixture.keep(runLog())
+            #expect(process.terminationStatus == 0, "\(runLog().suffix(3000))")
+
             var files = try fixture.files(job: job)
             #expect(files.map(\.status) == ["upload_failed"], "\(files)")
+            let file = try #require(files.first)
+            let error: String? = try fixture.connection.scalar(
+                "SELECT error FROM lethe.backup_log WHERE id = $1", [file.id])
+            #expect(error?.isEmpty == false, "upload_failed without an error")
+            // Stopped mid-transfer: the part file is short and the final name was never written.
+            let size = try #require(file.size)
+            #expect(partial.size < size, "\(partial.path) had \(partial.size) of \(size) bytes")
+            #expect(fileSize(partial.path).map { $0 < size } ?? true, "\(partial.path)")
+            #expect(fileSize("\(sftpRoot)/\(file.name)") == nil)
             // The file:// site holds it, the stopped one does not: nothing is deleted.
-            #expect(fileSize("\(fixture.siteDirectory)/\(files[0].name)") == files[0].size)
+            #expect(fileSize("\(fixture.siteDirectory)/\(file.name)") == size)
             #expect(try fixture.gone(account: 1).isEmpty)
             #expect(
                 try fixture.connection.scalar(
@@ -172,14 +224,14 @@ import Testing
                 "SELECT wake_at FROM lethe.archive_jobs WHERE job_id = $1::uuid", [job])
             #expect(wake != nil)
             try sshd.restart()
-            try fixture.expectSuccess(["archive", "retry", "\(files[0].id)"])
+            try fixture.expectSuccess(["archive", "retry", "\(file.id)"])
             try fixture.runUntilIdle()
             files = try fixture.files(job: job)
             #expect(files.map(\.status) == ["deleted"], "\(files)")
-            let server = try TestSSHServer.fromEnvironment()
-            #expect(fileSize("\(server.root)/\(files[0].name)") == files[0].size)
+            #expect(fileSize("\(sftpRoot)/\(file.name)") == size)
             #expect(!(try fixture.gone(account: 1).isEmpty))
             #expect(try fixture.secretsStayedSecret())
+            try? FileManager.default.removeItem(atPath: partial.path)
         }
     }
 

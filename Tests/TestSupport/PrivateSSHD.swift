@@ -41,13 +41,15 @@ public struct TestSSHServer: Sendable {
 }
 
 /// An sshd of one test's own: a copy of the shared test sshd's configuration (same host keys,
-/// authorized_keys and sftp user) on a free port, so that a test may stop and restart it.
+/// authorized_keys, sftp user and SFTP root) on a free port, so that a test may stop and
+/// restart it, optionally with slow uploads so that it can be stopped mid-transfer.
 public final class PrivateSSHD: Sendable {
     private static let sshd = "/usr/sbin/sshd"  // sshd refuses to start unless run by absolute path
+    private static let sftpServer = "/usr/lib/openssh/sftp-server"
     public let port: Int
     /// A known_hosts with `[127.0.0.1]:port` lines for every host key.
     public let knownHostsPath: String
-    /// Holds the configuration, pid file, log and known_hosts.
+    /// Holds the configuration, pid file, log, known_hosts and the throttled-sftp script.
     public let directory: String
     private let configPath: String
     private let pidPath: String
@@ -63,15 +65,22 @@ public final class PrivateSSHD: Sendable {
     }
 
     /// Starts an sshd on a free port and waits until it accepts connections.
-    public static func start() throws -> PrivateSSHD {
+    ///
+    /// With `sftpUploadRate` (bytes per second), SFTP runs `sftp-server` behind
+    /// `DIRECTORY/throttled-sftp`, which passes what the client sends on in reads of at most
+    /// 16 KiB at no more than about that rate (what the server sends back is not slowed): an
+    /// upload then takes long enough to be interrupted. Without it, SFTP is the shared config's
+    /// `internal-sftp`.
+    public static func start(sftpUploadRate: Int? = nil) throws -> PrivateSSHD {
         let shared = try TestSSHServer.fromEnvironment()
         let template = try String(contentsOfFile: shared.configPath, encoding: .utf8)
         let directory = try makeDirectory()
+        if let sftpUploadRate { try writeThrottledSFTP(in: directory, bytesPerSecond: sftpUploadRate) }
         var lastError: (any Error)?
         for _ in 0..<10 {
             let server = PrivateSSHD(port: try freePort(), directory: directory)
             do {
-                try server.writeFiles(template: template)
+                try server.writeFiles(template: template, throttledSFTP: sftpUploadRate != nil)
                 try server.launch()
                 return server
             } catch let error as PortTaken {
@@ -112,19 +121,31 @@ public final class PrivateSSHD: Sendable {
 
     private struct PortTaken: Error {}
 
-    private func writeFiles(template: String) throws {
+    /// The shared config with this server's port and pid file, and with `throttled-sftp` in
+    /// place of its `Subsystem sftp` line when `throttledSFTP`; known_hosts for its host keys.
+    private func writeFiles(template: String, throttledSFTP: Bool) throws {
         var hostKeys: [String] = []
         var lines = [
             "# Private copy of the shared test sshd (TestSupport/PrivateSSHD.swift).", "Port \(port)",
             "PidFile \(pidPath)",
         ]
+        var replacedSubsystem = false
         for line in template.split(separator: "\n", omittingEmptySubsequences: false) {
-            let keyword = line.split(separator: " ").first.map { $0.lowercased() } ?? ""
+            let words = line.split(separator: " ")
+            let keyword = words.first.map { $0.lowercased() } ?? ""
             if keyword == "port" || keyword == "pidfile" { continue }
-            if keyword == "hostkey", let path = line.split(separator: " ").dropFirst().first {
+            if keyword == "hostkey", let path = words.dropFirst().first {
                 hostKeys.append(String(path))
             }
+            if throttledSFTP && keyword == "subsystem" && words.dropFirst().first == "sftp" {
+                lines.append("Subsystem sftp \(directory)/throttled-sftp")
+                replacedSubsystem = true
+                continue
+            }
             lines.append(String(line))
+        }
+        if throttledSFTP && !replacedSubsystem {
+            throw TestSetupError("the shared sshd config has no `Subsystem sftp` line to throttle")
         }
         try lines.joined(separator: "\n").write(toFile: configPath, atomically: true, encoding: .utf8)
         var knownHosts = ""
@@ -133,6 +154,24 @@ public final class PrivateSSHD: Sendable {
             knownHosts += "[127.0.0.1]:\(port) \(publicKey[0]) \(publicKey[1])\n"
         }
         try knownHosts.write(toFile: knownHostsPath, atomically: true, encoding: .utf8)
+    }
+
+    /// Writes `directory/throttled-sftp` (mode 0755, so the sftp user may run it; sshd runs it
+    /// through that user's shell): a perl loop forwards the client's bytes to `sftp-server`,
+    /// sleeping after every read of at most 16 KiB.
+    private static func writeThrottledSFTP(in directory: String, bytesPerSecond: Int) throws {
+        guard bytesPerSecond > 0 else { throw TestSetupError("sftpUploadRate must be positive") }
+        let pause = String(format: "%.6f", 16384 / Double(bytesPerSecond))
+        let path = directory + "/throttled-sftp"
+        let script = """
+            #!/bin/sh
+            # SFTP with slow uploads (TestSupport/PrivateSSHD.swift): about \(bytesPerSecond) bytes/s in.
+            perl -e '$|=1; while (sysread(STDIN, $b, 16384)) { syswrite(STDOUT, $b); select(undef, undef, undef, \(pause)) }' \\
+              | \(sftpServer)
+
+            """
+        try script.write(toFile: path, atomically: true, encoding: .utf8)
+        guard chmod(path, 0o755) == 0 else { throw TestSetupError("chmod \(path) failed: errno \(errno)") }
     }
 
     /// Runs `sshd -f CONF -E LOG` (it daemonizes) and waits for its pid file and port.
