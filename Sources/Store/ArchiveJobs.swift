@@ -132,7 +132,9 @@ public struct ArchiveJobs: Sendable {
                         perTable[type.tables[index].label, default: 0] += try connection.execute(
                             type.planChildren(index), [job.id])
                     }
-                    for sql in type.planBlobs(index) { try connection.execute(sql, [job.id]) }
+                    for sql in type.planBlobs(index, stores: registry.blobStores) {
+                        try connection.execute(sql, [job.id, job.accountID])
+                    }
                 }
                 counts[type.name] = perTable
             }
@@ -168,20 +170,29 @@ public struct ArchiveJobs: Sendable {
         return try row.decode((String, String).self)
     }
 
-    /// In the packing transaction: the hashes of the job's rows and blobs as they are now
-    /// (the same snapshot the export reads). Rows gone since the plan keep no hash.
-    public func hashContent(_ job: ArchiveJob, on connection: Connection) throws {
-        try connection.execute(
-            "UPDATE lethe.archive_manifest SET row_hash = NULL WHERE job_id = $1 AND row_hash IS NOT NULL", [job.id])
-        try connection.execute(
-            "UPDATE lethe.archive_manifest_blobs SET row_hash = NULL WHERE job_id = $1 AND row_hash IS NOT NULL",
-            [job.id])
-        for type in types {
-            for index in type.tables.indices { try connection.execute(type.hashRows(index), [job.id]) }
-        }
+    /// In the packing transaction (the snapshot the export reads): forgets the hashes of the
+    /// job's blobs that changed or went since the plan recorded them. The rows' hashes are
+    /// checked by the packer as it exports them.
+    public func forgetChangedBlobs(_ job: ArchiveJob, on connection: Connection) throws {
         for store in registry.blobStores.values.sorted(by: { $0.store.name < $1.store.name }) {
-            try connection.execute(store.hashBlobs, [job.id, job.accountID])
+            try connection.execute(store.forgetChangedBlobs, [job.id, job.accountID])
         }
+    }
+
+    /// The job's manifest rows that still have a hash, per type and table index: what the
+    /// export of each table should yield when nothing changed since the plan.
+    public func hashedRows(job: UUID, on connection: Connection) throws -> [String: [Int: Int]] {
+        var rows: [String: [Int: Int]] = [:]
+        for row in try connection.query(
+            """
+            SELECT entity_type, table_index::int, count(*)::bigint FROM lethe.archive_manifest
+            WHERE job_id = $1 AND row_hash IS NOT NULL GROUP BY 1, 2
+            """, [job])
+        {
+            let (type, index, count) = try row.decode((String, Int, Int).self)
+            rows[type, default: [:]][index] = count
+        }
+        return rows
     }
 
     /// In the packing transaction, after the files are written and synced: records them in

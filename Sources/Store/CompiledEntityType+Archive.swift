@@ -1,13 +1,13 @@
 import Postgres
 import Retention
 
-/// The SQL of the archive job for one entity type: record the manifest, hash the rows as
-/// they are archived, export them, and before deleting find the roots whose rows changed.
-/// Manifest rows carry the table's position in `tables` (0: the root).
+/// The SQL of the archive job for one entity type: record the manifest (keys and content
+/// hashes), export the rows still as recorded, and before deleting find the roots whose rows
+/// changed. Manifest rows carry the table's position in `tables` (0: the root).
 extension CompiledEntityType {
     /// $1 job, $2 account, $3 cutoff, $4 limit (NULL: none): records the oldest eligible roots
-    /// that no other open job of the account holds. Keep-only types record every current row
-    /// ($3 unused; the caller passes no limit).
+    /// that no other open job of the account holds, with the hash of their content. Keep-only
+    /// types record every current row ($3 unused; the caller passes no limit).
     var planRoots: String {
         let eligible =
             type.deletes
@@ -21,9 +21,9 @@ extension CompiledEntityType {
                                AND j.account_id = $2 AND j.state <> 'deleted' AND j.job_id <> $1)
             """ : ""
         return """
-            INSERT INTO lethe.archive_manifest (job_id, entity_type, table_index, row_key, root_key)
-            SELECT $1, '\(name)', 0, x.k, x.k FROM (
-                SELECT r.\(root.key)::text AS k FROM \(root.sql) AS r
+            INSERT INTO lethe.archive_manifest (job_id, entity_type, table_index, row_key, root_key, row_hash)
+            SELECT $1, '\(name)', 0, x.k, x.k, x.h FROM (
+                SELECT r.\(root.key)::text AS k, md5(row_to_json(r)::text) AS h FROM \(root.sql) AS r
                 WHERE \(eligible)\(notElsewhere)
                 ORDER BY r.\(clock), r.\(root.key)
                 LIMIT $4
@@ -31,12 +31,12 @@ extension CompiledEntityType {
             """
     }
 
-    /// $1 job: records table `index`'s rows under its parents' manifest rows.
+    /// $1 job: records table `index`'s rows under its parents' manifest rows, with their hashes.
     func planChildren(_ index: Int) -> String {
         let table = tables[index]
         return """
-            INSERT INTO lethe.archive_manifest (job_id, entity_type, table_index, row_key, root_key)
-            SELECT $1, '\(name)', \(index), c.\(table.key)::text, m.root_key
+            INSERT INTO lethe.archive_manifest (job_id, entity_type, table_index, row_key, root_key, row_hash)
+            SELECT $1, '\(name)', \(index), c.\(table.key)::text, m.root_key, md5(row_to_json(c)::text)
             FROM lethe.archive_manifest m
             JOIN \(table.sql) AS c ON c.\(table.parent!) = m.row_key::\(table.parentType!)
             WHERE m.job_id = $1 AND m.entity_type = '\(name)' AND m.table_index = \(table.parentIndex!)
@@ -44,44 +44,50 @@ extension CompiledEntityType {
             """
     }
 
-    /// $1 job: records the blobs table `index`'s manifest rows reference (one statement per column).
-    func planBlobs(_ index: Int) -> [String] {
+    /// $1 job, $2 account: records the blobs table `index`'s manifest rows reference (one
+    /// statement per column), with the hash of the account's blob rows as they are now; a
+    /// blob of another account is recorded without a hash, so it is never archived or deleted.
+    func planBlobs(_ index: Int, stores: [String: CompiledBlobStore]) -> [String] {
         let table = tables[index]
-        return table.blobs.map { blob in
-            """
-            INSERT INTO lethe.archive_manifest_blobs (job_id, store, blob_key)
-            SELECT DISTINCT $1, '\(blob.store)', t.\(blob.column)::text
-            FROM lethe.archive_manifest m
-            JOIN \(table.sql) AS t ON t.\(table.key) = m.row_key::\(table.keyType)
-            WHERE m.job_id = $1 AND m.entity_type = '\(name)' AND m.table_index = \(index) AND t.\(blob.column) IS NOT NULL
-            ON CONFLICT DO NOTHING
-            """
+        return table.blobs.compactMap { blob in
+            guard let store = stores[blob.store] else { return nil }
+            return """
+                INSERT INTO lethe.archive_manifest_blobs (job_id, store, blob_key, row_hash)
+                SELECT DISTINCT $1, '\(blob.store)', t.\(blob.column)::text, md5(row_to_json(b)::text)
+                FROM lethe.archive_manifest m
+                JOIN \(table.sql) AS t ON t.\(table.key) = m.row_key::\(table.keyType)
+                LEFT JOIN \(store.sql) AS b ON b.\(store.key) = t.\(blob.column) AND b.\(store.account) = ($2::text)::\(store.accountType)
+                WHERE m.job_id = $1 AND m.entity_type = '\(name)' AND m.table_index = \(index) AND t.\(blob.column) IS NOT NULL
+                ON CONFLICT DO NOTHING
+                """
         }
     }
 
-    /// $1 job: sets the content hash of table `index`'s manifest rows (run in the packing
-    /// transaction: the same snapshot as the exported JSON). Rows gone keep a NULL hash.
-    func hashRows(_ index: Int) -> String {
-        let table = tables[index]
-        return """
-            UPDATE lethe.archive_manifest m SET row_hash = md5(row_to_json(t)::text)
-            FROM \(table.sql) AS t
-            WHERE m.job_id = $1 AND m.entity_type = '\(name)' AND m.table_index = \(index)
-              AND t.\(table.key) = m.row_key::\(table.keyType)
-            """
-    }
-
-    /// COPY of table `index`'s archived rows as JSON lines (`job` is a quoted literal: COPY
-    /// takes no parameters). The JSON is exactly what `hashRows` hashed.
+    /// COPY of table `index`'s manifest rows that still have a hash, each line the recorded
+    /// hash, `\u{02}`, and the row as JSON as it is now (`job` is a quoted literal: COPY
+    /// takes no parameters). The packer archives a row only where the two agree.
     public func exportRows(_ index: Int, jobLiteral job: String) -> String {
         let table = tables[index]
         return """
-            COPY (SELECT row_to_json(t)::text FROM lethe.archive_manifest m
+            COPY (SELECT m.row_hash, row_to_json(t)::text FROM lethe.archive_manifest m
                   JOIN \(table.sql) AS t ON t.\(table.key) = m.row_key::\(table.keyType)
                   WHERE m.job_id = \(job)::uuid AND m.entity_type = '\(name)' AND m.table_index = \(index)
                     AND m.row_hash IS NOT NULL
                   ORDER BY m.row_key)
             TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')
+            """
+    }
+
+    /// $1 job: in the packing transaction, forgets the hash of table `index`'s manifest rows
+    /// that are gone or no longer hash as recorded: the export left them out, so they must
+    /// never be deleted as archived.
+    public func forgetChangedRows(_ index: Int) -> String {
+        let table = tables[index]
+        return """
+            UPDATE lethe.archive_manifest m SET row_hash = NULL
+            WHERE m.job_id = $1 AND m.entity_type = '\(name)' AND m.table_index = \(index) AND m.row_hash IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM \(table.sql) AS t
+                              WHERE t.\(table.key) = m.row_key::\(table.keyType) AND md5(row_to_json(t)::text) = m.row_hash)
             """
     }
 
@@ -164,13 +170,16 @@ extension CompiledEntityType {
 
 /// The archive job's SQL for a blob store.
 extension CompiledBlobStore {
-    /// $1 job, $2 account: sets the hash of the job's blobs that belong to the account.
-    var hashBlobs: String {
+    /// $1 job, $2 account: in the packing transaction, forgets the hash of the job's blobs
+    /// that are gone or no longer hash as the plan recorded them: the export leaves them out
+    /// (it takes only blobs with a hash), so they are never deleted as archived.
+    var forgetChangedBlobs: String {
         """
-        UPDATE lethe.archive_manifest_blobs mb SET row_hash = md5(row_to_json(b)::text)
-        FROM \(sql) AS b
-        WHERE mb.job_id = $1 AND mb.store = '\(store.name)' AND b.\(key) = mb.blob_key::\(keyType)
-          AND b.\(account) = $2::text::\(accountType)
+        UPDATE lethe.archive_manifest_blobs mb SET row_hash = NULL
+        WHERE mb.job_id = $1 AND mb.store = '\(store.name)' AND mb.row_hash IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM \(sql) AS b
+                          WHERE b.\(key) = mb.blob_key::\(keyType) AND b.\(account) = $2::text::\(accountType)
+                            AND md5(row_to_json(b)::text) = mb.row_hash)
         """
     }
 

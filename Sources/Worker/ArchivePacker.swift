@@ -1,21 +1,33 @@
+import Crypto
 import Foundation
 import Postgres
 import Retention
 import Store
 
-/// Packs a planned job: in the caller's REPEATABLE READ transaction, hashes the manifest's
-/// rows and streams them (COPY, as JSON lines) and the blobs' contents to a writer thread
-/// that compresses and encrypts them into the spool directory. Reading and compressing
-/// overlap; memory stays bounded by the pipe.
-struct ArchivePacker: Sendable {
-    struct Settings: Sendable {
-        var spoolDirectory: String
-        var splitSize: Int64
-        var compressionLevel: Int
+/// Packs a planned job: in the caller's REPEATABLE READ transaction, streams the manifest's
+/// rows that still hash as the plan recorded them (COPY, as JSON lines) and the blobs'
+/// contents to a writer thread that compresses and encrypts them into the spool directory;
+/// rows that changed since the plan lose their hash and stay out. Reading and compressing
+/// overlap; memory stays bounded by the pipe. Public for `lethe bench archive`.
+public struct ArchivePacker: Sendable {
+    /// Where parts go, where a part closes, and the deflate level.
+    public struct Settings: Sendable {
+        public var spoolDirectory: String
+        public var splitSize: Int64
+        public var compressionLevel: Int
+
+        public init(spoolDirectory: String, splitSize: Int64, compressionLevel: Int) {
+            (self.spoolDirectory, self.splitSize, self.compressionLevel) = (spoolDirectory, splitSize, compressionLevel)
+        }
     }
 
     let jobs: ArchiveJobs
     let settings: Settings
+
+    public init(jobs: ArchiveJobs, settings: Settings) {
+        self.jobs = jobs
+        self.settings = settings
+    }
 
     /// Chunks handed to the writer end on a record boundary at about this size.
     static let chunkSize = 1 << 20
@@ -23,14 +35,13 @@ struct ArchivePacker: Sendable {
     static let blobSlice = 4 << 20
 
     /// The job's spool directory (created empty, mode 0700).
-    func directory(for job: ArchiveJob) -> String { "\(settings.spoolDirectory)/\(job.id.uuidString.lowercased())" }
+    public func directory(for job: ArchiveJob) -> String {
+        "\(settings.spoolDirectory)/\(job.id.uuidString.lowercased())"
+    }
 
     /// Writes the job's parts afresh (whatever a crashed attempt left is removed first) and
-    /// returns them; run inside a REPEATABLE READ transaction on `connection`. `hashed` is
-    /// called once the rows' hashes are set, before the first row is streamed (for timing).
-    func pack(
-        _ job: ArchiveJob, passphrase: String, on connection: Connection, hashed: () -> Void = {}
-    ) throws -> [PackedFile] {
+    /// returns them; run inside a REPEATABLE READ transaction on `connection`.
+    public func pack(_ job: ArchiveJob, passphrase: String, on connection: Connection) throws -> [PackedFile] {
         let directory = directory(for: job)
         let fileManager = FileManager.default
         try? fileManager.removeItem(atPath: directory)
@@ -38,8 +49,7 @@ struct ArchivePacker: Sendable {
             atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         try? fileManager.setAttributes([.posixPermissions: 0o700], ofItemAtPath: settings.spoolDirectory)
 
-        try jobs.hashContent(job, on: connection)
-        hashed()
+        try jobs.forgetChangedBlobs(job, on: connection)
         let (cutoffs, counts) = try jobs.summary(job: job.id, on: connection)
 
         let pipe = ArchivePipe()
@@ -96,8 +106,8 @@ struct ArchivePacker: Sendable {
     /// order a restore inserts them in.
     private func produce(_ job: ArchiveJob, into pipe: ArchivePipe, on connection: Connection) throws {
         let jobLiteral = try connection.literal(job.id.uuidString.lowercased())
-        // The manifest's statistics predate this transaction's hashes (NULL when planned), so
-        // the planner expects almost nothing to export and would join, then sort everything
+        // The manifest's statistics predate the plan (nothing has analysed the rows it just
+        // recorded), so the planner expects almost nothing to export and would join, then sort everything
         // by key before the first row leaves: the writer thread would idle through the whole
         // sort. Without sorting it walks the manifest's key index and rows flow at once, in
         // the same order. Set for this transaction's exports only, restored afterwards.
@@ -122,34 +132,48 @@ struct ArchivePacker: Sendable {
             }
         }
         for store in stores {
-            try copy(
+            _ = try copy(
                 store.exportRows(jobLiteral: jobLiteral), entry: ArchiveLayout.blobRowsEntry(store: store.store.name),
                 into: pipe, on: connection)
         }
+        let hashed = try jobs.hashedRows(job: job.id, on: connection)
         for type in jobs.types {
             for index in type.tables.indices {
-                try copy(
+                let archived = try copy(
                     type.exportRows(index, jobLiteral: jobLiteral),
                     entry: ArchiveLayout.rowsEntry(type: type.name, index: index, table: type.tables[index].label),
-                    into: pipe, on: connection)
+                    checkingHashes: true, into: pipe, on: connection)
+                if archived < hashed[type.name]?[index] ?? 0 {
+                    try connection.execute(type.forgetChangedRows(index), [job.id])
+                }
             }
         }
     }
 
     /// Streams one COPY into an entry (begun on its first row: no empty entries), in chunks
-    /// that end on a line.
-    private func copy(_ sql: String, entry: String, into pipe: ArchivePipe, on connection: Connection) throws {
+    /// that end on a line, and returns the records written. `checkingHashes`: each line is a
+    /// recorded hash, `\u{02}`, and the JSON, written only where the JSON has that hash.
+    private func copy(
+        _ sql: String, entry: String, checkingHashes: Bool = false, into pipe: ArchivePipe, on connection: Connection
+    ) throws -> Int {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(Self.chunkSize + 64 << 10)
         var records = 0
+        var total = 0
         var begun = false
-        try connection.copyOut(sql) { row in
+        try connection.copyOut(sql) { line in
+            var row = line
+            if checkingHashes {
+                guard let json = Self.recordHashed(line) else { return }
+                row = json
+            }
             if !begun {
                 try pipe.send(.begin(entry))
                 begun = true
             }
             buffer.append(contentsOf: row)
             records += 1
+            total += 1
             if buffer.count >= Self.chunkSize {
                 try pipe.send(.data(buffer, records: records))
                 buffer = []
@@ -159,7 +183,25 @@ struct ArchivePacker: Sendable {
         }
         if !buffer.isEmpty { try pipe.send(.data(buffer, records: records)) }
         if begun { try pipe.send(.end) }
+        return total
     }
+
+    /// The JSON line of `hash \u{02} JSON \n` if its MD5 is `hash` (as PostgreSQL's `md5`
+    /// gave it when the plan recorded the row), else nil.
+    static func recordHashed(_ line: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        guard line.count > 34, line[32] == 0x02, line[line.count - 1] == 0x0A else { return nil }
+        let json = UnsafeRawBufferPointer(rebasing: line[33...])
+        let digest = Insecure.MD5.hash(data: UnsafeRawBufferPointer(rebasing: json.dropLast()))
+        var position = 0
+        for byte in digest {
+            guard line[position] == hexDigits[Int(byte >> 4)], line[position + 1] == hexDigits[Int(byte & 0xF)]
+            else { return nil }
+            position += 2
+        }
+        return json
+    }
+
+    static let hexDigits = Array("0123456789abcdef".utf8)
 }
 
 /// The writer thread's result, handed back to the producer.

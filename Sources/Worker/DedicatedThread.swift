@@ -2,8 +2,8 @@ import Foundation
 
 /// Runs blocking work (libssh2, libarchive, file I/O) on an OS thread of its own, never on
 /// Swift's cooperative pool, and awaits its result.
-enum DedicatedThread {
-    static func run<T: Sendable>(name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+public enum DedicatedThread {
+    public static func run<T: Sendable>(name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
                 Thread.current.name = name

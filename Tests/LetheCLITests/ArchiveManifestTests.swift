@@ -137,4 +137,69 @@ import Testing
                     of: try fixture.manifestIDs(job: job, type: "conversations", index: 1)))
         }
     }
+
+    /// A row edited after the plan recorded its hash, before the packing read it: the archive
+    /// leaves it out, its manifest row loses its hash, and neither it nor its conversation is
+    /// deleted. Everything else of the job is archived and deleted as usual.
+    @Test func aRowEditedBetweenPlanAndPackStaysOutOfTheArchiveAndInTheDatabase() async throws {
+        try await withMigratedDatabase { database in
+            let fixture = try ArchiveFixture(database: database)
+            try fixture.addFileSite()
+            try fixture.enableArchiving()
+            try fixture.snapshot()
+            let (message, conversation): (Int64, Int64) = try fixture.connection.query(
+                """
+                SELECT m.id, m.conversation_id FROM app.messages m JOIN app.conversations c ON c.id = m.conversation_id
+                WHERE c.account_id = 1 ORDER BY c.ended_at, m.id LIMIT 1
+                """)[0].decode((Int64, Int64).self)
+            // After each statement that records manifest rows (the plan's transaction, once the
+            // messages' hashes are in): the edit a session could commit before the packing starts.
+            try fixture.connection.executeScript(
+                """
+                CREATE FUNCTION public.edit_after_plan() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF EXISTS (SELECT 1 FROM lethe.archive_manifest WHERE table_index = 1 AND row_key = '\(message)') THEN
+                        UPDATE app.messages SET body = 'edited after the plan' WHERE id = \(message);
+                    END IF;
+                    RETURN NULL;
+                END $$;
+                CREATE TRIGGER edit_after_plan AFTER INSERT ON lethe.archive_manifest
+                    FOR EACH STATEMENT EXECUTE FUNCTION public.edit_after_plan();
+                """)
+            let job = try fixture.startJob()
+            try fixture.runUntilIdle()
+            #expect(try fixture.jobState(job) == "uploaded")
+            #expect(try fixture.manifestIDs(job: job, type: "conversations", index: 1).contains(message))
+            let hash: String? = try fixture.connection.scalar(
+                "SELECT row_hash FROM lethe.archive_manifest WHERE job_id = $1::uuid AND table_index = 1 AND row_key = $2",
+                [job, "\(message)"])
+            #expect(hash == nil, "the edited message kept the hash of what the plan saw")
+
+            // The archive's messages: every other message of the manifest, not the edited one.
+            let target = fixture.directory.appendingPathComponent("extracted").path
+            let files = try fixture.files(job: job).map { "\(fixture.siteDirectory)/\($0.name)" }
+            try fixture.expectSuccess(["archive", "extract", "--to", target] + files)
+            let entries = try FileManager.default.contentsOfDirectory(atPath: "\(target)/records/conversations")
+            let messagesEntry = try #require(entries.first { $0.hasPrefix("1-") })
+            let lines = try String(contentsOfFile: "\(target)/records/conversations/\(messagesEntry)", encoding: .utf8)
+                .split(separator: "\n")
+            let ids = Set(
+                try lines.map { line in
+                    let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                    return try #require((object?["id"] as? NSNumber)?.int64Value)
+                })
+            #expect(ids == (try fixture.manifestIDs(job: job, type: "conversations", index: 1)).subtracting([message]))
+
+            try fixture.connection.execute("DROP TRIGGER edit_after_plan ON lethe.archive_manifest")
+            let file = try #require(try fixture.files(job: job).first)
+            try fixture.expectSuccess(["archive", "approve", "\(file.id)"])
+            try fixture.runUntilIdle()
+            #expect(try fixture.jobState(job) == "deleted")
+            let body: String? = try fixture.connection.scalar("SELECT body FROM app.messages WHERE id = $1", [message])
+            #expect(body == "edited after the plan")
+            let gone = try fixture.gone(account: 1)
+            let conversations = try fixture.manifestIDs(job: job, type: "conversations", index: 0)
+            #expect(Set(gone["app.conversations"] ?? []) == conversations.subtracting([conversation]))
+        }
+    }
 }
