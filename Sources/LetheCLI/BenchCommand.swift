@@ -8,7 +8,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks, each reported beside a plain-SQL baseline run in the same process and database.",
-        subcommands: [QueueBench.self, RetentionBench.self, BaselineWorker.self])
+        subcommands: [QueueBench.self, RetentionBench.self, ArchiveBench.self, BaselineWorker.self])
 }
 
 /// `lethe bench queue`

@@ -125,11 +125,12 @@ struct RetentionBench: AsyncParsableCommand {
         if keepDatabase { Console.line("kept the template database \(template)") }
     }
 
-    /// The bench's registry: the example's conversations with their children and blobs.
-    static func registry(batchSize: Int) -> String {
+    /// The bench's registry: the example's conversations with their children and blobs
+    /// (with `content`: the blob store's content column, archived as files).
+    static func registry(batchSize: Int, content: String? = nil) -> String {
         """
         blob_stores:
-          blobs: { table: app.blobs, key: id, account: account_id }
+          blobs: { table: app.blobs, key: id, account: account_id\(content.map { ", content: \($0), grace: 7d" } ?? "") }
         entity_types:
           conversations:
             table: app.conversations
