@@ -7,7 +7,7 @@ import Store
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Benchmarks, each reported beside a plain-SQL baseline run in the same process and database.",
+        abstract: "Benchmarks, each beside a baseline (plain SQL, bsdtar, sftp) run in the same process.",
         subcommands: [QueueBench.self, RetentionBench.self, ArchiveBench.self, BaselineWorker.self])
 }
 
