@@ -80,7 +80,7 @@ struct ArchiveBenchRun: Sendable {
                         "--format", "zip", "--options", "zip:encryption=aes256,zip:compression-level=\(level)", "-cf",
                         output, "-C", entries, ".",
                     ],
-                    newSession: true
+                    launcher: ExternalProgram.newSession
                 ).run(input: Data((key + "\n" + key + "\n").utf8))
             }
             if run == 1 {

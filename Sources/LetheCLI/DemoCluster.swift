@@ -114,34 +114,11 @@ final class DemoCluster {
     /// Runs a program to completion; its output is returned, or thrown with it on failure.
     @discardableResult
     static func run(_ path: String, _ arguments: [String], asPostgres: Bool) throws -> String {
-        let process = Process()
-        if asPostgres {
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-            process.arguments = ["-u", "postgres", "--", path] + arguments
-            process.currentDirectoryURL = URL(fileURLWithPath: "/tmp")  // postgres may not read our cwd
-        } else {
-            process.executableURL = URL(fileURLWithPath: path)
-            process.arguments = arguments
-        }
-        // A file, not a pipe: `pg_ctl start` leaves the server holding its output open, so
-        // reading a pipe to its end would wait for the server to exit.
-        let log = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(
-            "lethe-demo-\(UUID().uuidString).out")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: log) }
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        try? handle.close()
-        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-        guard process.terminationStatus == 0 else {
-            throw DemoFailure(
-                "\((path as NSString).lastPathComponent) failed (exit \(process.terminationStatus)): \(text)")
-        }
-        return text
+        // postgres may not read our working directory
+        try ExternalProgram(
+            path: path, arguments: arguments, launcher: asPostgres ? ExternalProgram.asPostgres : [],
+            directory: asPostgres ? "/tmp" : nil
+        ).run().output
     }
 }
 

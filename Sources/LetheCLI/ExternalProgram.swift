@@ -1,31 +1,35 @@
 import Foundation
 
-/// Runs another program to completion for the benchmarks (bsdtar, OpenSSH's sftp) and times
-/// it. Its output goes to a file, not a pipe, so a chatty program never blocks on a full
-/// pipe; `input` is written to its stdin, which is then closed.
+/// Runs another program to completion (initdb and pg_ctl for the demo, bsdtar and OpenSSH's
+/// sftp for the benchmarks) and times it. Its output goes to a file, not a pipe: `pg_ctl
+/// start` leaves the server holding its output open, and a chatty program would block on a
+/// full pipe. `input` is written to its stdin, which is then closed.
 struct ExternalProgram {
     var path: String
     var arguments: [String]
-    /// Starts the program in a session of its own, without a controlling terminal (setsid):
-    /// bsdtar then reads a passphrase from stdin instead of prompting on the terminal.
-    var newSession = false
+    /// A program that starts `path` (e.g. `/usr/bin/setsid --wait`), or none.
+    var launcher: [String] = []
+    var directory: String?
+
+    /// In a session of its own, without a controlling terminal (setsid): bsdtar then reads a
+    /// passphrase from stdin instead of prompting on the terminal.
+    static let newSession = ["/usr/bin/setsid", "--wait"]
+    /// As the postgres user (for initdb and pg_ctl when running as root).
+    static let asPostgres = ["/usr/sbin/runuser", "-u", "postgres", "--"]
 
     struct Outcome {
-        var status: Int32
         var output: String
         var seconds: Double
     }
 
     /// Runs it; throws when it cannot start or exits non-zero (naming it, with its output).
+    @discardableResult
     func run(input: Data = Data()) throws -> Outcome {
+        let command = launcher + [path] + arguments
         let process = Process()
-        if newSession {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-            process.arguments = ["--wait", path] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: path)
-            process.arguments = arguments
-        }
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let log = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("lethe-\(UUID().uuidString).out")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: log) }
@@ -51,6 +55,6 @@ struct ExternalProgram {
                 "\((path as NSString).lastPathComponent) exited \(process.terminationStatus): "
                     + HumanText.clip(output, 400))
         }
-        return Outcome(status: process.terminationStatus, output: output, seconds: seconds)
+        return Outcome(output: output, seconds: seconds)
     }
 }

@@ -107,9 +107,9 @@ public struct ArchivePacker: Sendable {
     private func produce(_ job: ArchiveJob, into pipe: ArchivePipe, on connection: Connection) throws {
         let jobLiteral = try connection.literal(job.id.uuidString.lowercased())
         // The manifest's statistics predate the plan (nothing has analysed the rows it just
-        // recorded), so the planner expects almost nothing to export and would join, then sort everything
-        // by key before the first row leaves: the writer thread would idle through the whole
-        // sort. Without sorting it walks the manifest's key index and rows flow at once, in
+        // recorded), so the planner expects almost nothing to export and would join, then sort
+        // everything by key before the first row leaves: the writer thread would idle through
+        // the whole sort. Without sorting it walks the manifest's key index and rows flow at once, in
         // the same order. Set for this transaction's exports only, restored afterwards.
         let sorting = try connection.query("SELECT current_setting('enable_sort')")[0].decode(String.self, at: 0)
         try connection.execute("SELECT set_config('enable_sort', 'off', true)")

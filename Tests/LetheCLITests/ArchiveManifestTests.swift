@@ -138,9 +138,9 @@ import Testing
         }
     }
 
-    /// A row edited after the plan recorded its hash, before the packing read it: the archive
-    /// leaves it out, its manifest row loses its hash, and neither it nor its conversation is
-    /// deleted. Everything else of the job is archived and deleted as usual.
+    /// A row and a blob edited after the plan recorded their hashes, before the packing read
+    /// them: the archive leaves them out, their manifest rows lose their hash, and neither they
+    /// nor their conversations are deleted. Everything else of the job is archived and deleted.
     @Test func aRowEditedBetweenPlanAndPackStaysOutOfTheArchiveAndInTheDatabase() async throws {
         try await withMigratedDatabase { database in
             let fixture = try ArchiveFixture(database: database)
@@ -152,6 +152,11 @@ import Testing
                 SELECT m.id, m.conversation_id FROM app.messages m JOIN app.conversations c ON c.id = m.conversation_id
                 WHERE c.account_id = 1 ORDER BY c.ended_at, m.id LIMIT 1
                 """)[0].decode((Int64, Int64).self)
+            let (blob, recorded): (Int64, Int64) = try fixture.connection.query(
+                """
+                SELECT recording_blob_id, id FROM app.conversations WHERE account_id = 1 AND recording_blob_id IS NOT NULL
+                ORDER BY ended_at, id LIMIT 1
+                """)[0].decode((Int64, Int64).self)
             // After each statement that records manifest rows (the plan's transaction, once the
             // messages' hashes are in): the edit a session could commit before the packing starts.
             try fixture.connection.executeScript(
@@ -160,6 +165,7 @@ import Testing
                 BEGIN
                     IF EXISTS (SELECT 1 FROM lethe.archive_manifest WHERE table_index = 1 AND row_key = '\(message)') THEN
                         UPDATE app.messages SET body = 'edited after the plan' WHERE id = \(message);
+                        UPDATE app.blobs SET created_at = timestamptz '2001-01-01' WHERE id = \(blob);
                     END IF;
                     RETURN NULL;
                 END $$;
@@ -174,6 +180,10 @@ import Testing
                 "SELECT row_hash FROM lethe.archive_manifest WHERE job_id = $1::uuid AND table_index = 1 AND row_key = $2",
                 [job, "\(message)"])
             #expect(hash == nil, "the edited message kept the hash of what the plan saw")
+            let blobHash: String? = try fixture.connection.scalar(
+                "SELECT row_hash FROM lethe.archive_manifest_blobs WHERE job_id = $1::uuid AND blob_key = $2",
+                [job, "\(blob)"])
+            #expect(blobHash == nil, "the edited blob kept the hash of what the plan saw")
 
             // The archive's messages: every other message of the manifest, not the edited one.
             let target = fixture.directory.appendingPathComponent("extracted").path
@@ -181,14 +191,21 @@ import Testing
             try fixture.expectSuccess(["archive", "extract", "--to", target] + files)
             let entries = try FileManager.default.contentsOfDirectory(atPath: "\(target)/records/conversations")
             let messagesEntry = try #require(entries.first { $0.hasPrefix("1-") })
-            let lines = try String(contentsOfFile: "\(target)/records/conversations/\(messagesEntry)", encoding: .utf8)
-                .split(separator: "\n")
-            let ids = Set(
-                try lines.map { line in
-                    let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-                    return try #require((object?["id"] as? NSNumber)?.int64Value)
-                })
-            #expect(ids == (try fixture.manifestIDs(job: job, type: "conversations", index: 1)).subtracting([message]))
+            /// The `id` of every JSON line of an extracted records entry.
+            func ids(_ entry: String) throws -> Set<Int64> {
+                Set(
+                    try String(contentsOfFile: "\(target)/records/\(entry)", encoding: .utf8).split(separator: "\n")
+                        .map { line in
+                            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                            return try #require((object?["id"] as? NSNumber)?.int64Value)
+                        })
+            }
+            #expect(
+                try ids("conversations/\(messagesEntry)")
+                    == (try fixture.manifestIDs(job: job, type: "conversations", index: 1)).subtracting([message]))
+            let blobIDs = try ids("_blobs/blobs.jsonl")
+            #expect(!blobIDs.isEmpty && !blobIDs.contains(blob), "the edited blob's row was archived")
+            #expect(!FileManager.default.fileExists(atPath: "\(target)/blobs/blobs/\(blob)"))
 
             try fixture.connection.execute("DROP TRIGGER edit_after_plan ON lethe.archive_manifest")
             let file = try #require(try fixture.files(job: job).first)
@@ -197,9 +214,11 @@ import Testing
             #expect(try fixture.jobState(job) == "deleted")
             let body: String? = try fixture.connection.scalar("SELECT body FROM app.messages WHERE id = $1", [message])
             #expect(body == "edited after the plan")
+            #expect(try fixture.connection.scalar("SELECT count(*) FROM app.blobs WHERE id = $1", [blob]) == 1)
             let gone = try fixture.gone(account: 1)
             let conversations = try fixture.manifestIDs(job: job, type: "conversations", index: 0)
-            #expect(Set(gone["app.conversations"] ?? []) == conversations.subtracting([conversation]))
+            #expect(conversations.contains(recorded))
+            #expect(Set(gone["app.conversations"] ?? []) == conversations.subtracting([conversation, recorded]))
         }
     }
 }
