@@ -30,9 +30,11 @@ final class ArchiveFixture: @unchecked Sendable {
     /// Loads the example schema and seed (accounts 1 and 2), writes the keys and the config
     /// (`extra` is added to its `archive:` section; `edit` may change the whole text), adds both
     /// accounts and sets the shortest intervals for account 1; an operator disabled retention
-    /// for account 2, so nothing of it may go.
+    /// for account 2, so nothing of it may go. The lease is short for the crash tests; a
+    /// worker starved of CPU by the rest of the suite can lose it, and the task's further
+    /// attempts absorb that as they would in production (where `max_attempts` is 20).
     init(
-        database: TestDatabase, scale: Int = 200, maxAttempts: Int = 2, extra: String = "",
+        database: TestDatabase, scale: Int = 200, maxAttempts: Int = 5, extra: String = "",
         edit: (String) -> String = { $0 }
     ) throws {
         self.database = database
@@ -203,6 +205,21 @@ final class ArchiveFixture: @unchecked Sendable {
     /// Approves the job's deletion ahead (as `lethe archive approve` does, by SQL).
     func preApprove(_ job: String) throws {
         try connection.execute("UPDATE lethe.archive_jobs SET approved_at = now() WHERE job_id = $1::uuid", [job])
+    }
+
+    /// What a failed expectation needs to be understood: the tasks, the jobs and the output
+    /// of the last process the fixture ran.
+    func diagnostics() -> String {
+        let state =
+            (try? connection.query(
+                """
+                SELECT 'task ' || kind || ' ' || coalesce(account_id, '-') || ' ' || state || ' attempts '
+                       || attempts || ' ' || coalesce(last_error, '') FROM lethe.tasks
+                UNION ALL SELECT 'job ' || job_id || ' ' || state || ' ' || coalesce(note, '') FROM lethe.archive_jobs
+                """
+            ).map { try $0.decode(String.self, at: 0) }) ?? ["(could not read the tasks and jobs)"]
+        let last = lock.withLock { outputs.last ?? "" }
+        return (state + ["last output:", last]).joined(separator: "\n")
     }
 
     /// Everything any process printed, every task error and every backup log error: where

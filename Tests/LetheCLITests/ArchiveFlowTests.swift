@@ -24,7 +24,7 @@ import Testing
 
             // Uploaded to both sites, same size and checksum as recorded; nothing deleted yet.
             let files = try fixture.files(job: job)
-            #expect(files.count == 1 && files[0].status == "uploaded", "\(files)")
+            #expect(files.count == 1 && files[0].status == "uploaded", "\(files)\n\(fixture.diagnostics())")
             let file = try #require(files.first)
             let sftpRoot = try TestSSHServer.fromEnvironment().root
             let copies = ["\(fixture.siteDirectory)/\(file.name)", "\(sftpRoot)/\(file.name)"]
@@ -59,7 +59,7 @@ import Testing
             let approved = try fixture.lethe(["archive", "approve", "\(file.id)"])
             #expect(approved.status == 0 && approved.stdout.contains("approved"), "\(approved.output)")
             try fixture.runUntilIdle()
-            #expect(try fixture.jobState(job) == "deleted")
+            #expect(try fixture.jobState(job) == "deleted", "\(fixture.diagnostics())")
             #expect(try fixture.files(job: job).map(\.status) == ["deleted"])
 
             // Exactly the archived rows went: every gone row is in the manifest, the touched

@@ -146,18 +146,21 @@ struct WorkerProcessTests {
             for process in coordinators + [worker] { #expect(fleet.wait(process, timeout: .seconds(40))) }
             let gaps = try connection.query(
                 """
-                SELECT count(*), coalesce(min(gap), 99)::float8, max(per_schedule)
+                SELECT count(*), coalesce(min(gap), 99)::float8, max(per_schedule - span)::float8
                 FROM (
                     SELECT extract(epoch FROM created_at - lag(created_at) OVER w) AS gap,
-                           count(*) OVER (PARTITION BY account_id) AS per_schedule
+                           count(*) OVER (PARTITION BY account_id) AS per_schedule,
+                           extract(epoch FROM max(created_at) OVER (PARTITION BY account_id)
+                                              - min(created_at) OVER (PARTITION BY account_id)) AS span
                     FROM lethe.tasks
                     WINDOW w AS (PARTITION BY account_id ORDER BY created_at)
                 ) g
                 """)[0]
-            let (tasks, minimumGap, perSchedule) = try gaps.decode((Int, Double, Int).self)
+            let (tasks, minimumGap, excess) = try gaps.decode((Int, Double, Double).self)
             #expect(tasks >= 200 * 3, "schedules ran repeatedly\n\(fleet.logs())")
             #expect(minimumGap > 0.5, "one schedule enqueued twice for one due time (gap \(minimumGap) s)")
-            #expect(perSchedule <= 8)
+            // Every second at most once, however long a loaded machine took to stop the processes.
+            #expect(excess <= 2, "a schedule enqueued more often than every second (\(excess) over its span)")
         }
     }
 
