@@ -6,7 +6,7 @@ import Retention
 public enum ArchiveEntryName: Equatable, Sendable {
     /// `blobs/STORE/KEY`: one blob's content (`key` decoded).
     case blob(store: String, key: String)
-    /// `records/_blobs/STORE.jsonl`: a blob store's rows without their content.
+    /// `records/_blobs/STORE.jsonl`: a blob store's rows, their content column null.
     case blobRows(store: String)
     /// `records/TYPE/N-TABLE.jsonl`: table `index` of an entity type.
     case rows(type: String, index: Int, table: String)

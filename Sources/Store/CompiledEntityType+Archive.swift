@@ -183,17 +183,16 @@ extension CompiledBlobStore {
         """
     }
 
-    /// COPY of the job's archived blob rows as JSON lines, without the content column
-    /// (archived as files of their own).
+    /// COPY of the job's archived blob rows as JSON lines, the content column null (the
+    /// contents are archived as files of their own).
     public func exportRows(jobLiteral job: String) -> String {
-        let json = store.content.map { "(to_jsonb(b) - '\($0)')::text" } ?? "row_to_json(b)::text"
-        return """
-            COPY (SELECT \(json) FROM lethe.archive_manifest_blobs mb
-                  JOIN \(sql) AS b ON b.\(key) = mb.blob_key::\(keyType)
-                  WHERE mb.job_id = \(job)::uuid AND mb.store = '\(store.name)' AND mb.row_hash IS NOT NULL
-                  ORDER BY mb.blob_key)
-            TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')
-            """
+        """
+        COPY (SELECT \(rowJSON) FROM lethe.archive_manifest_blobs mb
+              JOIN \(sql) AS b ON b.\(key) = mb.blob_key::\(keyType)
+              WHERE mb.job_id = \(job)::uuid AND mb.store = '\(store.name)' AND mb.row_hash IS NOT NULL
+              ORDER BY mb.blob_key)
+        TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')
+        """
     }
 
     /// $1 job: the archived blobs' keys and content sizes (with a content column).

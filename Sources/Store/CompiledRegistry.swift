@@ -178,6 +178,9 @@ public struct CompiledBlobStore: Sendable {
     let unreferenced: String
     /// The quoted `bytea` column archived as a file of its own, if configured.
     let content: String?
+    /// A blob row (alias `b`) as archived JSON text: with a content column, that column is null
+    /// (its bytes are archived as a file of their own).
+    let rowJSON: String
 
     /// $1 blob keys, $2 account: deletes those of the account's blobs nothing references.
     /// No row locks first (they would cost a WAL record per blob): two batches never delete

@@ -1,3 +1,4 @@
+import Foundation
 import Postgres
 import Retention
 
@@ -75,6 +76,7 @@ public enum RegistryCatalog {
         let key = try table.column(store.key, path: "\(path).key")
         let account = try table.column(store.account, path: "\(path).account")
         var content: String?
+        var rowJSON = "row_to_json(b)::text"
         if let name = store.content {
             let column = try table.column(name, path: "\(path).content")
             guard column.type == "bytea" else {
@@ -83,6 +85,11 @@ public enum RegistryCatalog {
                     message: "column \(store.table).\(column.name) is \(column.type); expected bytea")
             }
             content = SQLIdentifier.quote(column.name)
+            // The row with its content set to null, every other column as it is (columns added
+            // later included); to_jsonb(b) - content would first hex-encode every blob's bytes.
+            let nulled = try connection.literal(
+                String(decoding: try JSONEncoder().encode([column.name: String?.none]), as: UTF8.self))
+            rowJSON = "row_to_json(jsonb_populate_record(b, \(nulled)::jsonb))::text"
         }
         let references = registry.references(to: store.name)
         guard !references.isEmpty else {
@@ -98,7 +105,7 @@ public enum RegistryCatalog {
         }.joined(separator: " AND ")
         return CompiledBlobStore(
             store: store, sql: table.sql, key: keySQL, keyType: key.type, account: SQLIdentifier.quote(account.name),
-            accountType: account.type, unreferenced: unreferenced, content: content)
+            accountType: account.type, unreferenced: unreferenced, content: content, rowJSON: rowJSON)
     }
 
     static func compile(_ type: EntityType, on connection: Connection) throws -> CompiledEntityType {

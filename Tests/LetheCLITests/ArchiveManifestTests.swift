@@ -205,6 +205,12 @@ import Testing
                     == (try fixture.manifestIDs(job: job, type: "conversations", index: 1)).subtracting([message]))
             let blobIDs = try ids("_blobs/blobs.jsonl")
             #expect(!blobIDs.isEmpty && !blobIDs.contains(blob), "the edited blob's row was archived")
+            // A blob row holds every column; its content is null (the bytes are a file of their own).
+            let blobLine = try String(contentsOfFile: "\(target)/records/_blobs/blobs.jsonl", encoding: .utf8)
+                .split(separator: "\n")[0]
+            let blobRow = try #require(try JSONSerialization.jsonObject(with: Data(blobLine.utf8)) as? [String: Any])
+            #expect(
+                blobRow["content"] is NSNull && blobRow["kind"] is String && blobRow["byte_size"] != nil, "\(blobLine)")
             #expect(!FileManager.default.fileExists(atPath: "\(target)/blobs/blobs/\(blob)"))
 
             try fixture.connection.execute("DROP TRIGGER edit_after_plan ON lethe.archive_manifest")
