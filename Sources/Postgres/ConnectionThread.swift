@@ -46,12 +46,7 @@ public final class ConnectionThread: Sendable {
         defaults: [(String, String)] = []
     ) {
         let slot = UncheckedSlot(Slot(conninfo: conninfo, applicationName: applicationName, defaults: defaults))
-        let thread = Thread { [self] in
-            // Set from inside: on Linux a name set before start() does not reach the OS thread.
-            Thread.current.name = name
-            self.loop(slot.value)
-        }
-        thread.start()
+        NamedThread.start(name) { [self] in self.loop(slot.value) }
     }
 
     private func loop(_ slot: Slot) {

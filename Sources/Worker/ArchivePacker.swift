@@ -56,8 +56,7 @@ public struct ArchivePacker: Sendable {
         let done = DispatchSemaphore(value: 0)
         let outcome = ResultBox()
         let settings = self.settings
-        let thread = Thread {
-            Thread.current.name = "lethe-zip"
+        NamedThread.start("lethe-zip") {
             defer { done.signal() }
             do {
                 let parsedCutoffs = try JSONSerialization.jsonObject(with: Data(cutoffs.utf8))
@@ -83,7 +82,6 @@ public struct ArchivePacker: Sendable {
                 while !Self.isFinish(pipe.receive()) {}  // drain so the producer never blocks
             }
         }
-        thread.start()
         do {
             try produce(job, into: pipe, on: connection)
             pipe.finish()
