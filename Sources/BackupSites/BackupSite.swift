@@ -17,6 +17,12 @@ public protocol BackupSite: AnyObject {
     /// Removes `name` from `url.path`; succeeds when it is already gone.
     func remove(_ name: String) throws
 
+    /// Removes what uploads that died (a killed worker, a dropped connection) left behind:
+    /// regular files named as temporary uploads (`isTemporaryName`) not modified for `age`.
+    /// A live upload writes continually, so it is never taken. One that cannot be removed is
+    /// skipped. Returns the names removed; throws only when the directory cannot be listed.
+    func removeAbandonedUploads(olderThan age: Duration) throws -> [String]
+
     /// Releases the connection; the site may not be used afterwards.
     func close()
 }
@@ -47,7 +53,34 @@ func validateName(_ name: String, site: BackupSiteURL) throws(BackupSiteError) {
     }
 }
 
-/// `.<name>.<random hex>.part`, the temporary name an upload writes before renaming.
-func temporaryName(for name: String) -> String {
-    ".\(name).\(String(UInt64.random(in: .min ... .max), radix: 16)).part"
+/// Whether `entry` is a temporary name as an upload of an archive writes it
+/// (`SFTPSession.temporaryName(for:)`): `.`, a valid name ending in `.zip`, `.`, 1 to 16
+/// lowercase hex digits, `.part`. Nothing else on a site is ever taken for one.
+func isTemporaryName(_ entry: String) -> Bool {
+    guard entry.hasPrefix("."), entry.hasSuffix(".part") else { return false }
+    let inner = entry.dropFirst().dropLast(".part".count)
+    guard let dot = inner.lastIndex(of: ".") else { return false }
+    let (name, random) = (String(inner[..<dot]), inner.utf8[inner.index(after: dot)...])
+    guard (1...16).contains(random.count),
+        random.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
+    else { return false }
+    return name.hasSuffix(".zip") && name.count > ".zip".count && !name.hasPrefix(".") && !name.contains("/")
+}
+
+/// A directory entry as `removeAbandonedUploads` weighs it.
+struct SiteEntry {
+    var name: String
+    /// Seconds since 1970, by the site's clock.
+    var modified: Int64?
+    var isRegularFile: Bool
+}
+
+/// Of `entries`, the temporary files not modified for `age` at `now`.
+func abandonedUploads(_ entries: [SiteEntry], olderThan age: Duration, now: Int64) -> [String] {
+    entries.compactMap { entry in
+        guard entry.isRegularFile, isTemporaryName(entry.name), let modified = entry.modified,
+            now - modified >= age.components.seconds
+        else { return nil }
+        return entry.name
+    }
 }

@@ -1,3 +1,6 @@
+import Foundation
+import SFTP
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -28,7 +31,7 @@ final class LocalDirectorySite: BackupSite {
         let expected = try source.size()
         if let existing = try size(atPath: final) { return try settle(final, existing: existing, expected: expected) }
 
-        let temporary = path(temporaryName(for: name))
+        let temporary = path(SFTPSession.temporaryName(for: name))
         do {
             try copy(source, toNew: temporary, expected: expected)
             if try !link(temporary, to: final) {
@@ -61,6 +64,27 @@ final class LocalDirectorySite: BackupSite {
             throw Self.error("unlink", target)
         }
         try syncDirectory()
+    }
+
+    func removeAbandonedUploads(olderThan age: Duration) throws -> [String] {
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory)
+        } catch {
+            throw BackupSiteError(.io, "listing \(directory) failed: \(error.localizedDescription)")
+        }
+        let entries = names.filter(isTemporaryName).compactMap { name -> SiteEntry? in
+            // lstat: a symbolic link is not a regular file.
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: path(name)) else { return nil }
+            let modified = (attributes[.modificationDate] as? Date).map { Int64($0.timeIntervalSince1970) }
+            return SiteEntry(
+                name: name, modified: modified, isRegularFile: attributes[.type] as? FileAttributeType == .typeRegular)
+        }
+        let removed = abandonedUploads(entries, olderThan: age, now: Int64(time(nil))).filter {
+            unlink(path($0)) == 0
+        }
+        if !removed.isEmpty { try syncDirectory() }
+        return removed
     }
 
     func close() {}

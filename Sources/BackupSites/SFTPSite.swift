@@ -42,13 +42,26 @@ final class SFTPSite: BackupSite {
     func remove(_ name: String) throws {
         try validateName(name, site: url)
         let path = remotePath(name)
-        try withSession { session throws(SFTPError) in
-            do throws(SFTPError) {
-                try session.remove(path)
-            } catch  where error.kind == .sftp && error.code == Int32(2) {
-                // Already gone (LIBSSH2_FX_NO_SUCH_FILE): removing is idempotent.
+        try withSession { session throws(SFTPError) in try Self.removeIfPresent(path, session) }
+    }
+
+    func removeAbandonedUploads(olderThan age: Duration) throws -> [String] {
+        let directory = url.path
+        return try withSession { session throws(SFTPError) in
+            let entries = try session.list(directory).map {
+                SiteEntry(name: $0.name, modified: $0.modified, isRegularFile: $0.isRegularFile ?? false)
+            }
+            return abandonedUploads(entries, olderThan: age, now: Int64(time(nil))).filter { name in
+                (try? Self.removeIfPresent(remotePath(name), session)) != nil
             }
         }
+    }
+
+    /// Removes `path`; succeeds when it is already gone (LIBSSH2_FX_NO_SUCH_FILE).
+    private static func removeIfPresent(_ path: String, _ session: SFTPSession) throws(SFTPError) {
+        do throws(SFTPError) {
+            try session.remove(path)
+        } catch  where error.kind == .sftp && error.code == Int32(2) {}
     }
 
     func close() {

@@ -22,6 +22,9 @@ static inline LIBSSH2_SFTP_HANDLE *CLibSSH2_sftp_open(LIBSSH2_SFTP *sftp, const 
                                                       unsigned long flags, long mode) {
     return libssh2_sftp_open_ex(sftp, path, (unsigned int)strlen(path), flags, mode, LIBSSH2_SFTP_OPENFILE);
 }
+static inline LIBSSH2_SFTP_HANDLE *CLibSSH2_sftp_opendir(LIBSSH2_SFTP *sftp, const char *path) {
+    return libssh2_sftp_open_ex(sftp, path, (unsigned int)strlen(path), 0, 0, LIBSSH2_SFTP_OPENDIR);
+}
 static inline int CLibSSH2_sftp_stat(LIBSSH2_SFTP *sftp, const char *path, LIBSSH2_SFTP_ATTRIBUTES *attrs) {
     return libssh2_sftp_stat_ex(sftp, path, (unsigned int)strlen(path), LIBSSH2_SFTP_STAT, attrs);
 }

@@ -24,7 +24,7 @@ extension SFTPSession {
         if let existing = try stat(remotePath) { return try settle(remotePath, existing: existing, expected: size) }
 
         let (directory, name) = Self.split(remotePath)
-        let temporary = "\(directory)/.\(name).\(String(UInt64.random(in: .min ... .max), radix: 16)).part"
+        let temporary = "\(directory)/\(Self.temporaryName(for: name))"
         do throws(SFTPError) {
             try copy(local, toNew: temporary)
             guard let written = try stat(temporary) else {
@@ -47,6 +47,12 @@ extension SFTPSession {
             if isConnected { try? remove(temporary) }
             throw error
         }
+    }
+
+    /// `.<name>.<random lowercase hex>.part`: the name an upload writes before renaming it
+    /// into place (for every kind of backup site).
+    public static func temporaryName(for name: String) -> String {
+        ".\(name).\(String(UInt64.random(in: .min ... .max), radix: 16)).part"
     }
 
     /// Downloads `remotePath` to `localPath` (created or truncated); returns the bytes copied.

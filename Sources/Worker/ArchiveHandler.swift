@@ -185,8 +185,14 @@ public struct ArchiveHandler: TaskHandler {
         for site in sites {
             let pending = files.filter { !done.contains([$0.id, site.record.id]) }
             guard !pending.isEmpty else { continue }
-            let results = try await DedicatedThread.run(name: "lethe-upload") {
+            let (results, cleanUp) = try await DedicatedThread.run(name: "lethe-upload") {
                 Self.upload(pending, from: directory, to: site, timeout: timeout, attempts: attempts)
+            }
+            switch cleanUp {
+            case .success(let names) where !names.isEmpty:
+                logger.notice("removed \(names.count) abandoned temporary file(s) from \(site.url): \(names)")
+            case .failure(let error): logger.warning("could not look for abandoned uploads on \(site.url): \(error)")
+            default: break
             }
             try await context.database.run { connection in
                 for (file, result) in results {
@@ -214,10 +220,13 @@ public struct ArchiveHandler: TaskHandler {
     }
 
     /// On the upload thread: one session to the site for every pending file.
+    /// Also removes, once per run, the temporary files that uploads which died left on the site
+    /// (`abandonedUploadAge` untouched); the second result is what that found.
     static func upload(
         _ files: [ArchiveFileRecord], from directory: String, to site: Site, timeout: Duration, attempts: Int
-    ) -> [(Int64, Result<Int64, ArchiveUploadFailure>)] {
+    ) -> ([(Int64, Result<Int64, ArchiveUploadFailure>)], Result<[String], ArchiveUploadFailure>) {
         var out: [(Int64, Result<Int64, ArchiveUploadFailure>)] = []
+        var cleanUp: Result<[String], ArchiveUploadFailure>?
         var connection: (any BackupSite)?
         defer { connection?.close() }
         for file in files {
@@ -227,6 +236,10 @@ public struct ArchiveHandler: TaskHandler {
                 do {
                     if connection == nil {
                         connection = try BackupSites.open(site.url, credentials: site.credentials, timeout: timeout)
+                        if cleanUp == nil {
+                            cleanUp = Result { try connection!.removeAbandonedUploads(olderThan: abandonedUploadAge) }
+                                .mapError { ArchiveUploadFailure("\($0)") }
+                        }
                     }
                     size = try connection!.upload(localFile: "\(directory)/\(file.name)", name: file.name)
                     break
@@ -251,8 +264,13 @@ public struct ArchiveHandler: TaskHandler {
                 out.append((file.id, .failure(ArchiveUploadFailure("\(lastError.map { "\($0)" } ?? "upload failed")"))))
             }
         }
-        return out
+        return (out, cleanUp ?? .success([]))
     }
+
+    /// How long a temporary file on a backup site must have been left untouched before an
+    /// upload run removes it as abandoned. A live upload writes every moment; an hour also
+    /// absorbs clock differences between the worker and the site.
+    static let abandonedUploadAge: Duration = .seconds(3600)
 
     /// Checks that every current site holds every file with its recorded size; forgets
     /// the copies that are gone. False when something must be uploaded again.

@@ -49,6 +49,45 @@ struct SiteTests {
         #expect(try fixture.siteNames() == ["x.zip"])
     }
 
+    /// A killed upload leaves `.<name>.<hex>.part` behind: once it has been untouched for the
+    /// age given, it goes; a fresh one (an upload still running), anything not named exactly
+    /// as an upload names its temporary files, a directory, and the archives themselves stay.
+    @Test(arguments: SiteFixture.Kind.allCases)
+    func abandonedTemporaryFilesGoOnceOldEnoughAndNothingElseDoes(kind: SiteFixture.Kind) async throws {
+        let fixture = try SiteFixture(kind)
+        defer { fixture.cleanUp() }
+        let file = try fixture.localFile("a", size: 10_000)
+        let stale = (0..<20).map { _ in SFTPSession.temporaryName(for: "backup_1_job_20261205_0001.zip") }
+        let fresh = SFTPSession.temporaryName(for: "backup_1_job_20261206_0001.zip")
+        let others = [
+            ".backup_1_job.zip.not-hex.part", ".backup_1_job.zip.ABC123.part", ".backup_1.zip.12345678901234567.part",
+            ".notes.cafe.part", ".hidden.part", ".zip.abc.part", "notes.part", "kept.zip",
+        ]
+        let directory = ".backup_2_job.zip.abc.part"
+        let twoHoursAgo = Date().addingTimeInterval(-7200)
+        for name in Set(stale + [fresh] + others + [directory]) {
+            let path = "\(fixture.siteDirectory)/\(name)"
+            if name == directory {
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+            } else {
+                try Data("x".utf8).write(to: URL(fileURLWithPath: path))
+            }
+            if name != fresh {
+                try FileManager.default.setAttributes([.modificationDate: twoHoursAgo], ofItemAtPath: path)
+            }
+        }
+        let (removed, again) = try await blocking {
+            let site = try fixture.open()
+            defer { site.close() }
+            _ = try site.upload(localFile: file.path, name: "new.zip")
+            let removed = try site.removeAbandonedUploads(olderThan: .seconds(3600))
+            return (removed, try site.removeAbandonedUploads(olderThan: .seconds(3600)))
+        }
+        #expect(Set(removed) == Set(stale) && removed.count == Set(stale).count)
+        #expect(again.isEmpty)
+        #expect(try fixture.siteNames() == Array(Set([fresh, "new.zip", directory] + others)).sorted())
+    }
+
     @Test(arguments: SiteFixture.Kind.allCases)
     func removeIsIdempotent(kind: SiteFixture.Kind) async throws {
         let fixture = try SiteFixture(kind)

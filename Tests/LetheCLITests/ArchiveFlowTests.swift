@@ -225,10 +225,15 @@ import Testing
             #expect(wake != nil)
             try sshd.restart()
             try fixture.expectSuccess(["archive", "retry", "\(file.id)"])
+            // Left untouched for two hours, the killed upload's part file counts as abandoned:
+            // the next upload run to that site removes it.
+            try FileManager.default.setAttributes(
+                [.modificationDate: Date().addingTimeInterval(-7200)], ofItemAtPath: partial.path)
             try fixture.runUntilIdle()
             files = try fixture.files(job: job)
             #expect(files.map(\.status) == ["deleted"], "\(files)")
             #expect(fileSize("\(sftpRoot)/\(file.name)") == size)
+            #expect(fileSize(partial.path) == nil, "\(partial.path) is still on the site")
             #expect(!(try fixture.gone(account: 1).isEmpty))
             #expect(try fixture.secretsStayedSecret())
             try? FileManager.default.removeItem(atPath: partial.path)
