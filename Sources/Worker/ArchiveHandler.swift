@@ -268,8 +268,8 @@ public struct ArchiveHandler: TaskHandler {
     }
 
     /// How long a temporary file on a backup site must have been left untouched before an
-    /// upload run removes it as abandoned. A live upload writes every moment; an hour also
-    /// absorbs clock differences between the worker and the site.
+    /// upload run removes it as abandoned. A live upload writes every moment; the hour also
+    /// absorbs a lag of the site's clock behind the worker's of up to an hour.
     static let abandonedUploadAge: Duration = .seconds(3600)
 
     /// Checks that every current site holds every file with its recorded size; forgets
