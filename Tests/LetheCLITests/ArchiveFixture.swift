@@ -219,7 +219,12 @@ final class ArchiveFixture: @unchecked Sendable {
                 """
             ).map { try $0.decode(String.self, at: 0) }) ?? ["(could not read the tasks and jobs)"]
         let last = lock.withLock { outputs.last ?? "" }
-        return (state + ["last output:", last]).joined(separator: "\n")
+        let problems = last.split(separator: "\n").filter {
+            $0.contains("warning") || $0.contains("error") || $0.contains("notice") || $0.contains("lost")
+        }
+        return
+            (state + ["problems in the last output:"] + problems.map(String.init)
+            + ["its end:", String(last.suffix(1500))]).joined(separator: "\n")
     }
 
     /// Everything any process printed, every task error and every backup log error: where

@@ -397,7 +397,7 @@ import Testing
             try fixture.expectSuccess(["account", "release", "\(hold)"])
             try fixture.expectSuccess(["archive", "approve", "\(files[0].id)"])
             try fixture.runUntilIdle()
-            #expect(try fixture.jobState(job) == "deleted")
+            #expect(try fixture.jobState(job) == "deleted", "\(fixture.diagnostics())")
             #expect(!(try fixture.gone(account: 1).isEmpty))
             #expect(try fixture.files(job: job).allSatisfy { $0.status == "deleted" })
             // A confirmation for a deleted file is refused with the reason.

@@ -55,7 +55,7 @@ import Testing
             let file = try #require(try fixture.files(job: job).first)
             try fixture.expectSuccess(["archive", "approve", "\(file.id)"])
             try fixture.runUntilIdle()
-            #expect(try fixture.jobState(job) == "deleted")
+            #expect(try fixture.jobState(job) == "deleted", "\(fixture.diagnostics())")
             let batches: Int = try fixture.connection.scalar(
                 "SELECT count(*)::int FROM lethe.deletion_records WHERE account_id = '1' AND entity_type = 'conversations'"
             )
@@ -110,7 +110,7 @@ import Testing
             let file = try #require(try fixture.files(job: job).first)
             try fixture.expectSuccess(["archive", "approve", "\(file.id)"])
             try fixture.runUntilIdle()
-            #expect(try fixture.jobState(job) == "deleted")
+            #expect(try fixture.jobState(job) == "deleted", "\(fixture.diagnostics())")
 
             // The late message and its conversation are there; the conversation's archived
             // messages and attachments went (they are in the archive).
@@ -217,7 +217,7 @@ import Testing
             let file = try #require(try fixture.files(job: job).first)
             try fixture.expectSuccess(["archive", "approve", "\(file.id)"])
             try fixture.runUntilIdle()
-            #expect(try fixture.jobState(job) == "deleted")
+            #expect(try fixture.jobState(job) == "deleted", "\(fixture.diagnostics())")
             let body: String? = try fixture.connection.scalar("SELECT body FROM app.messages WHERE id = $1", [message])
             #expect(body == "edited after the plan")
             #expect(try fixture.connection.scalar("SELECT count(*) FROM app.blobs WHERE id = $1", [blob]) == 1)
