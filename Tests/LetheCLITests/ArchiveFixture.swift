@@ -32,7 +32,8 @@ final class ArchiveFixture: @unchecked Sendable {
     /// accounts and sets the shortest intervals for account 1; an operator disabled retention
     /// for account 2, so nothing of it may go. The lease is short for the crash tests; a
     /// worker starved of CPU by the rest of the suite can lose it, and the task's further
-    /// attempts absorb that as they would in production (where `max_attempts` is 20).
+    /// attempts, spread over a few seconds, absorb that and any other passing failure as they
+    /// would in production (where `max_attempts` is 20).
     init(
         database: TestDatabase, scale: Int = 200, maxAttempts: Int = 5, extra: String = "",
         edit: (String) -> String = { $0 }
@@ -60,7 +61,7 @@ final class ArchiveFixture: @unchecked Sendable {
                 database: { url: "\(database.url)" }
                 coordinator: { tick_interval: 200ms }
                 worker: { poll_interval: 200ms, lease: 3s, heartbeat_interval: 500ms, rescue_interval: 1s }
-                queue: { max_attempts: \(maxAttempts), retry_base: 100ms, retry_max: 200ms }
+                queue: { max_attempts: \(maxAttempts), retry_base: 100ms, retry_max: 1s }
                 archive:
                   master_key_file: \(masterPath)
                   spool_directory: \(directory.appendingPathComponent("spool").path)
