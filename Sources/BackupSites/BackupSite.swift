@@ -43,9 +43,14 @@ public enum BackupSites {
     }
 }
 
-/// Checks that `name` is a plain file name that cannot be mistaken for a temporary file.
+/// Whether `name` is a plain file name that cannot be mistaken for a temporary file.
+func isPlainName(_ name: String) -> Bool {
+    !name.isEmpty && !name.contains("/") && !name.hasPrefix(".") && !name.utf8.contains(0)
+}
+
+/// Checks that `name` is a plain file name (`isPlainName`).
 func validateName(_ name: String, site: BackupSiteURL) throws(BackupSiteError) {
-    if name.isEmpty || name.contains("/") || name.hasPrefix(".") || name.utf8.contains(0) {
+    if !isPlainName(name) {
         throw BackupSiteError(
             .invalidName,
             "invalid archive name \"\(name)\" for \(site): expected a file name without \"/\" that does not start with \".\""
@@ -54,7 +59,7 @@ func validateName(_ name: String, site: BackupSiteURL) throws(BackupSiteError) {
 }
 
 /// Whether `entry` is a temporary name as an upload of an archive writes it
-/// (`SFTPSession.temporaryName(for:)`): `.`, a valid name ending in `.zip`, `.`, 1 to 16
+/// (`SFTPSession.temporaryName(for:)`): `.`, a plain name ending in `.zip`, `.`, 1 to 16
 /// lowercase hex digits, `.part`. Nothing else on a site is ever taken for one.
 func isTemporaryName(_ entry: String) -> Bool {
     guard entry.hasPrefix("."), entry.hasSuffix(".part") else { return false }
@@ -64,7 +69,7 @@ func isTemporaryName(_ entry: String) -> Bool {
     guard (1...16).contains(random.count),
         random.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
     else { return false }
-    return name.hasSuffix(".zip") && name.count > ".zip".count && !name.hasPrefix(".") && !name.contains("/")
+    return isPlainName(name) && name.hasSuffix(".zip")
 }
 
 /// A directory entry as `removeAbandonedUploads` weighs it.
