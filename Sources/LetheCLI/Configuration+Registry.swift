@@ -77,6 +77,34 @@ struct RegistryParser {
         return value
     }
 
+    /// A column or a list of columns (`key: id`, `key: [account_id, id]`); nil when absent.
+    private func columns(_ fields: [String: Node], _ key: String, path: String) throws(UsageError) -> [String]? {
+        guard let node = fields[key] else { return nil }
+        let values: [String]
+        if let scalar = node.scalar {
+            values = [scalar.string]
+        } else if let sequence = node.sequence {
+            var list: [String] = []
+            for item in sequence {
+                guard let scalar = item.scalar else {
+                    throw fail("\(path).\(key)", "must be a column name or a list of column names")
+                }
+                list.append(scalar.string)
+            }
+            values = list
+        } else {
+            throw fail("\(path).\(key)", "must be a column name or a list of column names")
+        }
+        guard !values.isEmpty else { throw fail("\(path).\(key)", "is an empty list; expected at least one column") }
+        for value in values where !Identifier.isPlain(value) {
+            throw fail("\(path).\(key)", "the column name \"\(value)\" is not allowed; expected \(Identifier.accepted)")
+        }
+        guard Set(values).count == values.count else {
+            throw fail("\(path).\(key)", "lists a column twice: \(values.joined(separator: ", "))")
+        }
+        return values
+    }
+
     private func table(_ fields: [String: Node], path: String) throws(UsageError) -> TableName {
         let value = try required(fields, "table", path: path)
         guard let table = TableName.parse(value) else {
@@ -158,7 +186,7 @@ struct RegistryParser {
             }
         }
         var type = EntityType(
-            name: name, table: try table(f, path: path), key: try identifier(f, "key", path: path, default: "id"),
+            name: name, table: try table(f, path: path), key: try columns(f, "key", path: path) ?? ["id"],
             account: try identifier(f, "account", path: path), clock: try identifier(f, "clock", path: path),
             predicate: predicate, bounds: try bounds(f["interval"], path: "\(path).interval"))
         type.batchSize = try integer(f, "batch_size", path: path, default: type.batchSize)
@@ -232,11 +260,14 @@ struct RegistryParser {
         var out: [ChildTable] = []
         for (index, node) in try list(f, "children", path: path).enumerated() {
             let cpath = "\(path).children[\(index)]"
-            let c = try fields(node, path: cpath, allowed: ["table", "key", "parent", "blobs", "children"])
+            let c = try fields(node, path: cpath, allowed: ["table", "key", "parent", "account", "blobs", "children"])
+            guard let parent = try columns(c, "parent", path: cpath) else {
+                throw fail("\(cpath).parent", "is required")
+            }
             out.append(
                 ChildTable(
-                    table: try table(c, path: cpath), key: try identifier(c, "key", path: cpath, default: "id"),
-                    parent: try identifier(c, "parent", path: cpath),
+                    table: try table(c, path: cpath), key: try columns(c, "key", path: cpath), parent: parent,
+                    account: c["account"] == nil ? nil : try identifier(c, "account", path: cpath),
                     blobs: try blobReferences(c, path: cpath, stores: stores),
                     children: try children(c, path: cpath, stores: stores)))
         }

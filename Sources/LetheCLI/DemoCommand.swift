@@ -209,9 +209,6 @@ struct DemoCommand: AsyncParsableCommand {
         say(
             "backlog left on running policies: \(backlog) rows; upcoming within notice windows: \(upcoming) rows "
                 + "(\(notices) notices sent); \(orphans) orphan blobs waiting out their grace")
-        say(
-            "(rows left on running policies are mostly persons and device infos whose last reference went in "
-                + "this run: their next check takes them)")
         say("try: SELECT * FROM lethe.retention_backlog; SELECT * FROM lethe.upcoming_deletions; lethe status")
     }
 

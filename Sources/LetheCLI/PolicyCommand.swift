@@ -13,7 +13,9 @@ struct PolicyCommand: AsyncParsableCommand {
             Intervals are written 12h, 30d, 2w, 6mo, 1y (months and years are calendar months
             in UTC). Above an entity type's max is refused; below its min is raised to min.
             """,
-        subcommands: [Types.self, SetPolicy.self, Disable.self, Enable.self, Show.self, Preview.self, Tier.self])
+        subcommands: [
+            Types.self, SetPolicy.self, Disable.self, Enable.self, Show.self, Preview.self, Tier.self, Forget.self,
+        ])
 
     struct AccountAndType: ParsableArguments {
         @Option(help: "The account id.") var account: String

@@ -4,8 +4,9 @@ public struct EntityType: Sendable, Equatable {
     /// The type's name in `lethe.*` (`conversations`).
     public var name: String
     public var table: TableName
-    /// The primary-key column (one column).
-    public var key: String
+    /// The key columns (`[id]`, or `[account_id, id]`): together, or together with the
+    /// account column, unique in `table` (the registry check proves it).
+    public var key: [String]
     /// The column holding the account (tenant) id.
     public var account: String
     /// The timestamp the interval runs from; NULL is never eligible.
@@ -27,7 +28,7 @@ public struct EntityType: Sendable, Equatable {
     public var versions: Versions?
 
     public init(
-        name: String, table: TableName, key: String, account: String, clock: String, predicate: String? = nil,
+        name: String, table: TableName, key: [String], account: String, clock: String, predicate: String? = nil,
         bounds: IntervalBounds, batchSize: Int = 1000, checkInterval: Duration? = nil, deletes: Bool = true,
         blobs: [BlobReference] = [], children: [ChildTable] = [], versions: Versions? = nil
     ) {
@@ -53,21 +54,28 @@ public struct EntityType: Sendable, Equatable {
     }
 }
 
-/// Rows of `table` that belong to a parent row (`parent` holds the parent's key) and are
-/// deleted with it, child-first, in the same transaction.
+/// Rows of `table` that belong to a parent row (`parent` holds the parent's full key, column
+/// for column) and are deleted with it, child-first, in the same transaction.
 public struct ChildTable: Sendable, Equatable {
     public var table: TableName
-    public var key: String
-    public var parent: String
+    /// The child's own key columns; nil: `id` when that column is a unique key, else none
+    /// (a leaf, such as a join table, is identified by its parent and its content).
+    public var key: [String]?
+    /// The columns holding the parent's key, in the order of the parent's key.
+    public var parent: [String]
+    /// The child's own account column, if it has one: every statement then checks it too.
+    public var account: String?
     public var blobs: [BlobReference]
     public var children: [ChildTable]
 
     public init(
-        table: TableName, key: String, parent: String, blobs: [BlobReference] = [], children: [ChildTable] = []
+        table: TableName, key: [String]?, parent: [String], account: String? = nil, blobs: [BlobReference] = [],
+        children: [ChildTable] = []
     ) {
         self.table = table
         self.key = key
         self.parent = parent
+        self.account = account
         self.blobs = blobs
         self.children = children
     }

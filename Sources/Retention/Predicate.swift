@@ -12,31 +12,37 @@ public enum Predicate {
         "a SQL boolean expression over the row (aliased r) with balanced parentheses and no ;, comments (-- or /* */), "
         + "$ parameters or backslashes"
 
-    /// Throws when `text` could escape `AND (…)`.
+    /// Throws when `text` could escape `AND (…)`. The scan reads UTF-8 bytes, as PostgreSQL's
+    /// lexer does: a quote followed by a combining mark is still a quote there, though Swift
+    /// sees one grapheme. (The predicate is also confined to a SQL function of its own, so
+    /// even a text that got past this check could only narrow what the account and clock select.)
     public static func check(_ text: String) throws(Refused) {
         var depth = 0
-        var quote: Character?  // ' or " while inside a literal or quoted identifier
-        var previous: Character?
+        var quote: UInt8?  // ' or " while inside a literal or quoted identifier
+        var previous: UInt8?
         if text.trimmingSpaces.isEmpty { throw Refused(description: "the predicate is empty") }
-        for character in text {
-            defer { previous = character }
+        for byte in text.utf8 {
+            defer { previous = byte }
             // Refused even inside literals: E'\'' would end a literal where this scan does not.
-            if character == "\\" { throw Refused(description: "it contains a backslash") }
-            if character == "\u{0}" { throw Refused(description: "it contains a NUL character") }
+            if byte == UInt8(ascii: "\\") { throw Refused(description: "it contains a backslash") }
+            if byte == 0 { throw Refused(description: "it contains a NUL character") }
             if let open = quote {
-                if character == open { quote = nil }  // a doubled quote reopens at once: still balanced
+                if byte == open { quote = nil }  // a doubled quote reopens at once: still balanced
                 continue
             }
-            switch character {
-            case "'", "\"": quote = character
-            case "(": depth += 1
-            case ")":
+            switch byte {
+            case UInt8(ascii: "'"), UInt8(ascii: "\""): quote = byte
+            case UInt8(ascii: "("): depth += 1
+            case UInt8(ascii: ")"):
                 depth -= 1
                 if depth < 0 { throw Refused(description: "it closes a parenthesis it did not open") }
-            case ";": throw Refused(description: "it contains ; (one expression, not statements)")
-            case "$": throw Refused(description: "it contains $ (parameters and dollar quotes are not allowed)")
-            case "-" where previous == "-": throw Refused(description: "it contains a -- comment")
-            case "*" where previous == "/": throw Refused(description: "it contains a /* comment")
+            case UInt8(ascii: ";"): throw Refused(description: "it contains ; (one expression, not statements)")
+            case UInt8(ascii: "$"):
+                throw Refused(description: "it contains $ (parameters and dollar quotes are not allowed)")
+            case UInt8(ascii: "-") where previous == UInt8(ascii: "-"):
+                throw Refused(description: "it contains a -- comment")
+            case UInt8(ascii: "*") where previous == UInt8(ascii: "/"):
+                throw Refused(description: "it contains a /* comment")
             default: break
             }
         }

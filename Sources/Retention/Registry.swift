@@ -16,14 +16,15 @@ public struct Registry: Sendable, Equatable {
     public func blobStore(named name: String) -> BlobStore? { blobStores.first { $0.name == name } }
 
     /// Every column, anywhere in the registry, that holds a key of `store`: a blob is
-    /// referenced while any of them holds its key.
-    public func references(to store: String) -> [(table: TableName, column: String)] {
-        var out: [(TableName, String)] = []
-        func walk(_ table: TableName, _ blobs: [BlobReference], _ children: [ChildTable]) {
-            for blob in blobs where blob.store == store { out.append((table, blob.column)) }
-            for child in children { walk(child.table, child.blobs, child.children) }
+    /// referenced while any of them holds its key. `account` is the referencing table's
+    /// account column, where it has one.
+    public func references(to store: String) -> [(table: TableName, column: String, account: String?)] {
+        var out: [(TableName, String, String?)] = []
+        func walk(_ table: TableName, _ account: String?, _ blobs: [BlobReference], _ children: [ChildTable]) {
+            for blob in blobs where blob.store == store { out.append((table, blob.column, account)) }
+            for child in children { walk(child.table, child.account, child.blobs, child.children) }
         }
-        for type in entityTypes { walk(type.table, type.blobs, type.children) }
+        for type in entityTypes { walk(type.table, type.account, type.blobs, type.children) }
         return out
     }
 }

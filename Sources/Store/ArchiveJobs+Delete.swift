@@ -90,7 +90,8 @@ extension ArchiveJobs {
                 }
             }
             let blobKeys = try RetentionBatch.deleteTrees(
-                of: type, roots: roots, sparing: spared, archive: job.id, into: &result, on: connection)
+                of: type, account: job.accountID, roots: roots, sparing: spared, archive: job.id, into: &result,
+                on: connection)
             for (storeName, candidates) in blobKeys.sorted(by: { $0.key < $1.key }) {
                 guard let store = registry.blobStores[storeName] else { continue }
                 result.blobs += try connection.execute(

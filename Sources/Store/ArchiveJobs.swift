@@ -130,7 +130,7 @@ public struct ArchiveJobs: Sendable {
                 for index in type.tables.indices {
                     if index > 0 {
                         perTable[type.tables[index].label, default: 0] += try connection.execute(
-                            type.planChildren(index), [job.id])
+                            type.planChildren(index), [job.id, job.accountID])
                     }
                     for sql in type.planBlobs(index, stores: registry.blobStores) {
                         try connection.execute(sql, [job.id, job.accountID])

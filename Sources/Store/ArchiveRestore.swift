@@ -205,7 +205,7 @@ public final class ArchiveRestore {
             WITH e AS MATERIALIZED (
                 SELECT r.\(store.key)::text AS k, \(same) AS same
                 FROM json_populate_recordset(NULL::\(store.sql), $1::json) AS r
-                JOIN \(store.sql) AS b ON b.\(store.key) = r.\(store.key)
+                JOIN \(store.sql) AS b ON b.\(store.key) = r.\(store.key) AND b.\(store.account) = r.\(store.account)
                 \(slices)
             )
             SELECT (SELECT count(*) FROM e WHERE same)::bigint, (SELECT count(*) FROM e WHERE NOT same)::bigint,
@@ -223,7 +223,8 @@ public final class ArchiveRestore {
             SELECT \(values.joined(separator: ", "))
             FROM json_populate_recordset(NULL::\(store.sql), $1::json) AS r
             \(slices)
-            WHERE NOT EXISTS (SELECT 1 FROM \(store.sql) AS b WHERE b.\(store.key) = r.\(store.key))
+            WHERE NOT EXISTS (SELECT 1 FROM \(store.sql) AS b
+                              WHERE b.\(store.key) = r.\(store.key) AND b.\(store.account) = r.\(store.account))
             """, [json, name])
         try connection.execute(
             """
@@ -233,12 +234,12 @@ public final class ArchiveRestore {
     }
 
     /// How many of the batch's keys exist in `table`, and the first five.
-    private func existingKeys(_ json: String, table: String, key: String) throws -> (Int, String?) {
+    private func existingKeys(_ json: String, table: String, key: CompiledKey) throws -> (Int, String?) {
         let row = try connection.query(
             """
             WITH e AS MATERIALIZED (
-                SELECT r.\(key)::text AS k FROM json_populate_recordset(NULL::\(table), $1::json) AS r
-                WHERE EXISTS (SELECT 1 FROM \(table) AS t WHERE t.\(key) = r.\(key))
+                SELECT \(key.text("r")) AS k FROM json_populate_recordset(NULL::\(table), $1::json) AS r
+                WHERE EXISTS (SELECT 1 FROM \(table) AS t WHERE \(key.same("t", "r")))
             )
             SELECT (SELECT count(*) FROM e)::bigint, (SELECT string_agg(k, ', ') FROM (SELECT k FROM e LIMIT 5) f)
             """, [json])[0]

@@ -12,34 +12,51 @@ extension CompiledEntityType {
         let eligible =
             type.deletes
             ? filter(account: "$2::text", cutoff: "$3::timestamptz")
-            : "r.\(account) = ($2::text)::\(accountType) AND $3::timestamptz IS NOT DISTINCT FROM $3"
+            : Self.accountMatch("r", column: root.account!, account: "$2::text")
+                + " AND \(root.key.notNull("r")) AND $3::timestamptz IS NOT DISTINCT FROM $3"
         let notElsewhere =
             type.deletes
             ? """
              AND NOT EXISTS (SELECT 1 FROM lethe.archive_manifest o JOIN lethe.archive_jobs j ON j.job_id = o.job_id
-                             WHERE o.entity_type = '\(name)' AND o.table_index = 0 AND o.row_key = r.\(root.key)::text
+                             WHERE o.entity_type = '\(name)' AND o.table_index = 0 AND o.row_key = \(root.key.text("r"))
                                AND j.account_id = $2 AND j.state <> 'deleted' AND j.job_id <> $1)
             """ : ""
         return """
             INSERT INTO lethe.archive_manifest (job_id, entity_type, table_index, row_key, root_key, row_hash)
             SELECT $1, '\(name)', 0, x.k, x.k, x.h FROM (
-                SELECT r.\(root.key)::text AS k, md5(row_to_json(r)::text) AS h FROM \(root.sql) AS r
+                SELECT \(root.key.text("r")) AS k, md5(row_to_json(r)::text) AS h FROM \(root.sql) AS r
                 WHERE \(eligible)\(notElsewhere)
-                ORDER BY r.\(clock), r.\(root.key)
+                ORDER BY r.\(clock), \(root.key.list("r"))
                 LIMIT $4
             ) x
             """
     }
 
-    /// $1 job: records table `index`'s rows under its parents' manifest rows, with their hashes.
+    /// True where row `alias` of table `index` has a parent among the job's manifest rows
+    /// `m` of the parent table (its parent columns hold that row's key), and, with an
+    /// account column of its own, is the job's account's ($2).
+    private func childOf(_ index: Int, alias: String, manifest m: String) -> String {
+        let table = tables[index]
+        let above = tables[table.parentIndex!]
+        var conditions = table.parent.enumerated().map {
+            "\(alias).\($0.element.sql) = \(above.key.decode($0.offset, of: "\(m).row_key"))"
+        }
+        if let account = table.account {
+            conditions.append(Self.accountMatch(alias, column: account, account: "$2::text"))
+        }
+        return conditions.joined(separator: " AND ")
+    }
+
+    /// $1 job, $2 account: records table `index`'s rows under its parents' manifest rows, with their hashes.
     func planChildren(_ index: Int) -> String {
         let table = tables[index]
         return """
             INSERT INTO lethe.archive_manifest (job_id, entity_type, table_index, row_key, root_key, row_hash)
-            SELECT $1, '\(name)', \(index), c.\(table.key)::text, m.root_key, md5(row_to_json(c)::text)
+            SELECT $1, '\(name)', \(index), \(table.key.text("c")), m.root_key, md5(row_to_json(c)::text)
             FROM lethe.archive_manifest m
-            JOIN \(table.sql) AS c ON c.\(table.parent!) = m.row_key::\(table.parentType!)
+            JOIN \(table.sql) AS c ON \(childOf(index, alias: "c", manifest: "m"))
             WHERE m.job_id = $1 AND m.entity_type = '\(name)' AND m.table_index = \(table.parentIndex!)
+              AND $2::text IS NOT NULL AND \(table.key.notNull("c"))
             ON CONFLICT DO NOTHING
             """
     }
@@ -55,8 +72,8 @@ extension CompiledEntityType {
                 INSERT INTO lethe.archive_manifest_blobs (job_id, store, blob_key, row_hash)
                 SELECT DISTINCT $1, '\(blob.store)', t.\(blob.column)::text, md5(row_to_json(b)::text)
                 FROM lethe.archive_manifest m
-                JOIN \(table.sql) AS t ON t.\(table.key) = m.row_key::\(table.keyType)
-                LEFT JOIN \(store.sql) AS b ON b.\(store.key) = t.\(blob.column) AND b.\(store.account) = ($2::text)::\(store.accountType)
+                JOIN \(table.sql) AS t ON \(table.key.equals("t", text: "m.row_key"))
+                LEFT JOIN \(store.sql) AS b ON b.\(store.key) = t.\(blob.column) AND \(store.ofAccount("$2::text"))
                 WHERE m.job_id = $1 AND m.entity_type = '\(name)' AND m.table_index = \(index) AND t.\(blob.column) IS NOT NULL
                 ON CONFLICT DO NOTHING
                 """
@@ -70,7 +87,7 @@ extension CompiledEntityType {
         let table = tables[index]
         return """
             COPY (SELECT m.row_hash, row_to_json(t)::text FROM lethe.archive_manifest m
-                  JOIN \(table.sql) AS t ON t.\(table.key) = m.row_key::\(table.keyType)
+                  JOIN \(table.sql) AS t ON \(table.key.equals("t", text: "m.row_key"))
                   WHERE m.job_id = \(job)::uuid AND m.entity_type = '\(name)' AND m.table_index = \(index)
                     AND m.row_hash IS NOT NULL
                   ORDER BY m.row_key)
@@ -87,7 +104,7 @@ extension CompiledEntityType {
             UPDATE lethe.archive_manifest m SET row_hash = NULL
             WHERE m.job_id = $1 AND m.entity_type = '\(name)' AND m.table_index = \(index) AND m.row_hash IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM \(table.sql) AS t
-                              WHERE t.\(table.key) = m.row_key::\(table.keyType) AND md5(row_to_json(t)::text) = m.row_hash)
+                              WHERE \(table.key.equals("t", text: "m.row_key")) AND md5(row_to_json(t)::text) = m.row_hash)
             """
     }
 
@@ -96,32 +113,34 @@ extension CompiledEntityType {
     var lockArchivedRoots: String {
         let blobColumns = root.blobs.map { ", r.\($0.column)::text" }.joined()
         return """
-            SELECT r.\(root.key)::text\(blobColumns) FROM \(root.sql) AS r
-            WHERE r.\(root.key) = ANY($3::text[]::\(root.keyType)[])
+            SELECT \(root.key.text("r"))\(blobColumns) FROM \(root.sql) AS r
+            WHERE \(root.key.isIn("r", array: "$3::text[]"))
               AND \(filter(account: "$1::text", cutoff: "$2::timestamptz"))
-            ORDER BY r.\(root.key)
+            ORDER BY \(root.key.list("r"))
             FOR UPDATE OF r SKIP LOCKED
             """
     }
 
-    /// $1 root keys, $2 job: deletes table `index`'s rows under the roots, but only those the
-    /// job archived exactly as they are now and on which no remaining row of a child table
-    /// depends. `changedRoots` already spared the roots where either fails; this makes the
-    /// rule hold inside the statement too, against rows that arrive between the check and the
-    /// delete (READ COMMITTED: a table without a foreign key to its parent takes no lock that
-    /// would make such an insert wait).
+    /// $1 root keys, $2 account, $3 job: deletes table `index`'s rows under the roots, but
+    /// only those the job archived exactly as they are now and on which no remaining row of
+    /// a child table depends. `changedRoots` already spared the roots where either fails;
+    /// this makes the rule hold inside the statement too, against rows that arrive between
+    /// the check and the delete (READ COMMITTED: a table without a foreign key to its parent
+    /// takes no lock that would make such an insert wait).
     func deleteArchived(_ index: Int) -> String {
         let table = tables[index]
         var conditions = [
             under(index, alias: "t"),
             """
             EXISTS (SELECT 1 FROM lethe.archive_manifest m
-                    WHERE m.job_id = $2 AND m.entity_type = '\(name)' AND m.table_index = \(index)
-                      AND m.row_key = t.\(table.key)::text AND m.row_hash = md5(row_to_json(t)::text))
+                    WHERE m.job_id = $3 AND m.entity_type = '\(name)' AND m.table_index = \(index)
+                      AND m.row_key = \(table.key.text("t")) AND m.row_hash = md5(row_to_json(t)::text))
             """,
         ]
+        let keyColumns = table.key.columns
         for child in tables where child.parentIndex == index {
-            conditions.append("NOT EXISTS (SELECT 1 FROM \(child.sql) AS k WHERE k.\(child.parent!) = t.\(table.key))")
+            let joined = zip(child.parent, keyColumns).map { "k.\($0.sql) = t.\($1.sql)" }.joined(separator: " AND ")
+            conditions.append("NOT EXISTS (SELECT 1 FROM \(child.sql) AS k WHERE \(joined))")
         }
         let returning =
             table.blobs.isEmpty
@@ -138,8 +157,10 @@ extension CompiledEntityType {
         var current = index
         while let parentIndex = tables[current].parentIndex {
             let parent = tables[parentIndex]
-            joins +=
-                " JOIN \(parent.sql) AS c\(parentIndex) ON c\(current).\(tables[current].parent!) = c\(parentIndex).\(parent.key)"
+            let on = zip(tables[current].parent, parent.key.columns).map {
+                "c\(current).\($0.sql) = c\(parentIndex).\($1.sql)"
+            }.joined(separator: " AND ")
+            joins += " JOIN \(parent.sql) AS c\(parentIndex) ON \(on)"
             current = parentIndex
         }
         let table = tables[index]
@@ -147,7 +168,7 @@ extension CompiledEntityType {
             """
             NOT EXISTS (SELECT 1 FROM lethe.archive_manifest m
                         WHERE m.job_id = $2 AND m.entity_type = '\(name)' AND m.table_index = \(index)
-                          AND m.row_key = \(alias).\(table.key)::text AND m.row_hash = md5(row_to_json(\(alias))::text))
+                          AND m.row_key = \(table.key.text(alias)) AND m.row_hash = md5(row_to_json(\(alias))::text))
             """
         ]
         for blob in table.blobs {
@@ -157,12 +178,13 @@ extension CompiledEntityType {
                 (\(alias).\(blob.column) IS NOT NULL AND NOT EXISTS (
                     SELECT 1 FROM lethe.archive_manifest_blobs mb JOIN \(store.sql) AS b ON b.\(store.key) = mb.blob_key::\(store.keyType)
                     WHERE mb.job_id = $2 AND mb.store = '\(blob.store)' AND mb.blob_key = \(alias).\(blob.column)::text
+                      AND \(store.ofAccount("(SELECT j.account_id FROM lethe.archive_jobs j WHERE j.job_id = $2)"))
                       AND mb.row_hash = md5(row_to_json(b)::text)))
                 """)
         }
         return """
-            SELECT DISTINCT c0.\(root.key)::text FROM \(joins)
-            WHERE c0.\(root.key) = ANY($1::text[]::\(root.keyType)[])
+            SELECT DISTINCT \(root.key.text("c0")) FROM \(joins)
+            WHERE \(root.key.isIn("c0", array: "$1::text[]"))
               AND (\(changed.joined(separator: " OR ")))
             """
     }
@@ -188,7 +210,8 @@ extension CompiledBlobStore {
     public func exportRows(jobLiteral job: String) -> String {
         """
         COPY (SELECT \(rowJSON) FROM lethe.archive_manifest_blobs mb
-              JOIN \(sql) AS b ON b.\(key) = mb.blob_key::\(keyType)
+              JOIN lethe.archive_jobs j ON j.job_id = mb.job_id
+              JOIN \(sql) AS b ON b.\(key) = mb.blob_key::\(keyType) AND \(ofAccount("j.account_id"))
               WHERE mb.job_id = \(job)::uuid AND mb.store = '\(store.name)' AND mb.row_hash IS NOT NULL
               ORDER BY mb.blob_key)
         TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')
@@ -200,7 +223,8 @@ extension CompiledBlobStore {
         guard let content else { return nil }
         return """
             SELECT mb.blob_key, coalesce(octet_length(b.\(content)), -1)::bigint FROM lethe.archive_manifest_blobs mb
-            JOIN \(sql) AS b ON b.\(key) = mb.blob_key::\(keyType)
+            JOIN lethe.archive_jobs j ON j.job_id = mb.job_id
+            JOIN \(sql) AS b ON b.\(key) = mb.blob_key::\(keyType) AND \(ofAccount("j.account_id"))
             WHERE mb.job_id = $1 AND mb.store = '\(store.name)' AND mb.row_hash IS NOT NULL
             ORDER BY mb.blob_key
             """
@@ -208,11 +232,13 @@ extension CompiledBlobStore {
 
     /// $1 job, $2 account, $3 grace (ms): adds the account's blobs that stayed unreferenced
     /// past the grace (`lethe.orphan_blobs`, marked just before) and that no other open job
-    /// holds. With archiving on these go with the archive job, not with orphan GC.
+    /// holds, with the hash of the blob row as it is now (so packing exports it and deletion
+    /// may take it). With archiving on these go with the archive job, not with orphan GC.
     var planOrphans: String {
         """
-        INSERT INTO lethe.archive_manifest_blobs (job_id, store, blob_key)
-        SELECT $1, '\(store.name)', o.blob_key FROM lethe.orphan_blobs o
+        INSERT INTO lethe.archive_manifest_blobs (job_id, store, blob_key, row_hash)
+        SELECT $1, '\(store.name)', o.blob_key, md5(row_to_json(b)::text) FROM lethe.orphan_blobs o
+        JOIN \(sql) AS b ON b.\(key) = o.blob_key::\(keyType) AND \(ofAccount("$2::text"))
         WHERE o.store = '\(store.name)' AND o.account_id = $2
           AND o.first_seen_at <= now() - $3 * interval '1 millisecond'
           AND NOT EXISTS (SELECT 1 FROM lethe.archive_manifest_blobs mb JOIN lethe.archive_jobs j ON j.job_id = mb.job_id
@@ -222,11 +248,11 @@ extension CompiledBlobStore {
         """
     }
 
-    /// $1 key, $2 offset (1-based), $3 length: a slice of one blob's content.
+    /// $1 key, $2 offset (1-based), $3 length, $4 account: a slice of one of the account's blobs.
     public var contentSlice: String? {
         guard let content else { return nil }
         return
-            "SELECT substring(b.\(content) FROM $2::integer FOR $3::integer) FROM \(sql) AS b WHERE b.\(key) = $1::text::\(keyType)"
+            "SELECT substring(b.\(content) FROM $2::integer FOR $3::integer) FROM \(sql) AS b WHERE b.\(key) = $1::text::\(keyType) AND \(ofAccount("$4::text"))"
     }
 
     /// $1 blob keys, $2 account, $3 job: deletes those of the account's blobs that nothing

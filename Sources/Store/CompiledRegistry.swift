@@ -3,7 +3,8 @@ import Retention
 
 /// A registry checked against the live database, with the column types it found and the
 /// SQL it generates. Identifiers are quoted; the only text pasted into SQL unquoted is a
-/// predicate that passed `Predicate.check` and EXPLAIN, and type names from `format_type`.
+/// predicate that passed `Predicate.check` and EXPLAIN (inside a SQL function of its own,
+/// so it can only narrow the rows), and type names from `format_type`.
 public struct CompiledRegistry: Sendable {
     public let registry: Registry
     public let entityTypes: [String: CompiledEntityType]
@@ -37,13 +38,14 @@ public struct CompiledTable: Sendable {
     /// `app.messages` as configured, for logs and `rows_by_table`.
     public let label: String
     let sql: String
-    let key: String
-    let keyType: String
+    /// How a row of this table is named: unique across the table (see `CompiledKey`).
+    let key: CompiledKey
     /// The parent's position in `CompiledEntityType.tables` (nil for the root).
     let parentIndex: Int?
-    /// The column holding the parent's key, and its type.
-    let parent: String?
-    let parentType: String?
+    /// The columns holding the parent's key, in the order of the parent's key columns.
+    let parent: [CompiledColumn]
+    /// The table's own account column: the root's always, a child's when configured.
+    let account: CompiledColumn?
     /// Blob columns: (quoted column, store).
     let blobs: [(column: String, store: String)]
 }
@@ -56,21 +58,38 @@ public struct CompiledEntityType: Sendable {
     let accountType: String
     let clock: String
     let clockKind: ClockKind
+    /// The SQL function (qualified name) that evaluates the type's predicate over a root row
+    /// (created by `RegistrySync`), and the same expression inline over `r` (to check it
+    /// before the function exists).
+    let predicateFunction: String?
+    let inlinePredicate: String?
 
     public var name: String { type.name }
     var root: CompiledTable { tables[0] }
 
+    /// True where `alias`'s account column holds the account `expression` (a text
+    /// expression) names, and only if that text is the id's canonical form: `01` never
+    /// stands for account `1`, and a `varchar(n)` cast never truncates one id into another.
+    static func accountMatch(_ alias: String, column: CompiledColumn, account expression: String) -> String {
+        "\(alias).\(column.sql) = (\(expression))::\(column.type) AND ((\(expression))::\(column.type))::text = (\(expression))"
+    }
+
     /// The eligibility filter for rows of this account (alias `r`): clock before `cutoff`,
-    /// predicate true, and not among the newest versions kept.
-    func filter(account accountExpression: String, cutoff: String) -> String {
-        var sql = "r.\(account) = (\(accountExpression))::\(accountType) AND r.\(clock) < \(clockKind.bound(cutoff))"
-        if let predicate = type.predicate { sql += " AND (\(predicate))" }
+    /// key present, predicate true, and not among the newest versions kept. The predicate
+    /// is a function call (or, with `inline`, a scalar subquery): it can only narrow the set.
+    func filter(account accountExpression: String, cutoff: String, inline: Bool = false) -> String {
+        var sql = Self.accountMatch("r", column: root.account!, account: accountExpression)
+        sql += " AND r.\(clock) < \(clockKind.bound(cutoff)) AND \(root.key.notNull("r"))"
+        if let call = inline ? inlinePredicate : predicateFunction.map({ "\($0)(r)" }) {
+            sql += " AND \(call) IS TRUE"
+        }
         if let versions = type.versions {
             let item = SQLIdentifier.quote(versions.item)
+            let newest = root.key.columns.map { "v.\($0.sql) DESC" }.joined(separator: ", ")
             sql += """
-                 AND r.\(root.key) NOT IN (SELECT v.\(root.key) FROM \(root.sql) AS v
+                 AND (\(root.key.list("r"))) NOT IN (SELECT \(root.key.list("v")) FROM \(root.sql) AS v
                  WHERE v.\(account) = r.\(account) AND v.\(item) = r.\(item)
-                 ORDER BY v.\(clock) DESC NULLS FIRST, v.\(root.key) DESC LIMIT \(versions.keep))
+                 ORDER BY v.\(clock) DESC NULLS FIRST, \(newest) LIMIT \(versions.keep))
                 """
         }
         return sql
@@ -81,30 +100,39 @@ public struct CompiledEntityType: Sendable {
     var selectRoots: String {
         let blobColumns = root.blobs.map { ", r.\($0.column)::text" }.joined()
         return """
-            SELECT r.\(root.key)::text\(blobColumns) FROM \(root.sql) AS r
+            SELECT \(root.key.text("r"))\(blobColumns) FROM \(root.sql) AS r
             WHERE \(filter(account: "$1::text", cutoff: "$2::timestamptz"))
-            ORDER BY r.\(clock), r.\(root.key)
+            ORDER BY r.\(clock), \(root.key.list("r"))
             LIMIT $3
             FOR UPDATE OF r SKIP LOCKED
             """
     }
 
-    /// The rows of table `index` under the batch's roots ($1), as a condition on alias
-    /// `alias`: its parent column in the parent's rows, up the tree to the roots' keys.
+    /// The rows of table `index` under the batch's roots ($1 keys, $2 account), as a
+    /// condition on alias `alias`: its parent columns hold a key of the parent's rows, up the
+    /// tree to the roots, which are the account's. A child with an account column of its
+    /// own must hold the account too.
     func under(_ index: Int, alias: String) -> String {
         let table = tables[index]
-        guard let parentIndex = table.parentIndex, let parent = table.parent else {
-            return "\(alias).\(table.key) = ANY($1::text[]::\(table.keyType)[])"
+        var conditions: [String] = []
+        if let account = table.account {
+            conditions.append(Self.accountMatch(alias, column: account, account: "$2::text"))
         }
-        if parentIndex == 0 { return "\(alias).\(parent) = ANY($1::text[]::\(table.parentType!)[])" }
-        let above = tables[parentIndex]
-        let next = "p\(parentIndex)"
-        return
-            "\(alias).\(parent) IN (SELECT \(next).\(above.key) FROM \(above.sql) AS \(next) WHERE \(under(parentIndex, alias: next)))"
+        if let parentIndex = table.parentIndex {
+            let above = tables[parentIndex]
+            let next = "p\(parentIndex)"
+            let columns = table.parent.map { "\(alias).\($0.sql)" }.joined(separator: ", ")
+            conditions.append(
+                "(\(columns)) IN (SELECT \(above.key.list(next)) FROM \(above.sql) AS \(next) WHERE \(under(parentIndex, alias: next)))"
+            )
+        } else {
+            conditions.append(table.key.isIn(alias, array: "$1::text[]"))
+        }
+        return conditions.joined(separator: " AND ")
     }
 
-    /// $1 root keys: deletes table `index`'s rows under those roots, returning their blob
-    /// columns as text (when it has any). Run child-first: the parents are still there.
+    /// $1 root keys, $2 account: deletes table `index`'s rows under those roots, returning
+    /// their blob columns as text (when it has any). Run child-first: the parents are still there.
     func delete(_ index: Int) -> String {
         let table = tables[index]
         let returning =
@@ -146,18 +174,29 @@ public struct CompiledEntityType: Sendable {
     /// $1 account: per table, how many rows would go now, with the roots' oldest and newest
     /// clocks. Reads only.
     var previewSQL: String {
+        func keys(_ table: CompiledTable, _ alias: String) -> String {
+            table.key.columns.enumerated().map { "\(alias).\($0.element.sql) AS k\($0.offset)" }
+                .joined(separator: ", ")
+        }
         var ctes = [
             """
             s AS (SELECT cutoff FROM lethe.retention_status WHERE account_id = $1 AND entity_type = '\(name)'),
-            t0 AS MATERIALIZED (SELECT r.\(root.key) AS k, \(clockKind.asTimestamptz("r.\(clock)")) AS c
+            t0 AS MATERIALIZED (SELECT \(keys(root, "r")), \(clockKind.asTimestamptz("r.\(clock)")) AS c
                                 FROM \(root.sql) AS r, s WHERE \(filter(account: "$1::text", cutoff: "s.cutoff")))
             """
         ]
         for (index, table) in tables.enumerated().dropFirst() {
+            let above = tables[table.parentIndex!]
+            let parentKeys = above.key.columns.indices.map { "k\($0)" }.joined(separator: ", ")
+            var condition =
+                "(\(table.parent.map { "c.\($0.sql)" }.joined(separator: ", "))) IN (SELECT \(parentKeys) FROM t\(table.parentIndex!))"
+            if let account = table.account {
+                condition += " AND " + Self.accountMatch("c", column: account, account: "$1::text")
+            }
+            let selected = table.key.columns.isEmpty ? "1 AS k" : keys(table, "c")
             ctes.append(
                 """
-                t\(index) AS MATERIALIZED (SELECT c.\(table.key) AS k FROM \(table.sql) AS c
-                                    WHERE c.\(table.parent!) IN (SELECT k FROM t\(table.parentIndex!)))
+                t\(index) AS MATERIALIZED (SELECT \(selected) FROM \(table.sql) AS c WHERE \(condition))
                 """)
         }
         let counts = tables.indices.map { "(SELECT count(*) FROM t\($0))" }.joined(separator: ", ")
@@ -182,13 +221,19 @@ public struct CompiledBlobStore: Sendable {
     /// (its bytes are archived as a file of their own).
     let rowJSON: String
 
+    /// True where blob `alias` is the account's (`expression`, a text expression; canonical ids only).
+    func ofAccount(_ expression: String, alias: String = "b") -> String {
+        CompiledEntityType.accountMatch(
+            alias, column: CompiledColumn(name: store.account, type: accountType), account: expression)
+    }
+
     /// $1 blob keys, $2 account: deletes those of the account's blobs nothing references.
     /// No row locks first (they would cost a WAL record per blob): two batches never delete
     /// the same blob, because each still sees the other's uncommitted rows referencing it.
     var deleteUnreferenced: String {
         """
         DELETE FROM \(sql) AS b
-        WHERE b.\(key) = ANY($1::text[]::\(keyType)[]) AND b.\(account) = $2::text::\(accountType)
+        WHERE b.\(key) = ANY($1::text[]::\(keyType)[]) AND \(ofAccount("$2::text"))
           AND \(unreferenced)
         """
     }
@@ -200,14 +245,14 @@ public struct CompiledBlobStore: Sendable {
         WITH marked AS (
             INSERT INTO lethe.orphan_blobs (store, account_id, blob_key)
             SELECT $1, $2, b.\(key)::text FROM \(sql) AS b
-            WHERE b.\(account) = $2::text::\(accountType) AND \(unreferenced)
+            WHERE \(ofAccount("$2::text")) AND \(unreferenced)
             ON CONFLICT DO NOTHING
             RETURNING 1
         ), forgotten AS (
             DELETE FROM lethe.orphan_blobs o
             WHERE o.store = $1 AND o.account_id = $2
               AND NOT EXISTS (SELECT 1 FROM \(sql) AS b WHERE b.\(key) = o.blob_key::\(keyType)
-                              AND b.\(account) = $2::text::\(accountType) AND \(unreferenced))
+                              AND \(ofAccount("$2::text")) AND \(unreferenced))
             RETURNING 1
         )
         SELECT (SELECT count(*) FROM marked), (SELECT count(*) FROM forgotten)
@@ -227,7 +272,7 @@ public struct CompiledBlobStore: Sendable {
         ), gone AS (
             DELETE FROM \(sql) AS b
             USING victims v
-            WHERE b.\(key) = v.blob_key::\(keyType) AND b.\(account) = $2::text::\(accountType) AND \(unreferenced)
+            WHERE b.\(key) = v.blob_key::\(keyType) AND \(ofAccount("$2::text")) AND \(unreferenced)
             RETURNING 1
         ), forgotten AS (
             DELETE FROM lethe.orphan_blobs o USING victims v

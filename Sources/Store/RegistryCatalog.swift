@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Postgres
 import Retention
@@ -15,13 +16,21 @@ public struct RegistryError: Error, CustomStringConvertible {
 public enum RegistryCatalog {
     struct Column {
         var name: String
+        /// As `format_type` gives it, with its modifier (`character varying(20)`): for casts.
         var type: String
+        /// Without the modifier (`timestamp with time zone` for `timestamptz(3)`): for checks.
+        var baseType: String
+
+        var compiled: CompiledColumn { CompiledColumn(name: name, type: type) }
     }
 
     struct Table {
         var label: String
         var sql: String
         var columns: [Column]
+        /// The column sets of the primary key and every valid, non-partial unique index on
+        /// plain columns: the sets of columns proven unique.
+        var uniqueSets: [Set<String>]
 
         func column(_ name: String, path: String) throws(RegistryError) -> Column {
             guard let column = columns.first(where: { $0.name == name }) else {
@@ -32,12 +41,25 @@ public enum RegistryCatalog {
             }
             return column
         }
+
+        /// `names` are unique in this table: a primary key or unique index on exactly them.
+        func isUnique(_ names: [String]) -> Bool { uniqueSets.contains(Set(names)) }
+
+        /// The unique column sets, for error messages.
+        var uniqueDescription: String {
+            uniqueSets.isEmpty
+                ? "it has no primary key or unique index"
+                : "its unique keys: "
+                    + uniqueSets.map { "(" + $0.sorted().joined(separator: ", ") + ")" }.joined(separator: ", ")
+        }
     }
 
     public static func compile(_ registry: Registry, on connection: Connection) throws -> CompiledRegistry {
         var stores: [String: CompiledBlobStore] = [:]
+        let retired = try retiredReferences(keeping: registry.entityTypes.map(\.name), on: connection)
         for store in registry.blobStores {
-            stores[store.name] = try compile(store, registry: registry, on: connection)
+            stores[store.name] = try compile(
+                store, registry: registry, retired: retired[store.name] ?? [], on: connection)
         }
         var types: [String: CompiledEntityType] = [:]
         for type in registry.entityTypes {
@@ -54,7 +76,7 @@ public enum RegistryCatalog {
         let sql = quoted(name)
         let rows = try connection.query(
             """
-            SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+            SELECT a.attname, format_type(a.atttypid, a.atttypmod), format_type(a.atttypid, NULL)
             FROM pg_attribute a
             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
             ORDER BY a.attnum
@@ -65,16 +87,73 @@ public enum RegistryCatalog {
                 message: "table \(name) does not exist (or has no columns)"
                     + (name.schema == nil ? " on the search_path" : "") + "; names are matched exactly, case-sensitive")
         }
+        let unique = try connection.query(
+            """
+            SELECT array_agg(a.attname::text ORDER BY a.attname)
+            FROM pg_index i
+            CROSS JOIN LATERAL unnest(i.indkey) AS k(attnum)
+            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+            WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
+              AND i.indexprs IS NULL
+            GROUP BY i.indexrelid
+            """, [sql])
         return Table(
             label: name.description, sql: sql,
-            columns: try rows.map { Column(name: try $0.decode(at: 0), type: try $0.decode(at: 1)) })
+            columns: try rows.map {
+                Column(name: try $0.decode(at: 0), type: try $0.decode(at: 1), baseType: try $0.decode(at: 2))
+            },
+            uniqueSets: try unique.map { Set(try $0.decode([String].self, at: 0)) })
     }
 
-    static func compile(_ store: BlobStore, registry: Registry, on connection: Connection) throws -> CompiledBlobStore {
+    /// Blob references of entity types in the database but not among `names` (they left the
+    /// configuration) that no operator forgot (`lethe policy forget`): their rows still hold
+    /// blob keys, so those blobs stay referenced. Per store: (table, column).
+    static func retiredReferences(
+        keeping names: [String], on connection: Connection
+    ) throws -> [String: [(table: TableName, column: String)]] {
+        var out: [String: [(table: TableName, column: String)]] = [:]
+        let rows = try connection.query(
+            """
+            SELECT table_name, definition::text FROM lethe.entity_types
+            WHERE forgotten_at IS NULL AND NOT name = ANY($1::text[]) ORDER BY name
+            """, [names])
+        for row in rows {
+            let (tableName, definition) = try row.decode((String, String).self)
+            guard let object = try? JSONSerialization.jsonObject(with: Data(definition.utf8)) as? [String: Any] else {
+                continue
+            }
+            func walk(_ table: String, _ node: [String: Any]) {
+                if let name = TableName.parse(table) {
+                    for blob in node["blobs"] as? [[String: Any]] ?? [] {
+                        if let column = blob["column"] as? String, let store = blob["store"] as? String {
+                            out[store, default: []].append((name, column))
+                        }
+                    }
+                }
+                for child in node["children"] as? [[String: Any]] ?? [] {
+                    if let childTable = child["table"] as? String { walk(childTable, child) }
+                }
+            }
+            walk(tableName, object)
+        }
+        return out
+    }
+
+    static func compile(
+        _ store: BlobStore, registry: Registry, retired: [(table: TableName, column: String)] = [],
+        on connection: Connection
+    ) throws -> CompiledBlobStore {
         let path = "blob_stores.\(store.name)"
         let table = try table(store.table, path: "\(path).table", on: connection)
         let key = try table.column(store.key, path: "\(path).key")
         let account = try table.column(store.account, path: "\(path).account")
+        guard table.isUnique([key.name]) || table.isUnique([key.name, account.name]) else {
+            throw RegistryError(
+                path: "\(path).key",
+                message: "key (\(key.name)) of \(store.table) is not provably unique: expected a primary key or unique "
+                    + "index (valid, not partial) on exactly (\(key.name)) or (\(account.name), \(key.name)); "
+                    + table.uniqueDescription)
+        }
         var content: String?
         var rowJSON = "row_to_json(b)::text"
         if let name = store.content {
@@ -91,17 +170,34 @@ public enum RegistryCatalog {
                 String(decoding: try JSONEncoder().encode([column.name: String?.none]), as: UTF8.self))
             rowJSON = "row_to_json(jsonb_populate_record(b, \(nulled)::jsonb))::text"
         }
-        let references = registry.references(to: store.name)
+        var references = registry.references(to: store.name)
         guard !references.isEmpty else {
             throw RegistryError(
                 path: path,
                 message: "no column references this blob store, so every blob would be an orphan; declare blobs: "
                     + "[{ column: …, store: \(store.name) }] where rows hold its keys, or remove the store")
         }
+        for reference in retired
+        where !references.contains(where: { $0.table == reference.table && $0.column == reference.column }) {
+            // A retired type's table may be gone or changed: only columns still there count.
+            if let retiredTable = try? Self.table(reference.table, path: path, on: connection),
+                retiredTable.columns.contains(where: { $0.name == reference.column })
+            {
+                references.append((reference.table, reference.column, nil))
+            }
+        }
         let keySQL = SQLIdentifier.quote(key.name)
+        // Where blob keys restart per account (unique only with the account column), a
+        // reference names the blob of its own row's account: it counts only for that account.
+        // Otherwise (keys unique across accounts, blobs may be shared) any reference counts.
+        let perAccount = !table.isUnique([key.name])
         let unreferenced = references.map { reference in
-            "NOT EXISTS (SELECT 1 FROM \(quoted(reference.table)) AS ref "
-                + "WHERE ref.\(SQLIdentifier.quote(reference.column)) = b.\(keySQL))"
+            var sameAccount = ""
+            if perAccount, let column = reference.account {
+                sameAccount = " AND ref.\(SQLIdentifier.quote(column)) = b.\(SQLIdentifier.quote(account.name))"
+            }
+            return "NOT EXISTS (SELECT 1 FROM \(quoted(reference.table)) AS ref "
+                + "WHERE ref.\(SQLIdentifier.quote(reference.column)) = b.\(keySQL)\(sameAccount))"
         }.joined(separator: " AND ")
         return CompiledBlobStore(
             store: store, sql: table.sql, key: keySQL, keyType: key.type, account: SQLIdentifier.quote(account.name),
@@ -111,11 +207,10 @@ public enum RegistryCatalog {
     static func compile(_ type: EntityType, on connection: Connection) throws -> CompiledEntityType {
         let path = "entity_types.\(type.name)"
         let root = try table(type.table, path: "\(path).table", on: connection)
-        let key = try root.column(type.key, path: "\(path).key")
         let account = try root.column(type.account, path: "\(path).account")
         let clock = try root.column(type.clock, path: "\(path).clock")
         let clockKind: ClockKind
-        switch clock.type {
+        switch clock.baseType {
         case "timestamp with time zone": clockKind = .timestamptz
         case "timestamp without time zone": clockKind = .timestamp
         case "date": clockKind = .date
@@ -123,40 +218,59 @@ public enum RegistryCatalog {
             throw RegistryError(
                 path: "\(path).clock",
                 message: "column \(type.table).\(clock.name) is \(clock.type); expected timestamp with time zone, "
-                    + "timestamp or date")
+                    + "timestamp or date (any precision)")
         }
         if let versions = type.versions {
             _ = try root.column(versions.item, path: "\(path).versions.item")
         }
+        let rootKey = try key(type.key, of: root, account: account, path: "\(path).key")
         var tables = [
             CompiledTable(
-                label: root.label, sql: root.sql, key: SQLIdentifier.quote(key.name), keyType: key.type,
-                parentIndex: nil, parent: nil, parentType: nil,
+                label: root.label, sql: root.sql, key: rootKey, parentIndex: nil, parent: [], account: account.compiled,
                 blobs: try blobs(type.blobs, in: root, path: path))
         ]
         func add(_ children: [ChildTable], parent: Int, path: String) throws {
             for (index, child) in children.enumerated() {
                 let childPath = "\(path).children[\(index)]"
                 let table = try Self.table(child.table, path: "\(childPath).table", on: connection)
-                let childKey = try table.column(child.key, path: "\(childPath).key")
-                let parentColumn = try table.column(child.parent, path: "\(childPath).parent")
+                let childAccount = try child.account.map { try table.column($0, path: "\(childPath).account") }
+                let above = tables[parent]
+                let parentColumns = try parentReference(
+                    child.parent, of: table, to: above, path: "\(childPath).parent")
+                let childKey: CompiledKey
+                if let names = child.key {
+                    childKey = try key(names, of: table, account: childAccount, path: "\(childPath).key")
+                } else if table.columns.contains(where: { $0.name == "id" }),
+                    let implicit = try? key(["id"], of: table, account: childAccount, path: "\(childPath).key")
+                {
+                    childKey = implicit
+                } else if child.children.isEmpty {
+                    // A leaf without a key of its own (a join table): named by its parent and its content.
+                    childKey = CompiledKey(parts: parentColumns.map { .column($0) } + [.contentHash])
+                } else {
+                    throw RegistryError(
+                        path: "\(childPath).key",
+                        message: "\(child.table) has children of its own, so it needs a key they can refer to: "
+                            + "key: [columns] that are unique (\(table.uniqueDescription))")
+                }
                 let blobs = try Self.blobs(child.blobs, in: table, path: childPath)
                 tables.append(
                     CompiledTable(
-                        label: table.label, sql: table.sql, key: SQLIdentifier.quote(childKey.name),
-                        keyType: childKey.type, parentIndex: parent, parent: SQLIdentifier.quote(parentColumn.name),
-                        parentType: parentColumn.type, blobs: blobs))
+                        label: table.label, sql: table.sql, key: childKey, parentIndex: parent, parent: parentColumns,
+                        account: childAccount?.compiled, blobs: blobs))
                 try add(child.children, parent: tables.count - 1, path: childPath)
             }
         }
         try add(type.children, parent: 0, path: path)
+        let (function, inline) = predicateSQL(type, table: root.sql)
         let compiled = CompiledEntityType(
             type: type, tables: tables, account: SQLIdentifier.quote(account.name), accountType: account.type,
-            clock: SQLIdentifier.quote(clock.name), clockKind: clockKind)
+            clock: SQLIdentifier.quote(clock.name), clockKind: clockKind, predicateFunction: function,
+            inlinePredicate: inline)
         // The predicate (and the whole filter) must plan: a typo or a non-boolean is caught here.
         do {
             try connection.execute(
-                "EXPLAIN SELECT 1 FROM \(root.sql) AS r WHERE \(compiled.filter(account: "$1::text", cutoff: "now()"))",
+                "EXPLAIN SELECT 1 FROM \(root.sql) AS r WHERE \(compiled.filter(account: "$1::text", cutoff: "now()", inline: true))",
                 [String?.none])
         } catch let error as PostgresError where !error.isConnectionLost {
             throw RegistryError(
@@ -165,6 +279,78 @@ public enum RegistryCatalog {
                     + (type.predicate.map { " (predicate: \($0))" } ?? ""))
         }
         return compiled
+    }
+
+    /// The key of `table` as configured (`names`), proven unique: a primary key or unique
+    /// index on exactly those columns, or on them and the account column — then the account
+    /// column becomes the key's first part, so the key names one row across all tenants.
+    static func key(
+        _ names: [String], of table: Table, account: Column?, path: String
+    ) throws(RegistryError) -> CompiledKey {
+        var columns: [Column] = []
+        for name in names { columns.append(try table.column(name, path: path)) }
+        if table.isUnique(names) { return CompiledKey(parts: columns.map { .column($0.compiled) }) }
+        if let account, !names.contains(account.name), table.isUnique(names + [account.name]) {
+            return CompiledKey(parts: ([account] + columns).map { .column($0.compiled) })
+        }
+        let withAccount = account.map { " or (\(([$0.name] + names).joined(separator: ", ")))" } ?? ""
+        throw RegistryError(
+            path: path,
+            message:
+                "key (\(names.joined(separator: ", "))) of \(table.label) is not provably unique: expected a primary "
+                + "key or unique index (valid, not partial) on exactly (\(names.joined(separator: ", ")))\(withAccount); "
+                + table.uniqueDescription
+                + (account == nil ? "" : "; a key unique only per account needs the table's account column configured"))
+    }
+
+    /// The child's columns that hold its parent's key: as many as the parent's key has
+    /// columns, each of the same type, in the same order.
+    static func parentReference(
+        _ names: [String], of table: Table, to parent: CompiledTable, path: String
+    ) throws(RegistryError) -> [CompiledColumn] {
+        let expected = parent.key.columns
+        let expectedText = expected.map { "\($0.name) \($0.type)" }.joined(separator: ", ")
+        guard names.count == expected.count else {
+            throw RegistryError(
+                path: path,
+                message:
+                    "lists \(names.count) column\(names.count == 1 ? "" : "s") (\(names.joined(separator: ", "))), "
+                    + "but the key of \(parent.label) has \(expected.count): (\(expectedText)); list the columns of "
+                    + "\(table.label) that hold it, in that order"
+                    + (expected.count > 1 ? ", e.g. parent: [account_id, …]" : ""))
+        }
+        var out: [CompiledColumn] = []
+        for (name, wanted) in zip(names, expected) {
+            let column = try table.column(name, path: path)
+            let wantedBase = wanted.type.replacingOccurrences(
+                of: #"\(\d+(,\d+)?\)"#, with: "", options: .regularExpression)
+            guard column.baseType == wantedBase || column.type == wanted.type else {
+                throw RegistryError(
+                    path: path,
+                    message: "column \(table.label).\(name) is \(column.type), but the key column it holds, "
+                        + "\(parent.label).\(wanted.name), is \(wanted.type); expected the same type "
+                        + "(key of \(parent.label): \(expectedText))")
+            }
+            out.append(column.compiled)
+        }
+        return out
+    }
+
+    /// The SQL function that evaluates `type`'s predicate over a root row, and the same as
+    /// an inline scalar subquery; nil without a predicate. The function's name carries a hash
+    /// of the table and predicate, so a changed predicate is a new function.
+    static func predicateSQL(_ type: EntityType, table: String) -> (function: String?, inline: String?) {
+        guard let predicate = type.predicate else { return (nil, nil) }
+        let digest = SHA256.hash(data: Data((table + "\u{0}" + predicate).utf8))
+        let hex = digest.prefix(8).map { String(format: "%02x", $0) }.joined()
+        let name = "eligible_\(type.name.prefix(30))_\(hex)"
+        return ("lethe.\(SQLIdentifier.quote(name))", predicateBody(predicate, row: "r"))
+    }
+
+    /// The predicate as a scalar subquery over one row (`row`): its columns resolve
+    /// unqualified and as `r.column`.
+    static func predicateBody(_ predicate: String, row: String) -> String {
+        "(SELECT (\(predicate)) FROM (SELECT (\(row)).*) AS r)"
     }
 
     static func blobs(

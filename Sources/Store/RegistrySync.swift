@@ -33,6 +33,7 @@ public enum RegistrySync {
 
     static func upsert(_ entity: CompiledEntityType, defaultCheckInterval: Duration, on connection: Connection) throws {
         let type = entity.type
+        try createPredicateFunction(entity, on: connection)
         try connection.execute(
             """
             INSERT INTO lethe.entity_types AS e (
@@ -53,12 +54,56 @@ public enum RegistrySync {
                 upcoming_sql = EXCLUDED.upcoming_sql, lanes = EXCLUDED.lanes, active = true, synced_at = now()
             """,
             [
-                type.name, type.table.description, type.key, type.account, entity.accountType, type.clock,
+                type.name, type.table.description, type.key.joined(separator: ","), type.account, entity.accountType,
+                type.clock,
                 type.predicate, type.bounds.defaultInterval.postgresText, type.bounds.minimum.postgresText,
                 type.bounds.maximum.postgresText, type.batchSize,
                 (type.checkInterval ?? defaultCheckInterval).milliseconds, type.deletes, type.versions?.item,
                 type.versions?.keep, try json(definition(type)), entity.backlogSQL, entity.upcomingSQL, type.lanes,
             ])
+    }
+
+    /// Creates the function that evaluates the type's predicate over one root row. The
+    /// predicate is parsed on its own, as the body of that function, so whatever its text it
+    /// cannot change the statements that call it: it can only narrow the rows they take.
+    /// A predicate that calls a volatile function (side effects) is refused.
+    static func createPredicateFunction(_ entity: CompiledEntityType, on connection: Connection) throws {
+        guard let function = entity.predicateFunction, let predicate = entity.type.predicate else { return }
+        let path = "entity_types.\(entity.name).where"
+        do {
+            try connection.execute(
+                """
+                CREATE OR REPLACE FUNCTION \(function)(lethe_row \(entity.root.sql)) RETURNS boolean
+                LANGUAGE sql STABLE PARALLEL SAFE
+                RETURN \(RegistryCatalog.predicateBody(predicate, row: "lethe_row"))
+                """)
+        } catch let error as PostgresError where !error.isConnectionLost {
+            throw RegistryError(
+                path: path, message: "the database refused the predicate \"\(predicate)\": \(error.message)")
+        }
+        // pg_depend records calls of user functions; built-in ones are pinned and never
+        // recorded, so the deparsed body's call names are looked up too (over-approximating:
+        // a name with any volatile overload counts).
+        let volatile = try connection.query(
+            """
+            WITH f AS (SELECT to_regproc($1)::oid AS oid),
+            called AS (
+                SELECT d.refobjid AS oid FROM pg_depend d, f
+                WHERE d.classid = 'pg_proc'::regclass AND d.objid = f.oid AND d.refclassid = 'pg_proc'::regclass
+                UNION
+                SELECT p.oid FROM f,
+                    regexp_matches(pg_get_function_sqlbody(f.oid), '([A-Za-z_][A-Za-z0-9_$]*)"?\\s*\\(', 'g') AS m(name)
+                JOIN pg_proc p ON p.proname = lower(m.name[1])
+            )
+            SELECT string_agg(DISTINCT p.proname::text, ', ')
+            FROM called c JOIN pg_proc p ON p.oid = c.oid WHERE p.provolatile = 'v'
+            """, [function])[0].decode(String?.self, at: 0)
+        if let volatile {
+            throw RegistryError(
+                path: path,
+                message: "the predicate \"\(predicate)\" calls \(volatile), which may have side effects (a volatile function); "
+                    + "expected a predicate that only reads (immutable or stable functions)")
+        }
     }
 
     static func upsert(_ blobs: CompiledBlobStore, registry: Registry, on connection: Connection) throws {
@@ -92,7 +137,8 @@ public enum RegistrySync {
         func children(_ list: [ChildTable]) -> [[String: Any]] {
             list.map {
                 [
-                    "table": $0.table.description, "key": $0.key, "parent": $0.parent, "blobs": blobs($0.blobs),
+                    "table": $0.table.description, "key": $0.key.map { $0 as Any } ?? NSNull(), "parent": $0.parent,
+                    "account": $0.account.map { $0 as Any } ?? NSNull(), "blobs": blobs($0.blobs),
                     "children": children($0.children),
                 ]
             }

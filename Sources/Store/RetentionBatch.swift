@@ -70,7 +70,8 @@ public struct RetentionBatch: Sendable {
             let roots = try connection.query(type.selectRoots, [account, cutoff, type.type.batchSize])
             guard roots.count > 0 else { return result }
 
-            let blobKeys = try Self.deleteTrees(of: type, roots: roots, into: &result, on: connection)
+            let blobKeys = try Self.deleteTrees(
+                of: type, account: account, roots: roots, into: &result, on: connection)
 
             // Blobs last (rows reference them): only the account's, and only if nothing references them now.
             for (storeName, candidates) in blobKeys.sorted(by: { $0.key < $1.key }) {
@@ -85,15 +86,16 @@ public struct RetentionBatch: Sendable {
         }
     }
 
-    /// Deletes the trees of the locked `roots` (rows of `selectRoots` or `lockArchivedRoots`:
-    /// the key, then the root's blob columns) except those in `sparing`: child-first, each
+    /// Deletes the trees of the locked `roots` of `account` (rows of `selectRoots` or
+    /// `lockArchivedRoots`: the key, then the root's blob columns) except those in `sparing`: child-first, each
     /// table in one statement found through its parents. Returns the blob keys per store that
     /// the deleted rows referenced, for the caller to delete when nothing references them.
     ///
     /// `archive` (an archive job) restricts every statement to the rows that job archived as
     /// they are now and that nothing remaining depends on (`deleteArchived`).
     static func deleteTrees(
-        of type: CompiledEntityType, roots: QueryResult, sparing: Set<String> = [], archive job: UUID? = nil,
+        of type: CompiledEntityType, account: String, roots: QueryResult, sparing: Set<String> = [],
+        archive job: UUID? = nil,
         into result: inout RetentionBatchResult, on connection: Connection
     ) throws -> [String: Set<String>] {
         var blobKeys: [String: Set<String>] = [:]
@@ -113,7 +115,11 @@ public struct RetentionBatch: Sendable {
         for (index, table) in type.tables.enumerated().reversed() {
             let deleted: Int
             let (sql, parameters): (String, [any PostgresEncodable]) =
-                if let job { (type.deleteArchived(index), [rootKeys, job]) } else { (type.delete(index), [rootKeys]) }
+                if let job {
+                    (type.deleteArchived(index), [rootKeys, account, job])
+                } else {
+                    (type.delete(index), [rootKeys, account])
+                }
             if table.blobs.isEmpty {
                 deleted = try connection.execute(sql, parameters)
             } else {
@@ -133,6 +139,16 @@ public struct RetentionBatch: Sendable {
         }
         result.roots = result.rowsByTable[type.root.label] ?? 0
         return blobKeys
+    }
+
+    /// After a batch deleted rows of `account`: its other entity types and its blob stores
+    /// are due for a check now, since rows that referred to what went may be eligible now.
+    public static func checkOthersNow(account: String, except entityType: String, on connection: Connection) throws {
+        try connection.execute(
+            """
+            UPDATE lethe.retention_runs SET next_run_at = now()
+            WHERE account_id = $1 AND NOT (kind = 'retention' AND subject = $2) AND next_run_at > now()
+            """, [account, entityType])
     }
 
     /// Appends the batch to `lethe.deletion_records` (in the batch's transaction).

@@ -122,7 +122,8 @@ public struct ArchivePacker: Sendable {
                 var offset: Int64 = 0
                 while offset < size {
                     let length = min(Int64(Self.blobSlice), size - offset)
-                    let bytes = try connection.query(slice, [key, offset + 1, length])[0].decode(Data.self, at: 0)
+                    let bytes = try connection.query(slice, [key, offset + 1, length, job.accountID])[0].decode(
+                        Data.self, at: 0)
                     try pipe.send(.data(Array(bytes), records: 0))
                     offset += length
                 }

@@ -23,6 +23,22 @@ public struct RetentionHandler: TaskHandler {
             // Not permanent: during a rollout another worker (or this one, restarted) may know it.
             throw UnknownEntityType(name: task.entityType ?? "(none)", known: registry.entityTypes.keys.sorted())
         }
+        let (progress, deleted) = try await batches(type, account: account, task: task, context: context)
+        if deleted > 0 {
+            // Rows that referred to what went may be eligible now (a person once its last
+            // conversation is gone): the account's other types are checked again at once.
+            try await context.database.run { connection in
+                try RetentionBatch.checkOthersNow(account: account, except: name, on: connection)
+            }
+        }
+        return progress
+    }
+
+    /// Runs batches until none is left, the budget is spent or `maxBatches` ran; returns the
+    /// progress and the rows deleted.
+    private func batches(
+        _ type: CompiledEntityType, account: String, task: ClaimedTask, context: TaskContext
+    ) async throws -> (TaskProgress, Int) {
         let batch = RetentionBatch(type: type, registry: registry)
         let (id, worker) = (task.id, context.workerID)
         var deleted = 0
@@ -34,18 +50,18 @@ public struct RetentionHandler: TaskHandler {
             switch result.status {
             case .blocked(let reason):
                 context.logger.info("retention not run: \(reason)")
-                return .done
+                return (.done, deleted)
             case .held(let reason):
                 context.logger.info("retention held: \(reason)")
-                return .done
+                return (.done, deleted)
             case .deleted:
                 deleted += result.totalRows
             }
-            if result.roots < type.type.batchSize { return .done }  // nothing more expired
+            if result.roots < type.type.batchSize { return (.done, deleted) }  // nothing more expired
             if context.shouldYield { break }
         }
         if deleted > 0 { context.logger.debug("deleted \(deleted) rows; yielding with more to do") }
-        return .more
+        return (.more, deleted)
     }
 }
 

@@ -39,11 +39,35 @@ import Testing
     @Test func readsTheTree() throws {
         let registry = try Configuration.parse(Self.good, source: "lethe.yml").registry
         let type = try #require(registry.entityType(named: "conversations"))
-        #expect(type.table.description == "app.conv" && type.key == "id" && type.batchSize == 5)
+        #expect(type.table.description == "app.conv" && type.key == ["id"] && type.batchSize == 5)
         #expect(type.bounds.maximum.description == "1y")
         #expect(type.allChildren.map(\.table.name) == ["msg", "att"])
         #expect(type.allChildren[1].blobs.first?.store == "blobs")
         #expect(registry.references(to: "blobs").map(\.column) == ["rec", "blob_id"])
+    }
+
+    @Test func keysAndParentsMayBeColumnLists() throws {
+        let yaml = Self.good.replacingOccurrences(
+            of: "    table: app.conv\n", with: "    table: app.conv\n    key: [account_id, id]\n"
+        )
+        .replacingOccurrences(of: "parent: conv_id", with: "parent: [account_id, conv_id]")
+        let registry = try Configuration.parse(yaml, source: "lethe.yml").registry
+        let type = try #require(registry.entityType(named: "conversations"))
+        #expect(type.key == ["account_id", "id"])
+        #expect(type.children[0].parent == ["account_id", "conv_id"])
+        for (bad, message) in [
+            ("key: []", "key entity_types.conversations.key: is an empty list"),
+            ("key: [id, id]", "lists a column twice: id, id"),
+            ("key: [id, \"a;b\"]", "the column name \"a;b\" is not allowed"),
+            ("key: { a: b }", "must be a column name or a list of column names"),
+        ] {
+            let text = Self.good.replacingOccurrences(
+                of: "    table: app.conv\n", with: "    table: app.conv\n    \(bad)\n")
+            #expect(throws: UsageError.self) { try Configuration.parse(text, source: "lethe.yml").registry }
+            do {
+                _ = try Configuration.parse(text, source: "lethe.yml").registry
+            } catch { #expect("\(error)".contains(message), "\(bad): \(error)") }
+        }
     }
 
     @Test func badValuesAreNamedByKeyPath() {
@@ -116,7 +140,7 @@ import Testing
                 ),
                 (
                     "where: \"status = 'closed'\"", "where: \"status\"",
-                    "argument of AND must be type boolean"
+                    "must be type boolean"
                 ),
                 (
                     "table: app.msg", "table: app.messages",

@@ -22,23 +22,23 @@ enum Fixture {
         return Registry(
             entityTypes: [
                 EntityType(
-                    name: "conversations", table: table("conv"), key: "id", account: "account_id", clock: "ended_at",
+                    name: "conversations", table: table("conv"), key: ["id"], account: "account_id", clock: "ended_at",
                     predicate: "status = 'closed'", bounds: bounds("30d", "1d", "1y"), batchSize: batchSize,
                     blobs: [BlobReference(column: "rec", store: "blobs")],
                     children: [
                         ChildTable(
-                            table: table("msg"), key: "id", parent: "conv_id",
+                            table: table("msg"), key: ["id"], parent: ["conv_id"],
                             children: [
                                 ChildTable(
-                                    table: table("att"), key: "id", parent: "msg_id",
+                                    table: table("att"), key: ["id"], parent: ["msg_id"],
                                     blobs: [BlobReference(column: "blob_id", store: "blobs")])
                             ])
                     ]),
                 EntityType(
-                    name: "documents", table: table("docs"), key: "id", account: "account_id", clock: "saved_at",
+                    name: "documents", table: table("docs"), key: ["id"], account: "account_id", clock: "saved_at",
                     bounds: bounds("7d", "1d", "1y"), batchSize: batchSize, versions: Versions(item: "item", keep: 2)),
                 EntityType(
-                    name: "staff", table: table("staff"), key: "id", account: "account_id", clock: "updated_at",
+                    name: "staff", table: table("staff"), key: ["id"], account: "account_id", clock: "updated_at",
                     bounds: bounds("30d", "1d", "1y"), deletes: false),
             ],
             blobStores: [

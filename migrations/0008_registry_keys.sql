@@ -1,0 +1,40 @@
+-- migrate:up
+-- 0008: entity types that left the configuration keep protecting the blobs their rows
+-- still reference until an operator forgets them (`lethe policy forget TYPE`); the key
+-- columns of a type may be a list (stored comma-separated in key_column).
+ALTER TABLE lethe.entity_types ADD COLUMN IF NOT EXISTS forgotten_at timestamptz;
+ALTER TABLE lethe.entity_types ADD COLUMN IF NOT EXISTS forgotten_by text;
+
+COMMENT ON COLUMN lethe.entity_types.forgotten_at IS
+    'Set by lethe policy forget on an inactive type: its blob columns no longer count as references';
+COMMENT ON COLUMN lethe.entity_types.key_column IS
+    'The key columns as configured, comma-separated (the account column is added when the key is unique only per account)';
+
+-- An operator forgets a type that left the configuration: from then on orphan GC no
+-- longer counts its rows' blob columns as references. Refused for an active type.
+CREATE OR REPLACE FUNCTION lethe.forget_entity_type(type_name text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    found_type lethe.entity_types;
+BEGIN
+    SELECT * INTO found_type FROM lethe.entity_types e WHERE e.name = type_name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no entity type "%"; known: %', type_name,
+            coalesce((SELECT string_agg(name, ', ' ORDER BY name) FROM lethe.entity_types), 'none')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF found_type.active THEN
+        RAISE EXCEPTION 'entity type "%" is still configured (active); remove it from the configuration and sync first',
+            type_name USING ERRCODE = 'object_in_use';
+    END IF;
+    UPDATE lethe.entity_types SET forgotten_at = coalesce(forgotten_at, now()), forgotten_by = session_user
+    WHERE name = type_name;
+END $$;
+
+REVOKE ALL ON FUNCTION lethe.forget_entity_type(text) FROM PUBLIC;
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lethe_operator') THEN
+        GRANT EXECUTE ON FUNCTION lethe.forget_entity_type(text) TO lethe_operator;
+    END IF;
+END $$;
