@@ -101,8 +101,8 @@ public enum RegistrySync {
         if let volatile {
             throw RegistryError(
                 path: path,
-                message: "the predicate \"\(predicate)\" calls \(volatile), which may have side effects (a volatile function); "
-                    + "expected a predicate that only reads (immutable or stable functions)")
+                message: "the predicate \"\(predicate)\" calls \(volatile), which may have side effects "
+                    + "(a volatile function); expected a predicate that only reads (immutable or stable functions)")
         }
     }
 
