@@ -61,4 +61,49 @@ import Testing
             #expect(try connection.scalar("SELECT sum(total_rows)::int FROM lethe.deletion_log", as: Int.self) == 2)
         }
     }
+
+    /// Issue 14, defect 11: a person becomes eligible only once the last conversation that
+    /// refers to them is gone. One `run --until-idle` must take both: when a batch deletes,
+    /// the account's other types are checked again at once.
+    @Test func untilIdleLeavesNothingEligibleBehindRowsThatReferredToIt() async throws {
+        try await withMigratedDatabase { database in
+            let connection = try database.connect()
+            defer { connection.close() }
+            try connection.executeScript(
+                """
+                CREATE SCHEMA app;
+                CREATE TABLE app.persons (id bigint PRIMARY KEY, account_id bigint, seen_at timestamptz);
+                CREATE TABLE app.convs (id bigint PRIMARY KEY, account_id bigint, person_id bigint, ended_at timestamptz);
+                INSERT INTO app.persons SELECT g, 1, now() - interval '3 years' FROM generate_series(1, 5) g;
+                INSERT INTO app.convs SELECT g, 1, 1 + g % 5, now() - interval '2 years' FROM generate_series(1, 300) g;
+                """)
+            let path = try writeConfig(
+                """
+                database: { url: "\(database.url)" }
+                coordinator: { tick_interval: 100ms }
+                worker: { poll_interval: 100ms, concurrency: 2, task_budget: 200ms }
+                retention: { max_batches: 3 }
+                entity_types:
+                  persons:
+                    table: app.persons
+                    account: account_id
+                    clock: seen_at
+                    where: "NOT EXISTS (SELECT 1 FROM app.convs c WHERE c.person_id = r.id)"
+                    interval: { default: 1y, min: 1d, max: 5y }
+                  convs:
+                    table: app.convs
+                    account: account_id
+                    clock: ended_at
+                    interval: { default: 1y, min: 1d, max: 5y }
+                    batch_size: 5
+                """)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            #expect(try LetheProcess.run(["policy", "types", "--config", path]).status == 0)
+            #expect(try LetheProcess.run(["account", "add", "1", "--config", path]).status == 0)
+            let run = try LetheProcess.run(["run", "--until-idle", "--config", path])
+            #expect(run.status == 0, "\(run.output)")
+            #expect(try connection.scalar("SELECT count(*) FROM app.convs", as: Int.self) == 0)
+            #expect(try connection.scalar("SELECT count(*) FROM app.persons", as: Int.self) == 0)
+        }
+    }
 }
