@@ -10,8 +10,23 @@ COMMENT ON COLUMN lethe.entity_types.forgotten_at IS
 COMMENT ON COLUMN lethe.entity_types.key_column IS
     'The key columns as configured, comma-separated (the account column is added when the key is unique only per account)';
 
--- An operator forgets a type that left the configuration: from then on orphan GC no
--- longer counts its rows' blob columns as references. Refused for an active type.
+-- Blob columns taken out of a type that stays configured (a removed `blobs:` entry or
+-- child table): they keep counting as references until the type is forgotten.
+CREATE TABLE IF NOT EXISTS lethe.retired_references (
+    entity_type  text        NOT NULL,
+    store        text        NOT NULL,
+    table_name   text        NOT NULL,
+    column_name  text        NOT NULL,
+    retired_at   timestamptz NOT NULL DEFAULT now(),
+    forgotten_at timestamptz,
+    PRIMARY KEY (entity_type, store, table_name, column_name)
+);
+COMMENT ON TABLE lethe.retired_references IS
+    'Blob columns removed from a configured type: still references until lethe policy forget TYPE';
+
+-- An operator forgets what left the configuration: a type that is gone (its rows' blob
+-- columns no longer count as references), or the blob columns removed from a type that
+-- stays. Refused when there is nothing to forget.
 CREATE OR REPLACE FUNCTION lethe.forget_entity_type(type_name text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -23,9 +38,14 @@ BEGIN
             coalesce((SELECT string_agg(name, ', ' ORDER BY name) FROM lethe.entity_types), 'none')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    UPDATE lethe.retired_references SET forgotten_at = now()
+    WHERE entity_type = type_name AND forgotten_at IS NULL;
     IF found_type.active THEN
-        RAISE EXCEPTION 'entity type "%" is still configured (active); remove it from the configuration and sync first',
-            type_name USING ERRCODE = 'object_in_use';
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'entity type "%" is still configured and no blob column was removed from it: nothing to forget',
+                type_name USING ERRCODE = 'object_in_use';
+        END IF;
+        RETURN;
     END IF;
     UPDATE lethe.entity_types SET forgotten_at = coalesce(forgotten_at, now()), forgotten_by = session_user
     WHERE name = type_name;

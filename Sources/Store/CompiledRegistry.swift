@@ -19,8 +19,14 @@ public enum ClockKind: String, Sendable {
     case timestamptz, timestamp, date
 
     /// `cutoff` (a timestamptz expression) in the column's own type, so its index applies.
+    /// A `date` is a whole UTC day: it is before the cutoff only once that day has ended
+    /// before it, never while the cutoff falls within the day.
     func bound(_ cutoff: String) -> String {
-        self == .timestamptz ? "(\(cutoff))" : "((\(cutoff)) AT TIME ZONE 'UTC')"
+        switch self {
+        case .timestamptz: "(\(cutoff))"
+        case .timestamp: "((\(cutoff)) AT TIME ZONE 'UTC')"
+        case .date: "(((\(cutoff)) AT TIME ZONE 'UTC')::date)"
+        }
     }
 
     /// `column` as a timestamptz.
@@ -67,11 +73,13 @@ public struct CompiledEntityType: Sendable {
     public var name: String { type.name }
     var root: CompiledTable { tables[0] }
 
-    /// True where `alias`'s account column holds the account `expression` (a text
-    /// expression) names, and only if that text is the id's canonical form: `01` never
-    /// stands for account `1`, and a `varchar(n)` cast never truncates one id into another.
+    /// True where `alias`'s account column holds exactly the account id `expression` (a
+    /// text expression): equal as the column's type (so its index applies) and equal as
+    /// text. `01` never stands for account `1`, a `varchar(n)` cast never truncates one id
+    /// into another, and a type whose `=` is coarser than its text (`numeric` 1 and 1.0, a
+    /// case-insensitive collation) never lets one account reach another's rows.
     static func accountMatch(_ alias: String, column: CompiledColumn, account expression: String) -> String {
-        "\(alias).\(column.sql) = (\(expression))::\(column.type) AND ((\(expression))::\(column.type))::text = (\(expression))"
+        "\(alias).\(column.sql) = (\(expression))::\(column.type) AND (\(alias).\(column.sql))::text = (\(expression))"
     }
 
     /// The eligibility filter for rows of this account (alias `r`): clock before `cutoff`,
@@ -87,7 +95,7 @@ public struct CompiledEntityType: Sendable {
             let item = SQLIdentifier.quote(versions.item)
             let newest = root.key.columns.map { "v.\($0.sql) DESC" }.joined(separator: ", ")
             sql += """
-                 AND (\(root.key.list("r"))) NOT IN (SELECT \(root.key.list("v")) FROM \(root.sql) AS v
+                 AND r.\(item) IS NOT NULL AND (\(root.key.list("r"))) NOT IN (SELECT \(root.key.list("v")) FROM \(root.sql) AS v
                  WHERE v.\(account) = r.\(account) AND v.\(item) = r.\(item)
                  ORDER BY v.\(clock) DESC NULLS FIRST, \(newest) LIMIT \(versions.keep))
                 """

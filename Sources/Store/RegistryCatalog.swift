@@ -20,6 +20,8 @@ public enum RegistryCatalog {
         var type: String
         /// Without the modifier (`timestamp with time zone` for `timestamptz(3)`): for checks.
         var baseType: String
+        /// `pg_type.typcategory`: `N` numeric, `S` string…
+        var category: String
 
         var compiled: CompiledColumn { CompiledColumn(name: name, type: type) }
     }
@@ -56,7 +58,7 @@ public enum RegistryCatalog {
 
     public static func compile(_ registry: Registry, on connection: Connection) throws -> CompiledRegistry {
         var stores: [String: CompiledBlobStore] = [:]
-        let retired = try retiredReferences(keeping: registry.entityTypes.map(\.name), on: connection)
+        let retired = try retiredReferences(on: connection)
         for store in registry.blobStores {
             stores[store.name] = try compile(
                 store, registry: registry, retired: retired[store.name] ?? [], on: connection)
@@ -74,10 +76,18 @@ public enum RegistryCatalog {
 
     static func table(_ name: TableName, path: String, on connection: Connection) throws -> Table {
         let sql = quoted(name)
+        // The type for casts: as format_type gives it for built-in types (with its modifier),
+        // schema-qualified for any other (a domain or extension type in any schema resolves
+        // whatever the search_path of the statement that casts).
         let rows = try connection.query(
             """
-            SELECT a.attname, format_type(a.atttypid, a.atttypmod), format_type(a.atttypid, NULL)
+            SELECT a.attname,
+                   CASE WHEN n.nspname = 'pg_catalog' THEN format_type(a.atttypid, a.atttypmod)
+                        ELSE quote_ident(n.nspname) || '.' || quote_ident(t.typname) END,
+                   format_type(a.atttypid, NULL), t.typcategory::text
             FROM pg_attribute a
+            JOIN pg_type t ON t.oid = a.atttypid
+            JOIN pg_namespace n ON n.oid = t.typnamespace
             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
             ORDER BY a.attnum
             """, [sql])
@@ -87,55 +97,93 @@ public enum RegistryCatalog {
                 message: "table \(name) does not exist (or has no columns)"
                     + (name.schema == nil ? " on the search_path" : "") + "; names are matched exactly, case-sensitive")
         }
+        // A unique index of an inheritance parent does not cover its children, yet every
+        // statement on the parent reaches them: such a table proves no key unique.
+        let inheritors: String? = try connection.query(
+            """
+            SELECT string_agg(i.inhrelid::regclass::text, ', ' ORDER BY i.inhrelid::regclass::text)
+            FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent
+            WHERE i.inhparent = to_regclass($1) AND c.relkind <> 'p'
+            """, [sql])[0].decode(String?.self, at: 0)
+        if let inheritors {
+            throw RegistryError(
+                path: path,
+                message:
+                    "table \(name) has inheritance children (\(inheritors)): its unique indexes do not cover their "
+                    + "rows, yet every statement on it reaches them; expected a plain or partitioned table "
+                    + "(configure each inheriting table as an entity type of its own)")
+        }
+        // Unique indexes that prove what the statements' `=` compares: valid, not partial, on
+        // plain columns, each with the column's own collation and its type's default operator class.
         let unique = try connection.query(
             """
             SELECT array_agg(a.attname::text ORDER BY a.attname)
             FROM pg_index i
-            CROSS JOIN LATERAL unnest(i.indkey) AS k(attnum)
+            CROSS JOIN LATERAL unnest(i.indkey::int2[], i.indcollation::oid[], i.indclass::oid[])
+                WITH ORDINALITY AS k(attnum, coll, opclass, position)
             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+            JOIN pg_opclass o ON o.oid = k.opclass
             WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
-              AND i.indexprs IS NULL
+              AND i.indexprs IS NULL AND k.position <= i.indnkeyatts
             GROUP BY i.indexrelid
+            HAVING bool_and(k.coll = a.attcollation AND o.opcdefault)
             """, [sql])
         return Table(
             label: name.description, sql: sql,
             columns: try rows.map {
-                Column(name: try $0.decode(at: 0), type: try $0.decode(at: 1), baseType: try $0.decode(at: 2))
+                Column(
+                    name: try $0.decode(at: 0), type: try $0.decode(at: 1), baseType: try $0.decode(at: 2),
+                    category: try $0.decode(at: 3))
             },
             uniqueSets: try unique.map { Set(try $0.decode([String].self, at: 0)) })
     }
 
-    /// Blob references of entity types in the database but not among `names` (they left the
-    /// configuration) that no operator forgot (`lethe policy forget`): their rows still hold
-    /// blob keys, so those blobs stay referenced. Per store: (table, column).
-    static func retiredReferences(
-        keeping names: [String], on connection: Connection
-    ) throws -> [String: [(table: TableName, column: String)]] {
+    /// Blob references the database knows of and no operator forgot (`lethe policy
+    /// forget`): those of every entity type as last synced (a type that left the
+    /// configuration, or a column removed before the next sync), and blob columns removed
+    /// from types that stay (`lethe.retired_references`). Their rows may still hold blob
+    /// keys, so those blobs stay referenced. Per store: (table, column).
+    static func retiredReferences(on connection: Connection) throws -> [String: [(table: TableName, column: String)]] {
         var out: [String: [(table: TableName, column: String)]] = [:]
         let rows = try connection.query(
-            """
-            SELECT table_name, definition::text FROM lethe.entity_types
-            WHERE forgotten_at IS NULL AND NOT name = ANY($1::text[]) ORDER BY name
-            """, [names])
+            "SELECT table_name, definition::text FROM lethe.entity_types WHERE forgotten_at IS NULL ORDER BY name")
         for row in rows {
             let (tableName, definition) = try row.decode((String, String).self)
-            guard let object = try? JSONSerialization.jsonObject(with: Data(definition.utf8)) as? [String: Any] else {
-                continue
+            for reference in definitionReferences(table: tableName, definition: definition) {
+                out[reference.store, default: []].append((reference.table, reference.column))
             }
-            func walk(_ table: String, _ node: [String: Any]) {
-                if let name = TableName.parse(table) {
-                    for blob in node["blobs"] as? [[String: Any]] ?? [] {
-                        if let column = blob["column"] as? String, let store = blob["store"] as? String {
-                            out[store, default: []].append((name, column))
-                        }
+        }
+        for row in try connection.query(
+            "SELECT store, table_name, column_name FROM lethe.retired_references WHERE forgotten_at IS NULL ORDER BY 1, 2, 3"
+        ) {
+            let (store, tableName, column) = try row.decode((String, String, String).self)
+            if let table = TableName.parse(tableName) { out[store, default: []].append((table, column)) }
+        }
+        return out
+    }
+
+    /// The blob references in a type's stored definition (`RegistrySync.definition`), the
+    /// root being `table`.
+    static func definitionReferences(
+        table: String, definition: String
+    ) -> [(store: String, table: TableName, column: String)] {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(definition.utf8)) as? [String: Any] else {
+            return []
+        }
+        var out: [(store: String, table: TableName, column: String)] = []
+        func walk(_ table: String, _ node: [String: Any]) {
+            if let name = TableName.parse(table) {
+                for blob in node["blobs"] as? [[String: Any]] ?? [] {
+                    if let column = blob["column"] as? String, let store = blob["store"] as? String {
+                        out.append((store, name, column))
                     }
                 }
-                for child in node["children"] as? [[String: Any]] ?? [] {
-                    if let childTable = child["table"] as? String { walk(childTable, child) }
-                }
             }
-            walk(tableName, object)
+            for child in node["children"] as? [[String: Any]] ?? [] {
+                if let childTable = child["table"] as? String { walk(childTable, child) }
+            }
         }
+        walk(table, object)
         return out
     }
 
@@ -236,7 +284,8 @@ public enum RegistryCatalog {
                 let childAccount = try child.account.map { try table.column($0, path: "\(childPath).account") }
                 let above = tables[parent]
                 let parentColumns = try parentReference(
-                    child.parent, of: table, to: above, path: "\(childPath).parent")
+                    child.parent, of: table, account: childAccount, to: above, path: "\(childPath).parent")
+                try checkOrder(child.parent, of: table, to: above, path: "\(childPath).parent", on: connection)
                 let childKey: CompiledKey
                 if let names = child.key {
                     childKey = try key(names, of: table, account: childAccount, path: "\(childPath).key")
@@ -288,7 +337,16 @@ public enum RegistryCatalog {
         _ names: [String], of table: Table, account: Column?, path: String
     ) throws(RegistryError) -> CompiledKey {
         var columns: [Column] = []
-        for name in names { columns.append(try table.column(name, path: path)) }
+        for name in names {
+            let column = try table.column(name, path: path)
+            guard !["real", "double precision"].contains(column.baseType) else {
+                throw RegistryError(
+                    path: path,
+                    message: "key column \(table.label).\(name) is \(column.type): a floating-point key cannot be "
+                        + "matched exactly; expected an integer, numeric, text, uuid or other exact type")
+            }
+            columns.append(column)
+        }
         if table.isUnique(names) { return CompiledKey(parts: columns.map { .column($0.compiled) }) }
         if let account, !names.contains(account.name), table.isUnique(names + [account.name]) {
             return CompiledKey(parts: ([account] + columns).map { .column($0.compiled) })
@@ -306,7 +364,7 @@ public enum RegistryCatalog {
     /// The child's columns that hold its parent's key: as many as the parent's key has
     /// columns, each of the same type, in the same order.
     static func parentReference(
-        _ names: [String], of table: Table, to parent: CompiledTable, path: String
+        _ names: [String], of table: Table, account: Column?, to parent: CompiledTable, path: String
     ) throws(RegistryError) -> [CompiledColumn] {
         let expected = parent.key.columns
         let expectedText = expected.map { "\($0.name) \($0.type)" }.joined(separator: ", ")
@@ -333,7 +391,58 @@ public enum RegistryCatalog {
             }
             out.append(column.compiled)
         }
+        // The parent's account column must be held by the child's account column: by the one
+        // configured, or else by the child's column of the same name, when it has one.
+        if let parentAccount = parent.account,
+            let position = expected.firstIndex(where: { $0.name == parentAccount.name })
+        {
+            let holder = account?.name ?? table.columns.first(where: { $0.name == parentAccount.name })?.name
+            if let holder, names[position] != holder {
+                var fixed = names
+                if let other = fixed.firstIndex(of: holder) {
+                    fixed.swapAt(position, other)
+                } else {
+                    fixed[position] = holder
+                }
+                throw RegistryError(
+                    path: path,
+                    message: "lists \(names[position]) where the key of \(parent.label) has its account column "
+                        + "\(parentAccount.name) (key: \(expectedText)); the child's account column \(holder) must hold it: "
+                        + "expected parent: [\(fixed.joined(separator: ", "))]")
+            }
+        }
         return out
+    }
+
+    /// Where a foreign key of the child covers exactly the parent columns and references
+    /// exactly the parent's key columns, `names` must pair them as it does.
+    static func checkOrder(
+        _ names: [String], of table: Table, to parent: CompiledTable, path: String, on connection: Connection
+    ) throws {
+        let keyNames = parent.key.columns.map(\.name)
+        let foreignKeys = try connection.query(
+            """
+            SELECT array_agg(ca.attname::text ORDER BY k.position), array_agg(pa.attname::text ORDER BY k.position)
+            FROM pg_constraint c
+            CROSS JOIN LATERAL unnest(c.conkey, c.confkey) WITH ORDINALITY AS k(child, parent, position)
+            JOIN pg_attribute ca ON ca.attrelid = c.conrelid AND ca.attnum = k.child
+            JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = k.parent
+            WHERE c.contype = 'f' AND c.conrelid = to_regclass($1) AND c.confrelid = to_regclass($2)
+            GROUP BY c.oid
+            """, [table.sql, parent.sql])
+        for row in foreignKeys {
+            let (childColumns, parentColumns) = try row.decode(([String], [String]).self)
+            guard Set(childColumns) == Set(names), Set(parentColumns) == Set(keyNames) else { continue }
+            let pairing = Dictionary(uniqueKeysWithValues: zip(parentColumns, childColumns))
+            let expected = keyNames.map { pairing[$0]! }
+            if expected != names {
+                throw RegistryError(
+                    path: path,
+                    message: "lists [\(names.joined(separator: ", "))], but the foreign key of \(table.label) pairs "
+                        + "them with the key of \(parent.label) (\(keyNames.joined(separator: ", "))) in another order: "
+                        + "expected parent: [\(expected.joined(separator: ", "))]")
+            }
+        }
     }
 
     /// The SQL function that evaluates `type`'s predicate over a root row, and the same as

@@ -14,6 +14,7 @@ public enum RegistrySync {
     ) throws {
         try connection.withTransaction { connection in
             try connection.execute("SELECT pg_advisory_xact_lock($1)", [lockKey])
+            try retireRemovedReferences(compiled.registry, on: connection)
             for type in compiled.registry.entityTypes {
                 guard let entity = compiled.entityTypes[type.name] else { continue }
                 try upsert(entity, defaultCheckInterval: defaultCheckInterval, on: connection)
@@ -51,7 +52,8 @@ public enum RegistrySync {
                 check_interval = EXCLUDED.check_interval, deletes = EXCLUDED.deletes,
                 versions_item = EXCLUDED.versions_item, versions_keep = EXCLUDED.versions_keep,
                 definition = EXCLUDED.definition, backlog_sql = EXCLUDED.backlog_sql,
-                upcoming_sql = EXCLUDED.upcoming_sql, lanes = EXCLUDED.lanes, active = true, synced_at = now()
+                upcoming_sql = EXCLUDED.upcoming_sql, lanes = EXCLUDED.lanes, active = true, synced_at = now(),
+                forgotten_at = NULL, forgotten_by = NULL
             """,
             [
                 type.name, type.table.description, type.key.joined(separator: ","), type.account, entity.accountType,
@@ -61,6 +63,32 @@ public enum RegistrySync {
                 (type.checkInterval ?? defaultCheckInterval).milliseconds, type.deletes, type.versions?.item,
                 type.versions?.keep, try json(definition(type)), entity.backlogSQL, entity.upcomingSQL, type.lanes,
             ])
+    }
+
+    /// Records the blob columns a sync takes out of types that stay configured (a removed
+    /// `blobs:` entry or child table): their rows may still hold blob keys, so they keep
+    /// counting as references (`lethe.retired_references`) until the type is forgotten.
+    static func retireRemovedReferences(_ registry: Registry, on connection: Connection) throws {
+        for row in try connection.query(
+            "SELECT name, table_name, definition::text FROM lethe.entity_types WHERE active")
+        {
+            let (name, table, definition) = try row.decode((String, String, String).self)
+            guard let type = registry.entityType(named: name) else { continue }  // a removed type: retired whole
+            let current = Registry(entityTypes: [type])
+            for old in RegistryCatalog.definitionReferences(table: table, definition: definition)
+            where !current.references(to: old.store).contains(where: {
+                $0.table == old.table && $0.column == old.column
+            }) {
+                try connection.execute(
+                    """
+                    INSERT INTO lethe.retired_references (entity_type, store, table_name, column_name)
+                    VALUES ($1, $2, $3, $4)
+                    ON CONFLICT ON CONSTRAINT retired_references_pkey
+                    DO UPDATE SET forgotten_at = NULL, retired_at = now()
+                    WHERE retired_references.forgotten_at IS NOT NULL
+                    """, [name, old.store, old.table.description, old.column])
+            }
+        }
     }
 
     /// Creates the function that evaluates the type's predicate over one root row. The
@@ -81,19 +109,45 @@ public enum RegistrySync {
             throw RegistryError(
                 path: path, message: "the database refused the predicate \"\(predicate)\": \(error.message)")
         }
-        // pg_depend records calls of user functions; built-in ones are pinned and never
-        // recorded, so the deparsed body's call names are looked up too (over-approximating:
-        // a name with any volatile overload counts).
+        // What the predicate reaches, through pg_depend and the objects that carry code of
+        // their own (operators' functions, views' rules, domains' checks), to a bounded depth.
+        // Built-in functions are pinned and never recorded in pg_depend, so the deparsed code
+        // of the function, views and checks reached is also read for call names (over-
+        // approximating: a name with any volatile overload counts).
         let volatile = try connection.query(
             """
-            WITH f AS (SELECT to_regproc($1)::oid AS oid),
-            called AS (
-                SELECT d.refobjid AS oid FROM pg_depend d, f
-                WHERE d.classid = 'pg_proc'::regclass AND d.objid = f.oid AND d.refclassid = 'pg_proc'::regclass
+            WITH RECURSIVE reach(classid, objid, depth) AS (
+                SELECT 'pg_proc'::regclass::oid, to_regproc($1)::oid, 0
                 UNION
-                SELECT p.oid FROM f,
-                    regexp_matches(pg_get_function_sqlbody(f.oid), '([A-Za-z_][A-Za-z0-9_$]*)"?\\s*\\(', 'g') AS m(name)
-                JOIN pg_proc p ON p.proname = lower(m.name[1])
+                SELECT n.classid, n.objid, r.depth + 1 FROM reach r
+                CROSS JOIN LATERAL (
+                    SELECT d.refclassid, d.refobjid FROM pg_depend d WHERE d.classid = r.classid AND d.objid = r.objid
+                    UNION ALL
+                    SELECT 'pg_rewrite'::regclass::oid, w.oid FROM pg_rewrite w
+                    WHERE r.classid = 'pg_class'::regclass AND w.ev_class = r.objid
+                    UNION ALL
+                    SELECT 'pg_constraint'::regclass::oid, c.oid FROM pg_constraint c
+                    WHERE r.classid = 'pg_type'::regclass AND c.contypid = r.objid
+                    UNION ALL
+                    SELECT 'pg_proc'::regclass::oid, o.oprcode::oid FROM pg_operator o
+                    WHERE r.classid = 'pg_operator'::regclass AND o.oid = r.objid
+                ) n(classid, objid)
+                WHERE r.depth < 8
+            ),
+            code(text) AS (
+                SELECT pg_get_function_sqlbody(r.objid) FROM reach r WHERE r.classid = 'pg_proc'::regclass
+                UNION ALL
+                SELECT pg_get_viewdef(r.objid) FROM reach r JOIN pg_class c ON c.oid = r.objid
+                WHERE r.classid = 'pg_class'::regclass AND c.relkind IN ('v', 'm')
+                UNION ALL
+                SELECT pg_get_constraintdef(r.objid) FROM reach r WHERE r.classid = 'pg_constraint'::regclass
+            ),
+            called(oid) AS (
+                SELECT r.objid FROM reach r WHERE r.classid = 'pg_proc'::regclass
+                UNION
+                SELECT p.oid FROM code,
+                    regexp_matches(code.text, '([A-Za-z_][A-Za-z0-9_$]*)"?\\s*\\(', 'g') AS m(name)
+                JOIN pg_proc p ON p.proname = m.name[1] OR p.proname = lower(m.name[1])
             )
             SELECT string_agg(DISTINCT p.proname::text, ', ')
             FROM called c JOIN pg_proc p ON p.oid = c.oid WHERE p.provolatile = 'v'
