@@ -11,10 +11,14 @@ public struct RetentionHandler: TaskHandler {
     public let kind = "retention"
     let registry: CompiledRegistry
     let maxBatches: Int
+    let timeouts: DeletionTimeouts
 
-    public init(registry: CompiledRegistry, maxBatches: Int) {
+    /// `timeouts` bound each batch's lock waits and statements: one that runs out fails the
+    /// attempt, which retries with backoff.
+    public init(registry: CompiledRegistry, maxBatches: Int, timeouts: DeletionTimeouts = .standard) {
         self.registry = registry
         self.maxBatches = max(maxBatches, 1)
+        self.timeouts = timeouts
     }
 
     public func run(_ task: ClaimedTask, context: TaskContext) async throws -> TaskProgress {
@@ -23,7 +27,7 @@ public struct RetentionHandler: TaskHandler {
             // Not permanent: during a rollout another worker (or this one, restarted) may know it.
             throw UnknownEntityType(name: task.entityType ?? "(none)", known: registry.entityTypes.keys.sorted())
         }
-        let batch = RetentionBatch(type: type, registry: registry)
+        let batch = RetentionBatch(type: type, registry: registry, timeouts: timeouts)
         let (id, worker) = (task.id, context.workerID)
         var deleted = 0
         for _ in 0..<maxBatches {
