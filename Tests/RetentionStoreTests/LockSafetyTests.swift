@@ -89,6 +89,41 @@ import Testing
         }
     }
 
+    @Test func everyFunctionThatChangesWhatMayGoWaitsForABatchInFlight() async throws {
+        try await withMigratedDatabase { database in
+            let setup = try database.connect()
+            defer { setup.close() }
+            try Fixture.prepare(setup)
+            try setup.execute("SELECT lethe.define_tier('gold')")
+            try setup.execute("SELECT lethe.add_account('1'), lethe.add_account('2', 'gold')")
+            let hold: Int64 = try setup.scalar("SELECT lethe.place_hold('1', 'documents', 'audit')")
+            // A batch in flight on both accounts: the FOR SHARE lock it takes first.
+            let batch = try database.connect()
+            defer { batch.close() }
+            try batch.execute("BEGIN")
+            try batch.execute("SELECT 1 FROM lethe.accounts WHERE account_id IN ('1', '2') FOR SHARE")
+            try setup.execute("SET lock_timeout = '100ms'")
+            for call in [
+                "SELECT lethe.set_policy('1', 'conversations', '60 days')",
+                "SELECT lethe.set_policy_enabled('1', 'conversations', false)",
+                "SELECT lethe.operator_set_policy_disabled('1', 'conversations', true, 'review')",
+                "SELECT lethe.operator_set_retention_disabled('1', true, 'unpaid')",
+                "SELECT lethe.set_account_state('1', 'suspended')",
+                "SELECT lethe.place_hold('1', NULL, 'litigation')",
+                "SELECT lethe.release_hold(\(hold))",
+                "SELECT lethe.assign_tier('gold', ARRAY['1'])",
+                "SELECT lethe.set_tier_interval('gold', 'conversations', '60 days')",
+            ] {
+                let error = #expect(throws: PostgresError.self, "\(call) did not wait for the batch") {
+                    try setup.execute(call)
+                }
+                #expect(error?.sqlState == .lockNotAvailable, "\(call)")
+            }
+            try batch.execute("ROLLBACK")
+            try setup.execute("SELECT lethe.set_tier_interval('gold', 'conversations', '60 days')")
+        }
+    }
+
     @Test func aHoldCommittedWhileOrphanGCWaitsStopsIt() async throws {
         try await withMigratedDatabase { database in
             let session = try database.connect()
