@@ -41,7 +41,7 @@ import Testing
             let observer = try database.connect()
             defer { observer.close() }
             let waited = try await {
-                for _ in 0..<200 {
+                for _ in 0..<600 {
                     let waiting: Bool = try observer.scalar(
                         "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = $1 AND NOT granted)", [pid])
                     if waiting { return true }

@@ -17,7 +17,7 @@ import Testing
     }
 
     /// Polls (without blocking the cooperative pool) until backend `pid` waits for a lock.
-    func waitsForLock(_ database: TestDatabase, pid: Int32, within limit: Duration = .seconds(10)) async throws -> Bool
+    func waitsForLock(_ database: TestDatabase, pid: Int32, within limit: Duration = .seconds(30)) async throws -> Bool
     {
         let observer = try database.connect()
         defer { observer.close() }
@@ -32,9 +32,10 @@ import Testing
     }
 
     /// Runs `body` on `thread`; if it has not finished after `limit`, cancels its statement
-    /// (so a regression fails the test instead of hanging it).
+    /// (so a regression fails the test instead of hanging it). Generous: the whole suite in
+    /// parallel can delay a thread's work by many seconds.
     func withWatchdog(
-        _ database: TestDatabase, thread: ConnectionThread, pid: Int32, limit: Duration = .seconds(10),
+        _ database: TestDatabase, thread: ConnectionThread, pid: Int32, limit: Duration = .seconds(60),
         _ body: @escaping @Sendable (Connection) throws -> Outcome
     ) async throws -> Outcome {
         try await withThrowingTaskGroup(of: Outcome?.self) { group in
@@ -174,12 +175,11 @@ import Testing
             defer { application.close() }
             try application.execute("BEGIN")
             try application.execute("LOCK TABLE app.msg IN ACCESS EXCLUSIVE MODE")
-            let started = ContinuousClock.now
+            // 55P03 is lock_timeout's error; the watchdog's cancel would give 57014.
             let outcome = try await withWatchdog(database, thread: thread, pid: pid) { connection in
                 .finished(try batch.run(account: "1", task: nil, worker: nil, on: connection).status)
             }
             #expect(outcome == .failed(sqlState: SQLState.lockNotAvailable.rawValue))
-            #expect(ContinuousClock.now - started < .seconds(5))
             try application.execute("ROLLBACK")
             // The batch's transaction rolled back: nothing is gone, nothing logged.
             #expect(try setup.scalar("SELECT count(*) FROM app.conv", as: Int.self) == 3)
