@@ -57,6 +57,8 @@ struct Configuration: Equatable {
         "retention.orphan_interval": .duration,
         "retention.notice_interval": .duration,
         "retention.max_batches": .positiveInteger,
+        "retention.lock_timeout": .duration,
+        "retention.statement_timeout": .duration,
         "archive.master_key_file": .text,
         "archive.spool_directory": .text,
         "archive.split_size": .byteSize,

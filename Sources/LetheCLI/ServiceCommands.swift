@@ -117,10 +117,13 @@ enum LetheServices {
 
     /// The handlers of `kinds`.
     static func handlers(_ context: CommandContext, registry: CompiledRegistry) throws -> [any TaskHandler] {
-        [
-            NoopHandler(), RetentionHandler(registry: registry, maxBatches: context.maxBatches),
-            OrphanGCHandler(registry: registry),
-            ArchiveHandler(registry: registry, settings: try context.archiveOptions().handlerSettings),
+        let timeouts = try context.deletionTimeouts()
+        var archive = try context.archiveOptions().handlerSettings
+        archive.deletionTimeouts = timeouts
+        return [
+            NoopHandler(), RetentionHandler(registry: registry, maxBatches: context.maxBatches, timeouts: timeouts),
+            OrphanGCHandler(registry: registry, timeouts: timeouts),
+            ArchiveHandler(registry: registry, settings: archive),
         ]
     }
 
@@ -130,7 +133,8 @@ enum LetheServices {
     ) throws
         -> WorkerConfiguration
     {
-        try context.workerConfiguration(
+        _ = try context.deletionTimeouts()  // refused before anything connects
+        return try context.workerConfiguration(
             concurrency: options.concurrency, untilIdle: untilIdle, pollOnly: options.pollOnly)
     }
 

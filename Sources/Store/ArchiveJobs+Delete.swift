@@ -36,20 +36,21 @@ extension ArchiveJobs {
     /// one transaction, locks those still eligible under the policy now, spares the roots
     /// under which anything is new or changed since it was archived, and deletes the rest
     /// child-first with the blobs only they referenced and that were archived. Recorded in
-    /// the deletion log with the archive file.
+    /// the deletion log with the archive file. Like a retention batch, it locks the account
+    /// FOR SHARE before it reads the status (in a later statement), under `timeouts`.
     public func deleteBatch(
         _ job: ArchiveJob, type: CompiledEntityType, after: String?, archive: Int64, task: Int64?, worker: UUID?,
         on connection: Connection
     ) throws -> ArchiveDeletionBatch {
         let started = ContinuousClock.now
         return try connection.withTransaction { connection in
+            try timeouts.apply(on: connection)
             guard
+                try RetentionBatch.lockAccount(job.accountID, on: connection),
                 let status = try connection.query(
                     """
                     SELECT s.policy_runnable, s.blocked_reason, s.held, s.hold_reason, s.cutoff::text, s.effective_interval::text
-                    FROM lethe.accounts a JOIN lethe.retention_status s ON s.account_id = a.account_id
-                    WHERE a.account_id = $1 AND s.entity_type = $2
-                    FOR SHARE OF a
+                    FROM lethe.retention_status s WHERE s.account_id = $1 AND s.entity_type = $2
                     """, [job.accountID, type.name]
                 ).first
             else {
@@ -118,12 +119,17 @@ extension ArchiveJobs {
     ) throws -> (deleted: Int, nextAfter: String?, stopped: String?) {
         let started = ContinuousClock.now
         return try connection.withTransaction { connection in
+            try timeouts.apply(on: connection)
+            guard try RetentionBatch.lockAccount(job.accountID, on: connection) else {
+                return (0, nil, "account \(job.accountID) is gone")
+            }
+            // A new statement after the lock: it sees a hold or state change the lock waited for.
             let row = try connection.query(
                 """
                 SELECT a.state, a.retention_disabled,
                        EXISTS (SELECT 1 FROM lethe.holds h WHERE h.account_id = a.account_id AND h.entity_type IS NULL
                                AND h.released_at IS NULL AND (h.until IS NULL OR h.until > now()))
-                FROM lethe.accounts a WHERE a.account_id = $1 FOR SHARE OF a
+                FROM lethe.accounts a WHERE a.account_id = $1
                 """, [job.accountID]
             ).first
             guard let row else { return (0, nil, "account \(job.accountID) is gone") }

@@ -51,10 +51,13 @@ public struct ArchiveJobs: Sendable {
     /// Most expired roots of one deleting entity type one job archives (the rest wait for the
     /// next job); keep-only types are archived whole.
     public let maxRootsPerType: Int
+    /// Lock and statement timeouts of each deletion batch.
+    public let timeouts: DeletionTimeouts
 
-    public init(registry: CompiledRegistry, maxRootsPerType: Int) {
+    public init(registry: CompiledRegistry, maxRootsPerType: Int, timeouts: DeletionTimeouts = .standard) {
         self.registry = registry
         self.maxRootsPerType = maxRootsPerType
+        self.timeouts = timeouts
     }
 
     /// The account's jobs not yet deleted, oldest first.

@@ -160,7 +160,9 @@ public struct CompiledEntityType: Sendable {
     var upcomingSQL: String {
         perAccount(
             select: "greatest(lethe.expires_at(x.oldest, s.effective_interval), now())",
-            cutoff: "lethe.cutoff(s.notice_horizon, s.effective_interval)",
+            cutoff:
+                "lethe.retention_cutoff(s.notice_horizon, s.effective_interval, "
+                + "(SELECT t.min_interval FROM lethe.entity_types t WHERE t.name = '\(name)'))",
             where: "s.policy_runnable AND s.notice_horizon IS NOT NULL")
     }
 

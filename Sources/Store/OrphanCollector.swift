@@ -8,9 +8,12 @@ import Retention
 /// `cap_per_run` per run. A blob referenced again is forgotten, so its grace restarts.
 public struct OrphanCollector: Sendable {
     public let store: CompiledBlobStore
+    /// Lock and statement timeouts of each marking and deleting transaction.
+    public let timeouts: DeletionTimeouts
 
-    public init(store: CompiledBlobStore) {
+    public init(store: CompiledBlobStore, timeouts: DeletionTimeouts = .standard) {
         self.store = store
+        self.timeouts = timeouts
     }
 
     /// Whether orphan GC may delete the account's blobs now: an active account, retention
@@ -43,18 +46,25 @@ public struct OrphanCollector: Sendable {
     @discardableResult
     public func mark(account: String, on connection: Connection) throws -> (marked: Int, forgotten: Int) {
         try connection.withTransaction { connection in
+            try timeouts.apply(on: connection)
             let row = try connection.query(store.mark, [store.store.name, account])[0]
             return try row.decode((Int, Int).self)
         }
     }
 
     /// Deletes one batch of blobs past their grace (at most `limit`); returns (deleted,
-    /// candidates taken). Fewer taken than `limit` means nothing more is due.
+    /// candidates taken). Fewer taken than `limit` means nothing more is due. Locks the
+    /// account FOR SHARE first and checks it in a later statement, so a hold or state change
+    /// it waited for stops the batch; runs under `timeouts`.
     public func collectBatch(
         account: String, limit: Int, task: Int64?, worker: UUID?, on connection: Connection
     ) throws -> (deleted: Int, taken: Int) {
         let started = ContinuousClock.now
         return try connection.withTransaction { connection in
+            try timeouts.apply(on: connection)
+            guard try RetentionBatch.lockAccount(account, on: connection) else {
+                throw OrphanCollectionBlocked(reason: "no account \"\(account)\" in lethe.accounts")
+            }
             if let reason = try blockedReason(account: account, on: connection) {
                 throw OrphanCollectionBlocked(reason: reason)
             }

@@ -30,16 +30,20 @@ public struct RetentionBatchResult: Sendable, Equatable {
 /// in one statement, found through its parents up to the roots' keys), then the roots,
 /// then the blobs only they referenced, and records it in `lethe.deletion_records`.
 ///
-/// The account row is read FOR SHARE: a hold, a policy change or a state change (which
-/// lock it FOR UPDATE) waits for the batch in flight, and the next batch sees it. The
-/// batch is idempotent: rows already gone are simply not found again.
+/// The account row is locked FOR SHARE first, and the status read in the next statement
+/// (a fresh snapshot): a hold, a policy change or a state change (which lock the row FOR
+/// UPDATE) waits for the batch in flight, and a batch that waited for one sees it. The
+/// transaction runs under `timeouts`. The batch is idempotent: rows already gone are
+/// simply not found again.
 public struct RetentionBatch: Sendable {
     public let type: CompiledEntityType
     public let blobStores: [String: CompiledBlobStore]
+    public let timeouts: DeletionTimeouts
 
-    public init(type: CompiledEntityType, registry: CompiledRegistry) {
+    public init(type: CompiledEntityType, registry: CompiledRegistry, timeouts: DeletionTimeouts = .standard) {
         self.type = type
         self.blobStores = registry.blobStores
+        self.timeouts = timeouts
     }
 
     /// Runs one batch for `account`; `task` and `worker` go into the deletion log.
@@ -50,16 +54,17 @@ public struct RetentionBatch: Sendable {
     {
         let started = ContinuousClock.now
         return try connection.withTransaction { connection in
+            try timeouts.apply(on: connection)
+            guard try Self.lockAccount(account, on: connection) else {
+                return RetentionBatchResult(status: .blocked("no account \"\(account)\" in lethe.accounts"))
+            }
             let policy = try connection.query(
                 """
                 SELECT s.runnable, s.blocked_reason, s.held, s.hold_reason, s.cutoff::text, s.effective_interval::text
-                FROM lethe.accounts a
-                JOIN lethe.retention_status s ON s.account_id = a.account_id
-                WHERE a.account_id = $1 AND s.entity_type = $2
-                FOR SHARE OF a
+                FROM lethe.retention_status s WHERE s.account_id = $1 AND s.entity_type = $2
                 """, [account, type.name])
             guard let row = policy.first else {
-                return RetentionBatchResult(status: .blocked("no account \"\(account)\" in lethe.accounts"))
+                return RetentionBatchResult(status: .blocked("no entity type \"\(type.name)\" in lethe.entity_types"))
             }
             let (runnable, blocked, held, holdReason, cutoff, interval) = try row.decode(
                 (Bool, String?, Bool, String?, String?, String?).self)
@@ -149,6 +154,14 @@ public struct RetentionBatch: Sendable {
             UPDATE lethe.retention_runs SET next_run_at = now()
             WHERE account_id = $1 AND NOT (kind = 'retention' AND subject = $2) AND next_run_at > now()
             """, [account, entityType])
+    }
+
+    /// Locks the account row FOR SHARE; false when there is no such account. Call it in its
+    /// own statement before reading anything that decides what may be deleted: when it had
+    /// to wait for a hold or policy change, only a later statement's snapshot sees that change
+    /// (READ COMMITTED takes one per statement).
+    static func lockAccount(_ account: String, on connection: Connection) throws -> Bool {
+        try connection.query("SELECT 1 FROM lethe.accounts WHERE account_id = $1 FOR SHARE", [account]).count > 0
     }
 
     /// Appends the batch to `lethe.deletion_records` (in the batch's transaction).

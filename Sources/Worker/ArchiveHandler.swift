@@ -23,6 +23,8 @@ public struct ArchiveHandler: TaskHandler {
         public var siteTimeout: Duration
         public var uploadAttempts: Int
         public var keepLocal: Bool
+        /// Lock and statement timeouts of each deletion batch.
+        public var deletionTimeouts = DeletionTimeouts.standard
 
         public init(
             masterKey: MasterKey?, spoolDirectory: String, splitSize: Int64 = 2_000_000_000, compressionLevel: Int = 1,
@@ -47,7 +49,8 @@ public struct ArchiveHandler: TaskHandler {
 
     public init(registry: CompiledRegistry, settings: Settings) {
         self.settings = settings
-        jobs = ArchiveJobs(registry: registry, maxRootsPerType: settings.maxRootsPerType)
+        jobs = ArchiveJobs(
+            registry: registry, maxRootsPerType: settings.maxRootsPerType, timeouts: settings.deletionTimeouts)
         packer = ArchivePacker(
             jobs: jobs,
             settings: .init(

@@ -10,9 +10,13 @@ import Store
 public struct OrphanGCHandler: TaskHandler {
     public let kind = "orphan_gc"
     let registry: CompiledRegistry
+    let timeouts: DeletionTimeouts
 
-    public init(registry: CompiledRegistry) {
+    /// `timeouts` bound each transaction's lock waits and statements (a timeout fails the
+    /// attempt, which retries with backoff).
+    public init(registry: CompiledRegistry, timeouts: DeletionTimeouts = .standard) {
         self.registry = registry
+        self.timeouts = timeouts
     }
 
     public func run(_ task: ClaimedTask, context: TaskContext) async throws -> TaskProgress {
@@ -20,7 +24,7 @@ public struct OrphanGCHandler: TaskHandler {
         guard let name = task.entityType, let store = registry.blobStores[name] else {
             throw UnknownEntityType(name: task.entityType ?? "(none)", known: registry.blobStores.keys.sorted())
         }
-        let collector = OrphanCollector(store: store)
+        let collector = OrphanCollector(store: store, timeouts: timeouts)
         let (id, worker) = (task.id, context.workerID)
         let blocked = try await context.database.run { connection -> String? in
             if let reason = try collector.blockedReason(account: account, on: connection) { return reason }

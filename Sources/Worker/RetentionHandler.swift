@@ -11,10 +11,14 @@ public struct RetentionHandler: TaskHandler {
     public let kind = "retention"
     let registry: CompiledRegistry
     let maxBatches: Int
+    let timeouts: DeletionTimeouts
 
-    public init(registry: CompiledRegistry, maxBatches: Int) {
+    /// `timeouts` bound each batch's lock waits and statements: one that runs out fails the
+    /// attempt, which retries with backoff.
+    public init(registry: CompiledRegistry, maxBatches: Int, timeouts: DeletionTimeouts = .standard) {
         self.registry = registry
         self.maxBatches = max(maxBatches, 1)
+        self.timeouts = timeouts
     }
 
     public func run(_ task: ClaimedTask, context: TaskContext) async throws -> TaskProgress {
@@ -39,7 +43,7 @@ public struct RetentionHandler: TaskHandler {
     private func batches(
         _ type: CompiledEntityType, account: String, task: ClaimedTask, context: TaskContext
     ) async throws -> (TaskProgress, Int) {
-        let batch = RetentionBatch(type: type, registry: registry)
+        let batch = RetentionBatch(type: type, registry: registry, timeouts: timeouts)
         let (id, worker) = (task.id, context.workerID)
         var deleted = 0
         for _ in 0..<maxBatches {
