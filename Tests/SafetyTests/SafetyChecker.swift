@@ -69,14 +69,18 @@ struct SafetyChecker {
         let gone = Dictionary(deleted.map { ("\($0.table)/\($0.key)", $0) }, uniquingKeysWith: { a, _ in a })
         let newest = newestVersions(initial)
         var violations: [Violation] = []
+        var wronglyDeleted: Set<String> = []
         for row in deleted {
             if let violation = try judge(
                 row, records: records[row.xid] ?? [], gone: gone, newest: newest, initial: initial)
             {
                 violations.append(violation)
+                wronglyDeleted.insert("\(row.table)/\(row.key)")
             }
         }
-        violations += try leftBehind(initial, gone: gone, newest: newest)
+        // A version deleted wrongly makes an older one the newest: that one Lethe had to leave.
+        let kept = newestVersions(initial.filter { !wronglyDeleted.contains("\($0.table)/\($0.key)") })
+        violations += try leftBehind(initial, gone: gone, newest: kept)
         return violations
     }
 
