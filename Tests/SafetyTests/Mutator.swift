@@ -36,7 +36,8 @@ final class MutatorLog: @unchecked Sendable {
 
 /// A second session that keeps placing and releasing holds, changing intervals, suspending
 /// and reactivating accounts and switching retention off and on while Lethe runs, each change
-/// in its own transaction, logged with its commit time (`pg_xact_commit_timestamp`).
+/// in its own transaction (half of them held open a while), logged with its commit time
+/// (`pg_xact_commit_timestamp`).
 struct Mutator: Sendable {
     var url: String
     var seed: UInt64
@@ -61,6 +62,9 @@ struct Mutator: Sendable {
                     try connection.execute("BEGIN")
                     let xid = try connection.scalar("SELECT txid_current()", as: Int64.self)
                     let change = try apply(operation, account: account, random: &random, on: connection)
+                    // Holding the account's lock a while, as a slow application would, lets
+                    // batches queue behind it (issue 14 defect 7).
+                    if Bool.random(using: &random) { usleep(UInt32.random(in: 50_000...400_000, using: &random)) }
                     try connection.execute("COMMIT")
                     let at = try connection.scalar(
                         "SELECT (extract(epoch FROM pg_xact_commit_timestamp(($1::bigint % 4294967296)::text::xid))"

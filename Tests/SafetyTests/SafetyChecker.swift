@@ -110,7 +110,7 @@ struct SafetyChecker {
         }
         guard type.deletes else { return violation(.keepOnly, "type \(type.name) never deletes") }
         switch try verdict(account: record.account, type: type, at: row.committed) {
-        case .blocked(let why): return violation(.blocked, why)
+        case .blocked(let why): return violation(.blocked, "\(why) when its transaction committed at \(row.committed)")
         case .runnable(let cutoff, let asked):
             guard let clock = row.clock else { return violation(.notExpired, "its clock is NULL") }
             if clock >= cutoff {

@@ -141,6 +141,9 @@ struct SafetyIteration {
         result.notes.insert("\(deleted) of \(total) rows deleted", at: 0)
         print("safety: " + result.summary)
         if !result.violations.isEmpty {
+            for entry in timeline.log {
+                print("safety: mutator committed at \(entry.at): \(entry.account) \(entry.change)")
+            }
             print(
                 "safety: seed \(seed) config:\n\(writer.yaml(databaseURL: "…"))"
                     + SafetyReport.render(result.violations))
