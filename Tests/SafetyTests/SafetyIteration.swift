@@ -80,7 +80,7 @@ struct SafetyIteration {
         defer { try? FileManager.default.removeItem(atPath: config) }
         let sync = try LetheProcess.run(SafetyOptions.syncArguments + ["--config", config])
         if sync.status != 0 {
-            return refused(sync, result, schema: schema, config: config)
+            return refused(sync, result, schema: schema, yaml: writer.yaml(databaseURL: "…"))
         }
         if adversary == .predicateEscape {
             result.violations.append(
@@ -155,7 +155,7 @@ struct SafetyIteration {
     /// for the old key form on a key that is not unique alone (after defect 1's fix); anything
     /// else is a failure of the suite's own schema.
     private func refused(
-        _ sync: ProcessResult, _ partial: IterationResult, schema: SchemaModel, config: String
+        _ sync: ProcessResult, _ partial: IterationResult, schema: SchemaModel, yaml: String
     )
         -> IterationResult
     {
@@ -169,6 +169,7 @@ struct SafetyIteration {
                 Violation(
                     kind: .runFailed, table: "-", key: "-", account: nil,
                     why: "\(SafetyOptions.syncArguments.joined(separator: " ")) exited \(sync.status): \(sync.output)"))
+            print("safety: seed \(seed) config:\n\(yaml)")
         }
         print("safety: " + result.summary)
         return result
