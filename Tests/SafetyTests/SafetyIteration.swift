@@ -19,6 +19,8 @@ struct IterationResult: Sendable {
     var adversary: Adversary
     var violations: [Violation] = []
     var notes: [String] = []
+    /// The registry check refused the old `key: id` form on a composite key (defect 1 fixed).
+    var refusedOldKeys = false
 
     var summary: String {
         "seed \(seed) [\(adversary.rawValue)]: "
@@ -40,11 +42,20 @@ struct SafetyIteration {
         print(
             "safety: iteration seed \(seed) (\(adversary.rawValue)); replay with LETHE_SAFETY_SEED=\(seed) LETHE_SAFETY_ITERATIONS=1"
         )
-        return try await withMigratedDatabase { database in
+        let first = try await withMigratedDatabase { database in
             let connection = try database.connect()
             defer { connection.close() }
             return try run(database, connection)
         }
+        guard first.refusedOldKeys else { return first }
+        // After defect 1's fix the old `key: id` form is refused: check the rest of the
+        // iteration on keys it can express.
+        var retry = self
+        retry.options.singleKeysOnly = true
+        print("safety: seed \(seed): the old key form was refused; the same seed again with single keys")
+        var second = try await retry.run()
+        second.notes.insert(contentsOf: first.notes, at: 0)
+        return second
     }
 
     private func run(_ database: TestDatabase, _ connection: Connection) throws -> IterationResult {
@@ -164,6 +175,7 @@ struct SafetyIteration {
             !options.newSyntax && schema.types.contains { $0.tables.contains { $0.keyColumns.count > 1 } }
         if adversary == .predicateEscape || (dangerousKeys && sync.status == 2 && sync.stderr.contains("key")) {
             result.notes.append("configuration refused (safe): \(sync.stderr.prefix(300))")
+            result.refusedOldKeys = adversary != .predicateEscape
         } else {
             result.violations.append(
                 Violation(
