@@ -81,6 +81,7 @@ struct SafetyChecker {
         // A version deleted wrongly makes an older one the newest: that one Lethe had to leave.
         let kept = newestVersions(initial.filter { !wronglyDeleted.contains("\($0.table)/\($0.key)") })
         violations += try leftBehind(initial, gone: gone, newest: kept)
+        violations += try logMismatches(deleted)
         return violations
     }
 
@@ -151,6 +152,31 @@ struct SafetyChecker {
             }
         }
         return nil
+    }
+
+    // MARK: - Deletion log
+
+    /// Batches whose `lethe.deletion_records` row counts other rows than the audit saw go.
+    private func logMismatches(_ deleted: [AuditedRow]) throws -> [Violation] {
+        let byTransaction = Dictionary(grouping: deleted, by: \.xid)
+        let types = Set(schema.types.map(\.name))
+        var violations: [Violation] = []
+        for row in try connection.query(
+            "SELECT xid, account_id, entity_type, total_rows, blob_rows FROM safety.records")
+        {
+            let (xid, account, type, total, blobs) = try row.decode((Int64, String, String, Int64, Int32).self)
+            guard types.contains(type) else { continue }
+            let rows = byTransaction[xid] ?? []
+            let seenBlobs = rows.filter { $0.table == "blobs" }.count
+            let seenRows = rows.count - seenBlobs
+            if seenRows != Int(total) || seenBlobs != Int(blobs) {
+                violations.append(
+                    Violation(
+                        kind: .logMismatch, table: type, key: "transaction \(xid)", account: account,
+                        why: "recorded \(total) rows and \(blobs) blobs; \(seenRows) rows and \(seenBlobs) blobs went"))
+            }
+        }
+        return violations
     }
 
     // MARK: - Left behind

@@ -12,6 +12,7 @@ struct Violation: Sendable {
         case parentKept = "child deleted without its parent"
         case blobReferenced = "blob deleted while a row still referenced it"
         case leftBehind = "left behind although eligible for the whole run"
+        case logMismatch = "deletion log disagrees with the rows that went"
         case accepted = "a dangerous input was accepted"
         case runFailed = "lethe failed"
     }

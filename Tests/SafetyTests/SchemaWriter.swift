@@ -76,10 +76,12 @@ struct SchemaWriter {
             CREATE TABLE safety.initial (tbl text NOT NULL, account text, key text NOT NULL, parent text, clock bigint,
                                          item text, status text, pinned boolean, blob text, row jsonb NOT NULL);
             CREATE TABLE safety.deleted (LIKE safety.initial, xid bigint NOT NULL DEFAULT txid_current());
-            CREATE TABLE safety.records (xid bigint NOT NULL DEFAULT txid_current(), account_id text, entity_type text);
+            CREATE TABLE safety.records (xid bigint NOT NULL DEFAULT txid_current(), account_id text, entity_type text,
+                                         total_rows bigint, blob_rows integer);
             CREATE FUNCTION safety.record() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
-                INSERT INTO safety.records (account_id, entity_type) VALUES (NEW.account_id, NEW.entity_type);
+                INSERT INTO safety.records (account_id, entity_type, total_rows, blob_rows)
+                VALUES (NEW.account_id, NEW.entity_type, NEW.total_rows, NEW.blob_rows);
                 RETURN NEW;
             END $$;
             CREATE TRIGGER safety_record AFTER INSERT ON lethe.deletion_records
