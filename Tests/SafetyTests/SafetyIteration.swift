@@ -173,7 +173,8 @@ struct SafetyIteration {
         var result = partial
         let dangerousKeys =
             !options.newSyntax && schema.types.contains { $0.tables.contains { $0.keyColumns.count > 1 } }
-        if adversary == .predicateEscape || (dangerousKeys && sync.status == 2 && sync.stderr.contains("key")) {
+        let escapeRefused = adversary == .predicateEscape && sync.status == 2 && sync.stderr.contains(".where")
+        if escapeRefused || (dangerousKeys && sync.status == 2 && sync.stderr.contains("key")) {
             result.notes.append("configuration refused (safe): \(sync.stderr.prefix(300))")
             result.refusedOldKeys = adversary != .predicateEscape
         } else {
