@@ -113,12 +113,37 @@ struct SafetyIteration {
 
         // The mutator changes at most half the accounts, so the others prove "nothing left".
         let changing = Array(ids.shuffled(using: &generator.random).prefix(max(1, ids.count / 2)))
+        let changes = Int.random(in: 4...12, using: &generator.random)
+        try runLethe(
+            config: config, database: database, changing: adversary == .none ? changing : [], changes: changes,
+            types: schema.types.map(\.name), timeline: &timeline, result: &result)
+        var checker = SafetyChecker(schema: schema, timeline: timeline, started: started, connection: connection)
+        result.violations += try checker.check()
+        let deleted = try connection.scalar("SELECT count(*) FROM safety.deleted", as: Int64.self)
+        let total = try connection.scalar("SELECT count(*) FROM safety.initial", as: Int64.self)
+        result.notes.insert("\(deleted) of \(total) rows deleted", at: 0)
+        print("safety: " + result.summary)
+        if !result.violations.isEmpty {
+            for entry in timeline.log {
+                print("safety: mutator committed at \(entry.at): \(entry.account) \(entry.change)")
+            }
+            print(
+                "safety: seed \(seed) config:\n\(writer.yaml(databaseURL: "…"))"
+                    + SafetyReport.render(result.violations))
+        }
+        return result
+    }
+
+    /// `lethe run --until-idle` (at most `runTimeout`) while the mutator changes `changing`;
+    /// the mutator's log goes into `timeline`, failures into `result`.
+    private func runLethe(
+        config: String, database: TestDatabase, changing: [String], changes: Int, types: [String],
+        timeline: inout PolicyTimeline, result: inout IterationResult
+    ) throws {
         let mutator =
-            adversary == .none
-            ? Mutator(
-                url: database.url, seed: seed &+ 3, accounts: changing, types: schema.types.map(\.name),
-                maxChanges: Int.random(in: 4...12, using: &generator.random)
-            ).start() : nil
+            changing.isEmpty
+            ? nil
+            : Mutator(url: database.url, seed: seed &+ 3, accounts: changing, types: types, maxChanges: changes).start()
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-safety-\(seed).log")
         defer { try? FileManager.default.removeItem(at: log) }
         let process = try LetheProcess.launch(["run", "--until-idle", "--config", config], log: log)
@@ -145,21 +170,6 @@ struct SafetyIteration {
                     kind: .runFailed, table: "-", key: "-", account: nil,
                     why: "lethe run exited \(process.terminationStatus): \(text.suffix(600))"))
         }
-        var checker = SafetyChecker(schema: schema, timeline: timeline, started: started, connection: connection)
-        result.violations += try checker.check()
-        let deleted = try connection.scalar("SELECT count(*) FROM safety.deleted", as: Int64.self)
-        let total = try connection.scalar("SELECT count(*) FROM safety.initial", as: Int64.self)
-        result.notes.insert("\(deleted) of \(total) rows deleted", at: 0)
-        print("safety: " + result.summary)
-        if !result.violations.isEmpty {
-            for entry in timeline.log {
-                print("safety: mutator committed at \(entry.at): \(entry.account) \(entry.change)")
-            }
-            print(
-                "safety: seed \(seed) config:\n\(writer.yaml(databaseURL: "…"))"
-                    + SafetyReport.render(result.violations))
-        }
-        return result
     }
 
     /// The registry check refused the configuration: right for the escaping predicate, and

@@ -2,8 +2,9 @@ import Testing
 
 /// The randomised adversarial safety suite of issue 14 ("Prove it"): random operator schemas
 /// and tenants, Lethe run for real while a second session changes settings, every deletion
-/// checked row by row against the settings in force when it committed.
-@Suite struct SafetyTests {
+/// checked row by row against the settings in force when it committed. Serialized: each test
+/// blocks a thread of the cooperative pool while Lethe runs.
+@Suite(.serialized) struct SafetyTests {
     static let options = SafetyOptions.fromEnvironment()
 
     static func expectSafe(_ results: [IterationResult]) {
