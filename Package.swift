@@ -123,6 +123,13 @@ let package = Package(
             dependencies: ["LetheCLI", "SFTP", "Archive", "Postgres", "Retention", "TestSupport"],
             swiftSettings: strict),
 
+        // The randomised adversarial safety suite (issue 14): random schemas, tenants and
+        // concurrent changes against the built `lethe`, every deletion checked row by row.
+        .testTarget(
+            name: "SafetyTests",
+            dependencies: ["Postgres", "TestSupport"],
+            swiftSettings: strict),
+
         // Backup sites (SFTP and local directories) and their tests against the real sshd.
         .target(
             name: "BackupSites",

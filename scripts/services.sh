@@ -185,6 +185,7 @@ start_postgres() {
     say "starting PostgreSQL on 127.0.0.1:$port"
     : >"$log"
     # Durability off: these clusters are thrown away, and it makes tests much faster.
+    # track_commit_timestamp: the safety suite (Tests/SafetyTests) dates every deletion by its commit.
     # LETHE_PG_DURABLE=1 keeps PostgreSQL's defaults (fsync, synchronous commit) and the
     # peer benchmark's memory settings, for benchmarks comparable with ../shared/bench/peers.
     local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=256MB"
@@ -193,7 +194,7 @@ start_postgres() {
     fi
     if as_pg "$bin/pg_ctl" -D "$data" -l "$log" -w -t 30 -o "$durability \
 -c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$sock \
--c max_connections=300" start >"$dir/pg_ctl.log" 2>&1; then
+-c max_connections=300 -c track_commit_timestamp=on" start >"$dir/pg_ctl.log" 2>&1; then
       break
     fi
     # Lost a race for the port with another process: try the next one.
