@@ -375,7 +375,12 @@ public enum RegistryCatalog {
                     "lists \(names.count) column\(names.count == 1 ? "" : "s") (\(names.joined(separator: ", "))), "
                     + "but the key of \(parent.label) has \(expected.count): (\(expectedText)); list the columns of "
                     + "\(table.label) that hold it, in that order"
-                    + (expected.count > 1 ? ", e.g. parent: [account_id, …]" : ""))
+                    + (expected.count > 1
+                        ? ", e.g. parent: ["
+                            + expected.map { wanted in
+                                table.columns.contains(where: { $0.name == wanted.name }) ? wanted.name : "…"
+                            }.joined(separator: ", ") + "]"
+                        : ""))
         }
         var out: [CompiledColumn] = []
         for (name, wanted) in zip(names, expected) {

@@ -5,8 +5,8 @@ import Foundation
 /// - `LETHE_SAFETY_ITERATIONS` (default 3): random schemas per run.
 /// - `LETHE_SAFETY_SEED` (default: random, printed): the first iteration's seed; iteration i
 ///   uses seed + i, so `LETHE_SAFETY_SEED=S LETHE_SAFETY_ITERATIONS=1` replays one.
-/// - `LETHE_SAFETY_NEW_SYNTAX=1`: generate what only the fixed registry can express (key and
-///   parent lists, keyless join-table leaves, `account:` on children). Off: the old syntax,
+/// - `LETHE_SAFETY_NEW_SYNTAX` (default 1): generate what only the fixed registry can express (key and
+///   parent lists, keyless join-table leaves, `account:` on children). 0: the old syntax,
 ///   which writes `key: id` on tables whose primary key is (account, id) — issue 14 defect 1.
 /// - `LETHE_SAFETY_PRECISION_CLOCKS=1`: also `timestamp(3)` clocks (refused before defect 12's
 ///   fix; defaults to the new-syntax setting).
@@ -26,7 +26,7 @@ struct SafetyOptions: Sendable {
 
     static func fromEnvironment() -> SafetyOptions {
         let env = ProcessInfo.processInfo.environment
-        let newSyntax = env["LETHE_SAFETY_NEW_SYNTAX"] == "1"
+        let newSyntax = env["LETHE_SAFETY_NEW_SYNTAX"].map { $0 == "1" } ?? true
         return SafetyOptions(
             iterations: env["LETHE_SAFETY_ITERATIONS"].flatMap { Int($0) } ?? 3,
             seed: env["LETHE_SAFETY_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 1..<1_000_000_000),

@@ -121,7 +121,8 @@ struct SchemaWriter {
     }
 
     /// The row as the checker sees it: account, key and parent key as text (columns joined by
-    /// `|`), the clock as microseconds since 1970 UTC (timestamp and date read as UTC).
+    /// `|`), the clock as microseconds since 1970 UTC (timestamp read as UTC; a date as the
+    /// last microsecond of its UTC day: it expires only once the whole day is past).
     private func describe(_ label: String, _ table: TableModel, _ type: EntityModel?, alias a: String) -> String {
         func text(_ columns: [String]) -> String {
             columns.isEmpty
@@ -135,7 +136,7 @@ struct SchemaWriter {
                 switch type.clockType {
                 case .timestamptz: column
                 case .timestamp, .precise: "(\(column) AT TIME ZONE 'UTC')"
-                case .date: "(\(column)::timestamp AT TIME ZONE 'UTC')"
+                case .date: "((\(column) + 1)::timestamp AT TIME ZONE 'UTC' - interval '1 microsecond')"
                 }
             clock = "(extract(epoch FROM \(utc)) * 1000000)::bigint"
         }
