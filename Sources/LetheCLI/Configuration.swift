@@ -103,7 +103,8 @@ struct Configuration: Equatable {
         do {
             root = try Yams.compose(yaml: text)
         } catch {
-            throw UsageError("configuration file \(source) is not valid YAML: \(error)")
+            // Never Yams's own description: it quotes the line, which may hold a password.
+            throw UsageError("configuration file \(source) is not valid YAML: \(YAMLErrorText.describe(error))")
         }
         var config = Configuration()
         guard let root else { return config }  // an empty file is a valid, empty configuration
