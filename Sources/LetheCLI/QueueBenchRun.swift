@@ -75,12 +75,11 @@ struct QueueBenchRun {
             case .lethe:
                 [
                     "worker", "--until-idle", "--concurrency", "\(concurrency)", "--config", config.path,
-                    "--log-level", "warning", "--database-url", conninfo,
+                    "--log-level", "warning",
                 ]
             case .baseline:
                 [
-                    "bench", "baseline-worker", "--batch", "\(claimBatch)", "--log-level", "warning", "--database-url",
-                    conninfo,
+                    "bench", "baseline-worker", "--batch", "\(claimBatch)", "--log-level", "warning",
                 ]
             }
         let children = try (0..<count).map { _ in try start(arguments) }
@@ -111,6 +110,8 @@ struct QueueBenchRun {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        // The connection string goes through the environment, never the command line (`ps`).
+        process.environment = ChildEnvironment.with(databaseURL: conninfo)
         process.standardInput = FileHandle.nullDevice
         try process.run()
         return process
