@@ -60,7 +60,7 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.worker")
         let settings = try LetheServices.workerConfiguration(context, options: worker, untilIdle: untilIdle)
-        let registry = try await context.registry(sync: false)
+        let registry = try await context.registry()
         let pool = try LetheServices.workerPool(context, configuration: settings, registry: registry)
         try await ServiceRunner.run([pool], logger: context.logger)
     }
@@ -84,7 +84,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.coordinator")
         let coordinator = try LetheServices.coordinator(context, untilIdle: untilIdle)
-        _ = try await context.registry(sync: true)
+        try await context.syncRegistryAsCoordinator(by: "lethe coordinator")
         try await ServiceRunner.run([coordinator], logger: context.logger)
     }
 }
@@ -104,7 +104,8 @@ struct RunCommand: AsyncParsableCommand {
         let context = try CommandContext(global, label: "lethe.run")
         let settings = try LetheServices.workerConfiguration(context, options: worker, untilIdle: untilIdle)
         let coordinator = try LetheServices.coordinator(context, untilIdle: untilIdle)
-        let registry = try await context.registry(sync: true)
+        try await context.syncRegistryAsCoordinator(by: "lethe run")
+        let registry = try await context.registry()
         let pool = try LetheServices.workerPool(context, configuration: settings, registry: registry)
         try await ServiceRunner.run([coordinator, pool], logger: context.logger)
     }
