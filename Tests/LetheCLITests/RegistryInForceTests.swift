@@ -134,6 +134,31 @@ import Testing
         }
     }
 
+    /// A database synced before the registry was kept as text: the first sync compares with
+    /// the active rows of lethe.entity_types.
+    @Test func firstSyncAfterUpgradeComparesWithTheSyncedTypes() async throws {
+        try await withMigratedDatabase { database in
+            let connection = try database.connect()
+            defer { connection.close() }
+            try connection.executeScript(TestSchema.sql)
+            let path = try config(database)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            #expect(try LetheProcess.run(["policy", "sync", "--config", path]).status == 0)
+            try connection.execute("DELETE FROM lethe.registry_source")
+            let wider = try config(
+                database,
+                Self.good.replacingOccurrences(of: "max: 1y", with: "max: 2y").replacingOccurrences(
+                    of: "min: 1d", with: "min: 1h"))
+            defer { try? FileManager.default.removeItem(atPath: wider) }
+            let refused = try LetheProcess.run(["policy", "sync", "--config", wider])
+            #expect(refused.status == 2, "\(refused.output)")
+            #expect(refused.stderr.contains("min changes from 1d to 1h"), "\(refused.output)")
+            #expect(refused.stderr.contains("max changes from 1y to 2y"), "\(refused.output)")
+            #expect(try connection.scalar("SELECT count(*) FROM lethe.registry_source", as: Int.self) == 0)
+            #expect(try LetheProcess.run(["policy", "sync", "--config", path]).status == 0)
+        }
+    }
+
     @Test func raisingMaxNeedsConfirmAndSafeChangesDoNot() async throws {
         try await withMigratedDatabase { database in
             let connection = try database.connect()
