@@ -43,9 +43,16 @@ extension CommandContext {
     /// The coordinator's sync at start: safe differences are synced; any that needs
     /// confirming is refused and logged (each change, at warning level), and the process
     /// keeps running on the registry in force.
-    func syncRegistryAsCoordinator(by command: String) async throws {
+    /// Returns the check the leader repeats every `coordinator.registry_check_interval`.
+    func syncRegistryAsCoordinator(by command: String) async throws -> RegistryTick {
         let report = try await syncRegistry(confirm: false, by: command)
         Self.log(report, configurationPath: configurationPath, logger: logger)
+        let fileSHA = RegistryText.sha256(configuration.registryText)
+        return RegistryTick(
+            path: configurationPath,
+            interval: configuration.duration("coordinator.registry_check_interval") ?? .seconds(60),
+            defaultCheckInterval: checkInterval, command: command, logger: logger, fileSHA: fileSHA,
+            inForceSHA: report.applied ? fileSHA : report.previous?.sha256)
     }
 
     static func log(_ report: RegistryInForce.SyncReport, configurationPath: String?, logger: Logger) {

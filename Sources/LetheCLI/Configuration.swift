@@ -55,6 +55,7 @@ struct Configuration: Equatable {
         "coordinator.keep_finished": .duration,
         "coordinator.keep_dead": .duration,
         "coordinator.prune_batch": .positiveInteger,
+        "coordinator.registry_check_interval": .duration,
         "retention.check_interval": .duration,
         "retention.orphan_interval": .duration,
         "retention.notice_interval": .duration,

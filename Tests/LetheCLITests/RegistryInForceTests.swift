@@ -220,6 +220,65 @@ import Testing
         }
     }
 
+    /// The leader checks its file again every coordinator.registry_check_interval: a safe edit
+    /// is synced, an unsafe one refused and logged; a confirmed sync made elsewhere is reported,
+    /// not undone.
+    @Test func runningCoordinatorRechecksItsFile() async throws {
+        try await withMigratedDatabase { database in
+            let connection = try database.connect()
+            defer { connection.close() }
+            try connection.executeScript(TestSchema.sql)
+            func write(_ registry: String, to path: String? = nil) throws -> String {
+                let text = """
+                    database: { url: "\(database.url)" }
+                    coordinator: { tick_interval: 100ms, registry_check_interval: 300ms }
+                    \(registry)
+                    """
+                guard let path else { return try writeConfig(text) }
+                try text.write(toFile: path, atomically: true, encoding: .utf8)
+                return path
+            }
+            let path = try write(Self.good)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-\(UUID().uuidString).log")
+            defer { try? FileManager.default.removeItem(at: log) }
+            let coordinator = try LetheProcess.launch(["coordinator", "--config", path], log: log)
+            defer { if coordinator.isRunning { kill(coordinator.processIdentifier, SIGKILL) } }
+            func output() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+            func batchSize() -> Int? {
+                try? connection.scalar("SELECT coalesce((SELECT batch_size FROM lethe.entity_types), 0)")
+            }
+            func maximum() -> String? {
+                try? connection.scalar("SELECT coalesce((SELECT max_interval::text FROM lethe.entity_types), '')")
+            }
+            #expect(eventually(timeout: .seconds(20)) { batchSize() == 5 }, "\(output())")
+
+            _ = try write(Self.good.replacingOccurrences(of: "batch_size: 5", with: "batch_size: 9"), to: path)
+            #expect(eventually(timeout: .seconds(20)) { batchSize() == 9 }, "\(output())")
+
+            let wider = Self.good.replacingOccurrences(of: "max: 1y", with: "max: 2y")
+            _ = try write(wider, to: path)
+            #expect(
+                eventually(timeout: .seconds(20)) { output().contains("max changes from 1y to 2y") }, "\(output())")
+            #expect(output().contains("refused to sync the entity-type registry"))
+            #expect(maximum() == "1 year")
+
+            // Someone else confirms another registry; the coordinator's file is unchanged: it
+            // reports how its file differs and leaves the registry in force alone.
+            let confirmed = try write(wider.replacingOccurrences(of: "batch_size: 5", with: "batch_size: 11"))
+            defer { try? FileManager.default.removeItem(atPath: confirmed) }
+            #expect(try LetheProcess.run(["policy", "sync", "--confirm", "--config", confirmed]).status == 0)
+            #expect(maximum() == "2 years" && batchSize() == 11)
+            #expect(
+                eventually(timeout: .seconds(20)) { output().contains("the registry in force changed") },
+                "\(output())")
+            #expect(output().contains("batch_size 11 → 5"), "\(output())")
+            #expect(maximum() == "2 years" && batchSize() == 11)
+            coordinator.terminate()
+            coordinator.waitUntilExit()
+        }
+    }
+
     @Test func workerWithAStaleConfigurationUsesTheRegistryInForce() async throws {
         try await withMigratedDatabase { database in
             let connection = try database.connect()
