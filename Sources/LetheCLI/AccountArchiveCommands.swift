@@ -55,7 +55,7 @@ extension AccountCommand {
                 change.enabled != nil || change.key != nil || change.scheduleHour != nil || change.autoDelete != nil
                 || change.autoDeleteHour != nil || change.requireDownload != nil
             let (account, request) = (self.account, change)
-            let (settings, sites) = try await ArchiveCall.run(context, syncRegistry: true) { connection in
+            let (settings, sites) = try await ArchiveCall.run(context, needsRegistry: true) { connection in
                 try connection.execute("SELECT lethe.require_account($1)", [account])
                 let settings =
                     changed
@@ -110,7 +110,7 @@ extension AccountCommand {
                 }
                 let administration = ArchiveAdministration(masterKey: try context.masterKey())
                 let (account, shown, identity, knownHosts) = (self.account, site.description, identity, knownHosts)
-                let id = try await ArchiveCall.run(context, syncRegistry: true) { connection in
+                let id = try await ArchiveCall.run(context, needsRegistry: true) { connection in
                     try administration.addSite(
                         account: account, url: shown, identityFile: identity, secret: secret,
                         knownHostsFile: knownHosts, on: connection)
@@ -160,7 +160,7 @@ extension AccountCommand {
             func run() async throws {
                 let context = try CommandContext(global, label: "lethe.account")
                 let account = self.account
-                let sites = try await ArchiveCall.run(context, syncRegistry: true) { connection in
+                let sites = try await ArchiveCall.run(context, needsRegistry: true) { connection in
                     try connection.execute("SELECT lethe.require_account($1)", [account])
                     return try ArchiveAdministration(masterKey: nil).sites(account: account, on: connection)
                 }
@@ -187,7 +187,7 @@ extension AccountCommand {
             func run() async throws {
                 let context = try CommandContext(global, label: "lethe.account")
                 let (account, site) = (self.account, self.site)
-                try await ArchiveCall.run(context, syncRegistry: true) { connection in
+                try await ArchiveCall.run(context, needsRegistry: true) { connection in
                     try ArchiveAdministration(masterKey: nil).removeSite(account: account, site: site, on: connection)
                 }
                 print("backup site \(site) removed from account \(account)")

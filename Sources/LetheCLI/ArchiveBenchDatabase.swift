@@ -39,14 +39,12 @@ struct ArchiveBenchDatabase: Sendable {
         )
         let schema = try String(contentsOf: example.appendingPathComponent("schema.sql"), encoding: .utf8)
         let seed = try String(contentsOf: example.appendingPathComponent("seed.sql"), encoding: .utf8)
-        let parsed = try Configuration.parse(registryYAML, source: "bench").registry
+        let parsed = try Configuration.parse(registryYAML, source: "bench")
         let registry = try await thread.run { connection in
             try Migrator(files: files).apply(connection)
             try connection.executeScript(schema)
             try connection.executeScript(seed)
-            let compiled = try RegistryCatalog.compile(parsed, on: connection)
-            try RegistrySync.sync(compiled, defaultCheckInterval: .seconds(3600), on: connection)
-            return compiled
+            return try RegistryInForce.syncBenchmark(parsed, on: connection)
         }
         let masterKeyText = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
         let masterKeyPath = directory + "/master.key"

@@ -273,7 +273,6 @@ struct ArchiveBenchRun: Sendable {
             }
             let config = work + "/worker-\(account).yml"
             try """
-            database: { url: "\(database.conninfo)" }
             log: { level: warning }
             worker: { concurrency: 1, task_budget: 1h, poll_interval: 100ms }
             archive:
@@ -284,7 +283,9 @@ struct ArchiveBenchRun: Sendable {
             \(ArchiveBenchDatabase.registryYAML)
             """.write(toFile: config, atomically: true, encoding: .utf8)
             Console.line("  lethe worker --until-idle: archiving and uploading …")
-            let (seconds, peak) = try await Self.runSampled(executable, ["worker", "--until-idle", "--config", config])
+            let (seconds, peak) = try await Self.runSampled(
+                executable, ["worker", "--until-idle", "--config", config],
+                environment: ChildEnvironment.with(databaseURL: database.conninfo))
             let (state, archived) = try await database.thread.run { connection in
                 try connection.query(
                     """
@@ -311,10 +312,13 @@ struct ArchiveBenchRun: Sendable {
 
     /// Runs `executable arguments…` to completion while sampling its VmHWM (peak resident
     /// set, KiB) every 20 ms; returns the seconds it ran and the highest value read.
-    static func runSampled(_ executable: String, _ arguments: [String]) async throws -> (Double, Int) {
+    static func runSampled(
+        _ executable: String, _ arguments: [String], environment: [String: String]
+    ) async throws -> (Double, Int) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        process.environment = environment
         process.standardInput = FileHandle.nullDevice
         let started = ContinuousClock.now
         try process.run()

@@ -104,7 +104,7 @@ extension ArchiveCommand {
             let context = try CommandContext(global, label: "lethe.archive")
             let files = try ArchiveParts.order(try ArchiveFile.checked(options.files))
             let keys = try await ArchiveKeys.resolve(keyFile: options.keyFile, files: files, context: context)
-            let registry = try await context.registry(sync: false)
+            let registry = try await context.registry()
             let (results, summaries): ([ArchiveRestore.TableResult], [PartSummary])
             do {
                 (results, summaries) = try await context.withDatabase(name: "lethe-restore") { connection in

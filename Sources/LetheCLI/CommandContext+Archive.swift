@@ -69,15 +69,17 @@ enum ArchiveCall {
     /// PolicyCall's refusals and `object_not_in_prerequisite_state`.
     static let refusals = PolicyCall.refusals.union(["55000"])
 
-    /// Runs `body` on its own connection; with `syncRegistry`, after checking and syncing
-    /// the entity types as the account commands do.
+    /// Runs `body` on its own connection; with `needsRegistry`, after checking that an
+    /// entity-type registry is in force, as the account commands do.
     @discardableResult
     static func run<T: Sendable>(
-        _ context: CommandContext, syncRegistry: Bool = false, _ body: @escaping @Sendable (Connection) throws -> T
+        _ context: CommandContext, needsRegistry: Bool = false, _ body: @escaping @Sendable (Connection) throws -> T
     ) async throws -> T {
         do {
-            if syncRegistry { _ = try await context.registry(sync: true) }
-            return try await context.withDatabase(name: "lethe-archive", body)
+            return try await context.withDatabase(name: "lethe-archive") { connection in
+                if needsRegistry { try RegistryInForce.require(on: connection) }
+                return try body(connection)
+            }
         } catch let error as PostgresError where error.sqlState.map({ refusals.contains($0.rawValue) }) ?? false {
             throw UsageError(error.message + (error.hint.map { " (\($0))" } ?? ""))
         } catch let error as ArchiveSettingsError {

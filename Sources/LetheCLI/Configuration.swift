@@ -11,6 +11,8 @@ struct Configuration: Equatable {
     /// The entity types and blob stores (`entity_types:`, `blob_stores:`), checked for shape
     /// here and against the live database when a command needs them.
     private(set) var registry = Registry()
+    /// Those two sections as text (`RegistryText`): what a sync stores as the registry in force.
+    private(set) var registryText = RegistryText.serialize(entityTypes: nil, blobStores: nil)
 
     /// What a key holds, for validation and error messages.
     enum Kind: Equatable {
@@ -53,6 +55,7 @@ struct Configuration: Equatable {
         "coordinator.keep_finished": .duration,
         "coordinator.keep_dead": .duration,
         "coordinator.prune_batch": .positiveInteger,
+        "coordinator.registry_check_interval": .duration,
         "retention.check_interval": .duration,
         "retention.orphan_interval": .duration,
         "retention.notice_interval": .duration,
@@ -105,13 +108,15 @@ struct Configuration: Equatable {
         do {
             root = try Yams.compose(yaml: text)
         } catch {
-            throw UsageError("configuration file \(source) is not valid YAML: \(error)")
+            // Never Yams's own description: it quotes the line, which may hold a password.
+            throw UsageError("configuration file \(source) is not valid YAML: \(YAMLErrorText.describe(error))")
         }
         var config = Configuration()
         guard let root else { return config }  // an empty file is a valid, empty configuration
         try config.collect(root, prefix: "", source: source)
-        config.registry = try RegistryParser(source: source).parse(
-            entityTypes: root.mapping?["entity_types"], blobStores: root.mapping?["blob_stores"])
+        let (entityTypes, blobStores) = (root.mapping?["entity_types"], root.mapping?["blob_stores"])
+        config.registry = try RegistryParser(source: source).parse(entityTypes: entityTypes, blobStores: blobStores)
+        config.registryText = RegistryText.serialize(entityTypes: entityTypes, blobStores: blobStores)
         return config
     }
 

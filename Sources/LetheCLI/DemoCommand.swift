@@ -89,7 +89,8 @@ struct DemoCommand: AsyncParsableCommand {
             "--config", configPath, "--database-url", conninfo, "--log-level", "warning",
         ])
         let context = try CommandContext(options, label: "lethe.demo")
-        let registry = try await context.registry(sync: true)
+        _ = try await context.syncRegistry(confirm: true, by: "lethe demo")
+        let registry = try await context.registry()
         say(
             "synced \(registry.registry.entityTypes.count) entity types and \(registry.registry.blobStores.count) blob stores"
         )

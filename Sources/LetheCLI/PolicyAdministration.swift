@@ -13,8 +13,10 @@ enum PolicyCall {
         _ context: CommandContext, _ body: @escaping @Sendable (Connection) throws -> T
     ) async throws -> T {
         do {
-            _ = try await context.registry(sync: true)
-            return try await context.withDatabase(name: "lethe-policy", body)
+            return try await context.withDatabase(name: "lethe-policy") { connection in
+                try RegistryInForce.require(on: connection)
+                return try body(connection)
+            }
         } catch let error as PostgresError where error.sqlState.map({ refusals.contains($0.rawValue) }) ?? false {
             throw UsageError(error.message + (error.hint.map { " (\($0))" } ?? ""))
         }

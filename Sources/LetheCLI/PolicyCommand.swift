@@ -14,33 +14,13 @@ struct PolicyCommand: AsyncParsableCommand {
             in UTC). Above an entity type's max is refused; below its min is raised to min.
             """,
         subcommands: [
-            Types.self, SetPolicy.self, Disable.self, Enable.self, Show.self, Preview.self, Tier.self, Forget.self,
+            Types.self, Sync.self, SetPolicy.self, Disable.self, Enable.self, Show.self, Preview.self, Tier.self,
+            Forget.self,
         ])
 
     struct AccountAndType: ParsableArguments {
         @Option(help: "The account id.") var account: String
         @Option(name: .customLong("type"), help: "The entity type.") var entityType: String
-    }
-
-    struct Types: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the configured entity types and their bounds.")
-        @OptionGroup var global: GlobalOptions
-
-        func run() async throws {
-            let context = try CommandContext(global, label: "lethe.policy")
-            let registry = try await context.registry(sync: true).registry
-            var table = TextTable("TYPE", "TABLE", "CLOCK", "DEFAULT", "MIN", "MAX", "BATCH", "CHILDREN", "DELETES")
-            for type in registry.entityTypes {
-                table.add(
-                    type.name, type.table.description, type.clock, type.bounds.defaultInterval.description,
-                    type.bounds.minimum.description, type.bounds.maximum.description, "\(type.batchSize)",
-                    "\(type.allChildren.count)",
-                    type.deletes ? (type.versions.map { "yes, keeps newest \($0.keep)" } ?? "yes") : "never")
-            }
-            print(
-                registry.entityTypes.isEmpty
-                    ? "no entity types configured (entity_types: in the config file)" : table.rendered)
-        }
     }
 
     struct SetPolicy: AsyncParsableCommand {
@@ -122,7 +102,7 @@ struct PolicyCommand: AsyncParsableCommand {
 
         func run() async throws {
             let context = try CommandContext(global, label: "lethe.policy")
-            let registry = try await context.registry(sync: true)
+            let registry = try await context.registry()
             if let entityType, registry.entityTypes[entityType] == nil {
                 throw UsageError(
                     "--type \(entityType) is not a configured entity type; configured: "

@@ -51,6 +51,8 @@ struct QueueBenchRun {
         // A clean queue, the tasks enqueued by one producer in chunks of 1,000, fresh statistics.
         let enqueueSeconds = try await database.run { connection in
             try connection.execute("TRUNCATE lethe.tasks, lethe.noop_runs, lethe.workers, lethe.leader")
+            // Workers read the entity-type registry from the database: an empty one will do.
+            _ = try RegistryInForce.syncBenchmark(Configuration(), on: connection)
             let clock = ContinuousClock()
             let start = clock.now
             for chunk in stride(from: 0, to: tasks, by: 1000) {
@@ -75,12 +77,11 @@ struct QueueBenchRun {
             case .lethe:
                 [
                     "worker", "--until-idle", "--concurrency", "\(concurrency)", "--config", config.path,
-                    "--log-level", "warning", "--database-url", conninfo,
+                    "--log-level", "warning",
                 ]
             case .baseline:
                 [
-                    "bench", "baseline-worker", "--batch", "\(claimBatch)", "--log-level", "warning", "--database-url",
-                    conninfo,
+                    "bench", "baseline-worker", "--batch", "\(claimBatch)", "--log-level", "warning",
                 ]
             }
         let children = try (0..<count).map { _ in try start(arguments) }
@@ -111,6 +112,8 @@ struct QueueBenchRun {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        // The connection string goes through the environment, never the command line (`ps`).
+        process.environment = ChildEnvironment.with(databaseURL: conninfo)
         process.standardInput = FileHandle.nullDevice
         try process.run()
         return process

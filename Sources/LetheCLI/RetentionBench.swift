@@ -158,7 +158,7 @@ struct RetentionBench: AsyncParsableCommand {
         let files = try MigrationFile.load(directory: migrations)
         let schema = try String(contentsOf: example.appendingPathComponent("schema.sql"), encoding: .utf8)
         let seed = try String(contentsOf: example.appendingPathComponent("seed.sql"), encoding: .utf8)
-        let registry = try Configuration.parse(registryYAML, source: "bench").registry
+        let registry = try Configuration.parse(registryYAML, source: "bench")
         let (conversations, messages) = (self.conversations, self.messages)
         Console.line(
             "lethe bench retention: \(conversations) expired conversations × \(messages) messages, batch \(batchSize)")
@@ -171,8 +171,7 @@ struct RetentionBench: AsyncParsableCommand {
             try connection.execute(
                 "SELECT app.seed_tenant(1, $1::int, $2::int, interval '1 year', now() - interval '400 days', false)",
                 [conversations, messages])
-            let compiled = try RegistryCatalog.compile(registry, on: connection)
-            try RegistrySync.sync(compiled, defaultCheckInterval: .seconds(3600), on: connection)
+            _ = try RegistryInForce.syncBenchmark(registry, on: connection)
             try connection.execute("SELECT lethe.add_account('1')")
             try connection.execute("SELECT lethe.set_policy('1', 'conversations', '1 year')")
             try connection.execute("VACUUM ANALYZE")
@@ -250,7 +249,6 @@ struct RetentionBench: AsyncParsableCommand {
         let config = FileManager.default.temporaryDirectory.appendingPathComponent(
             "lethe-bench-\(UUID().uuidString).yml")
         try """
-        database: { url: "\(conninfo)" }
         log: { level: warning }
         worker: { concurrency: 1, task_budget: 1h, poll_interval: 100ms }
         retention: { max_batches: 1000000 }
@@ -273,6 +271,7 @@ struct RetentionBench: AsyncParsableCommand {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: try QueueBench.executablePath())
             process.arguments = ["worker", "--until-idle", "--config", config.path]
+            process.environment = ChildEnvironment.with(databaseURL: conninfo)
             process.standardInput = FileHandle.nullDevice
             try process.run()
             workers.append(process)

@@ -60,7 +60,7 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.worker")
         let settings = try LetheServices.workerConfiguration(context, options: worker, untilIdle: untilIdle)
-        let registry = try await context.registry(sync: false)
+        let registry = try await context.registry()
         let pool = try LetheServices.workerPool(context, configuration: settings, registry: registry)
         try await ServiceRunner.run([pool], logger: context.logger)
     }
@@ -83,8 +83,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.coordinator")
-        let coordinator = try LetheServices.coordinator(context, untilIdle: untilIdle)
-        _ = try await context.registry(sync: true)
+        _ = try context.coordinatorConfiguration(untilIdle: untilIdle)  // bad settings exit 2 before any sync
+        let registryTick = try await context.syncRegistryAsCoordinator(by: "lethe coordinator")
+        let coordinator = try LetheServices.coordinator(context, untilIdle: untilIdle, registryTick: registryTick)
         try await ServiceRunner.run([coordinator], logger: context.logger)
     }
 }
@@ -103,8 +104,10 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.run")
         let settings = try LetheServices.workerConfiguration(context, options: worker, untilIdle: untilIdle)
-        let coordinator = try LetheServices.coordinator(context, untilIdle: untilIdle)
-        let registry = try await context.registry(sync: true)
+        _ = try context.coordinatorConfiguration(untilIdle: untilIdle)  // bad settings exit 2 before any sync
+        let registryTick = try await context.syncRegistryAsCoordinator(by: "lethe run")
+        let coordinator = try LetheServices.coordinator(context, untilIdle: untilIdle, registryTick: registryTick)
+        let registry = try await context.registry()
         let pool = try LetheServices.workerPool(context, configuration: settings, registry: registry)
         try await ServiceRunner.run([coordinator, pool], logger: context.logger)
     }
@@ -147,7 +150,10 @@ enum LetheServices {
             version: LetheVersion.current)
     }
 
-    static func coordinator(_ context: CommandContext, untilIdle: Bool) throws -> CoordinatorService {
+    /// `registryTick`: the leader's registry check (coordinator and run; not the demo).
+    static func coordinator(
+        _ context: CommandContext, untilIdle: Bool, registryTick: RegistryTick? = nil
+    ) throws -> CoordinatorService {
         CoordinatorService(
             conninfo: context.conninfo, configuration: try context.coordinatorConfiguration(untilIdle: untilIdle),
             queue: context.taskQueue(),
@@ -157,7 +163,7 @@ enum LetheServices {
                         orphanInterval: context.orphanInterval, maxAttempts: context.taskQueue().defaultMaxAttempts),
                     noticeInterval: context.noticeInterval),
                 ArchiveTick(schedule: ArchiveSchedule(maxAttempts: context.taskQueue().defaultMaxAttempts)),
-            ],
+            ] + (registryTick.map { [$0] } ?? []),
             logger: context.logger, version: LetheVersion.current)
     }
 }

@@ -53,7 +53,9 @@ public final class Connection {
             throw PostgresError(.connectionFailed, message: "libpq could not allocate a connection")
         }
         guard PQstatus(handle) == CONNECTION_OK else {
-            let reason = String(cString: PQerrorMessage(handle)).trimmingTrailingNewlines()
+            // libpq may quote parts of the connection string back: never a password.
+            let reason = ConnectionString.scrub(
+                String(cString: PQerrorMessage(handle)).trimmingTrailingNewlines(), conninfo: conninfo)
             PQfinish(handle)
             throw PostgresError(
                 .connectionFailed, sqlState: .sqlClientUnableToEstablishConnection,

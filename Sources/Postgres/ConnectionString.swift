@@ -11,7 +11,7 @@ public enum ConnectionString {
         guard let options = PQconninfoParse(conninfo, &errorMessage) else {
             var reason = "cannot be parsed"
             if let errorMessage {
-                reason = String(cString: errorMessage).trimmingTrailingNewlines()
+                reason = scrub(String(cString: errorMessage).trimmingTrailingNewlines(), conninfo: conninfo)
                 PQfreemem(errorMessage)
             }
             throw invalid(conninfo, reason)
@@ -58,39 +58,6 @@ public enum ConnectionString {
         let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
         let encoded = name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? name
         return String(conninfo[..<authorityEnd]) + "/" + encoded + query
-    }
-
-    /// `conninfo` with any password replaced by `***`, safe to print.
-    public static func redacted(_ conninfo: String) -> String {
-        var text = conninfo
-        // URL form: scheme://user:password@host
-        if let schemeEnd = text.range(of: "://") {
-            let afterScheme = text[schemeEnd.upperBound...]
-            let authorityEnd = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? afterScheme.endIndex
-            let authority = afterScheme[..<authorityEnd]
-            if let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") {
-                text.replaceSubrange(authority.index(after: colon)..<at, with: "***")
-            }
-        }
-        // Keyword form and URL query parameters: password=value
-        var result = ""
-        var rest = Substring(text)
-        while let range = rest.range(of: "password=") {
-            result += rest[..<range.upperBound] + "***"
-            rest = rest[range.upperBound...]
-            if rest.first == "'" {
-                var i = rest.index(after: rest.startIndex)
-                while i < rest.endIndex, rest[i] != "'" {
-                    if rest[i] == "\\" { i = rest.index(after: i) }
-                    if i < rest.endIndex { i = rest.index(after: i) }
-                }
-                rest = i < rest.endIndex ? rest[rest.index(after: i)...] : ""
-            } else {
-                let end = rest.firstIndex(where: { $0 == " " || $0 == "&" }) ?? rest.endIndex
-                rest = rest[end...]
-            }
-        }
-        return result + rest
     }
 }
 

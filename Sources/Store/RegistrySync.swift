@@ -12,24 +12,38 @@ public enum RegistrySync {
     public static func sync(
         _ compiled: CompiledRegistry, defaultCheckInterval: Duration, on connection: Connection
     ) throws {
+        try locked(on: connection) { try write(compiled, defaultCheckInterval: defaultCheckInterval, on: $0) }
+    }
+
+    /// Runs `body` in a transaction holding the registry lock: what it reads of the registry
+    /// in force stays in force until it commits.
+    public static func locked<T>(on connection: Connection, _ body: (Connection) throws -> T) throws -> T {
         try connection.withTransaction { connection in
             try connection.execute("SELECT pg_advisory_xact_lock($1)", [lockKey])
-            try retireRemovedReferences(compiled.registry, on: connection)
-            for type in compiled.registry.entityTypes {
-                guard let entity = compiled.entityTypes[type.name] else { continue }
-                try upsert(entity, defaultCheckInterval: defaultCheckInterval, on: connection)
-            }
-            try connection.execute(
-                "UPDATE lethe.entity_types SET active = false, synced_at = now() WHERE active AND NOT name = ANY($1)",
-                [compiled.registry.entityTypes.map(\.name)])
-            for store in compiled.registry.blobStores {
-                guard let blobs = compiled.blobStores[store.name] else { continue }
-                try upsert(blobs, registry: compiled.registry, on: connection)
-            }
-            try connection.execute(
-                "UPDATE lethe.blob_stores SET active = false, synced_at = now() WHERE active AND NOT name = ANY($1)",
-                [compiled.registry.blobStores.map(\.name)])
+            return try body(connection)
         }
+    }
+
+    /// Writes `compiled` into `lethe.entity_types` and `lethe.blob_stores`; the caller holds
+    /// the transaction and the lock (`locked`).
+    public static func write(
+        _ compiled: CompiledRegistry, defaultCheckInterval: Duration, on connection: Connection
+    ) throws {
+        try retireRemovedReferences(compiled.registry, on: connection)
+        for type in compiled.registry.entityTypes {
+            guard let entity = compiled.entityTypes[type.name] else { continue }
+            try upsert(entity, defaultCheckInterval: defaultCheckInterval, on: connection)
+        }
+        try connection.execute(
+            "UPDATE lethe.entity_types SET active = false, synced_at = now() WHERE active AND NOT name = ANY($1)",
+            [compiled.registry.entityTypes.map(\.name)])
+        for store in compiled.registry.blobStores {
+            guard let blobs = compiled.blobStores[store.name] else { continue }
+            try upsert(blobs, registry: compiled.registry, on: connection)
+        }
+        try connection.execute(
+            "UPDATE lethe.blob_stores SET active = false, synced_at = now() WHERE active AND NOT name = ANY($1)",
+            [compiled.registry.blobStores.map(\.name)])
     }
 
     static func upsert(_ entity: CompiledEntityType, defaultCheckInterval: Duration, on connection: Connection) throws {

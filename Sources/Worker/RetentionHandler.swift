@@ -74,7 +74,8 @@ struct UnknownEntityType: Error, CustomStringConvertible {
     var name: String
     var known: [String]
     var description: String {
-        "entity type \"\(name)\" is not in this worker's configuration (entity_types: "
-            + (known.isEmpty ? "none" : known.joined(separator: ", ")) + ")"
+        "entity type \"\(name)\" is not in the registry this worker read when it started ("
+            + (known.isEmpty ? "none" : known.joined(separator: ", "))
+            + "); restart it to read the registry in force"
     }
 }

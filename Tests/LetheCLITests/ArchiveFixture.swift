@@ -70,6 +70,7 @@ final class ArchiveFixture: @unchecked Sendable {
                 \(extra)
                 \(registry)
                 """))
+        try expectSuccess(["policy", "sync"])
         try expectSuccess(["account", "add", "1", "2"])
         try connection.execute("UPDATE lethe.accounts SET retention_disabled = true WHERE account_id = '2'")
         try connection.execute(

@@ -84,6 +84,7 @@ import Testing
                 let result = try archived.lethe(arguments)
                 try #require(result.status == 0, "lethe \(arguments.joined(separator: " ")): \(result.output)")
             }
+            try expectSuccess(["policy", "sync"])
             try expectSuccess(["account", "add", "1", "2"])
             try connection.execute(
                 """

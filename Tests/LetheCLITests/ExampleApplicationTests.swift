@@ -26,6 +26,7 @@ import Testing
                 \(registry)
                 """)
             defer { try? FileManager.default.removeItem(atPath: path) }
+            #expect(try LetheProcess.run(["policy", "sync", "--config", path]).status == 0)
             #expect(try LetheProcess.run(["account", "add", "1", "2", "3", "--config", path]).status == 0)
             // Shortest intervals everywhere: everything old enough is eligible by age.
             try connection.execute(

@@ -125,9 +125,11 @@ import Testing
             try connection.executeScript(TestSchema.sql)
             let good = try config(database)
             defer { try? FileManager.default.removeItem(atPath: good) }
-            let synced = try LetheProcess.run(["policy", "types", "--config", good])
+            let synced = try LetheProcess.run(["policy", "sync", "--config", good])
             #expect(synced.status == 0, "\(synced.output)")
-            #expect(synced.stdout.contains("conversations  app.conv"))
+            let types = try LetheProcess.run(["policy", "types", "--config", good])
+            #expect(types.stdout.contains("conversations  app.conv"), "\(types.output)")
+            #expect(types.stdout.contains("matches the registry in force"), "\(types.output)")
 
             let cases: [(String, String, String)] = [
                 (
@@ -195,7 +197,7 @@ import Testing
             try connection.executeScript(TestSchema.sql)
             let path = try config(database)
             defer { try? FileManager.default.removeItem(atPath: path) }
-            #expect(try LetheProcess.run(["policy", "types", "--config", path]).status == 0)
+            #expect(try LetheProcess.run(["policy", "sync", "--config", path]).status == 0)
 
             var random = SeededGenerator(seed: UInt64(seed))
             let tenants = Int.random(in: 3...6, using: &random)
@@ -313,6 +315,7 @@ import Testing
                 \(RegistryConfigurationTests.good.replacingOccurrences(of: "batch_size: 5", with: "batch_size: 10"))
                 """)
             defer { try? FileManager.default.removeItem(atPath: path) }
+            #expect(try LetheProcess.run(["policy", "sync", "--config", path]).status == 0)
             #expect(try LetheProcess.run(["account", "add", "1", "2", "--config", path]).status == 0)
             // 20,000 expired conversations (2 messages, 2 attachments, 3 blobs each) and 500 recent ones, per account.
             try connection.executeScript(

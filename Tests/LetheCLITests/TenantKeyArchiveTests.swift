@@ -77,7 +77,7 @@ import Testing
                 #expect(result.status == 0, "lethe \(arguments.joined(separator: " ")): \(result.output)")
                 return result
             }
-            _ = try lethe(["policy", "types"])
+            _ = try lethe(["policy", "sync"])
             _ = try lethe(["account", "add", "1", "2"])
             // Account 2 has the very same ids and is just as expired, but under a hold.
             try connection.execute("SELECT lethe.place_hold('2', NULL, 'litigation', NULL)")

@@ -40,7 +40,7 @@ import Testing
             // One column cannot name a row whose key is (account_id, id): refused, naming the key path.
             let narrow = try config(database, parent: "t_id")
             defer { try? FileManager.default.removeItem(atPath: narrow) }
-            let refused = try LetheProcess.run(["policy", "types", "--config", narrow])
+            let refused = try LetheProcess.run(["policy", "sync", "--config", narrow])
             #expect(refused.status == 2, "\(refused.output)")
             #expect(
                 refused.stderr.contains(
@@ -50,7 +50,7 @@ import Testing
 
             let path = try config(database, parent: "[account_id, t_id]")
             defer { try? FileManager.default.removeItem(atPath: path) }
-            #expect(try LetheProcess.run(["policy", "types", "--config", path]).status == 0)
+            #expect(try LetheProcess.run(["policy", "sync", "--config", path]).status == 0)
             #expect(try LetheProcess.run(["account", "add", "1", "2", "--config", path]).status == 0)
             let run = try LetheProcess.run(["run", "--until-idle", "--config", path])
             #expect(run.status == 0, "\(run.output)")
@@ -98,7 +98,7 @@ import Testing
                     batch_size: 5
                 """)
             defer { try? FileManager.default.removeItem(atPath: path) }
-            #expect(try LetheProcess.run(["policy", "types", "--config", path]).status == 0)
+            #expect(try LetheProcess.run(["policy", "sync", "--config", path]).status == 0)
             #expect(try LetheProcess.run(["account", "add", "1", "--config", path]).status == 0)
             let run = try LetheProcess.run(["run", "--until-idle", "--config", path])
             #expect(run.status == 0, "\(run.output)")

@@ -13,6 +13,12 @@ final class LetheFleet: @unchecked Sendable {
         self.databaseURL = databaseURL
         logDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-fleet-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: logDirectory, withIntermediateDirectories: true)
+        // Workers read the entity-type registry from the database: sync an empty one first.
+        let config = try writeConfig("log: { level: warning }\n")
+        defer { try? FileManager.default.removeItem(atPath: config) }
+        let sync = try LetheProcess.run(
+            ["policy", "sync", "--config", config], environment: ["LETHE_DATABASE_URL": databaseURL])
+        guard sync.status == 0 else { throw TestSetupError("lethe policy sync exited \(sync.status): \(sync.output)") }
     }
 
     /// Starts `lethe arguments…` with LETHE_DATABASE_URL set; its output goes to a log file.

@@ -22,7 +22,7 @@ struct SafetyOptions: Sendable {
 
     /// The command that checks the configuration and writes the registry. After issue 14 it is
     /// `lethe policy sync`; this is the one place to switch it.
-    static let syncArguments = ["policy", "types"]
+    static let syncArguments = ["policy", "sync"]
 
     static func fromEnvironment() -> SafetyOptions {
         let env = ProcessInfo.processInfo.environment
