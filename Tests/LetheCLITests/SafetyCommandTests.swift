@@ -16,6 +16,7 @@ import Testing
                 \(RegistryConfigurationTests.good)
                 """)
             defer { try? FileManager.default.removeItem(atPath: path) }
+            #expect(try LetheProcess.run(["policy", "sync", "--config", path]).status == 0)
             let added = try LetheProcess.run(["account", "add", "1", "--config", path])
             #expect(added.status == 0, "\(added.output)")
             let alias = try LetheProcess.run(["account", "add", "01", "--config", path])

@@ -17,7 +17,7 @@ import Testing
     }
 
     /// Polls (without blocking the cooperative pool) until backend `pid` waits for a lock.
-    func waitsForLock(_ database: TestDatabase, pid: Int32, within limit: Duration = .seconds(30)) async throws -> Bool
+    func waitsForLock(_ database: TestDatabase, pid: Int32, within limit: Duration = .seconds(120)) async throws -> Bool
     {
         let observer = try database.connect()
         defer { observer.close() }
@@ -35,7 +35,7 @@ import Testing
     /// (so a regression fails the test instead of hanging it). Generous: the whole suite in
     /// parallel can delay a thread's work by many seconds.
     func withWatchdog(
-        _ database: TestDatabase, thread: ConnectionThread, pid: Int32, limit: Duration = .seconds(60),
+        _ database: TestDatabase, thread: ConnectionThread, pid: Int32, limit: Duration = .seconds(180),
         _ body: @escaping @Sendable (Connection) throws -> Outcome
     ) async throws -> Outcome {
         try await withThrowingTaskGroup(of: Outcome?.self) { group in
