@@ -1,6 +1,6 @@
 /// One difference between the registry in force and a new one, as a sync reports it.
 /// Changes that can delete what the registry in force keeps (or stop what it runs) need
-/// confirming: a type or blob store deactivated, a `min` lowered, a `max` raised, a blob
+/// confirming: a type or blob store deactivated, a `min` lowered, a `max` changed, a blob
 /// reference removed, a type's table, key, account, clock, predicate or tree changed.
 public struct RegistryChange: Sendable, Equatable, CustomStringConvertible {
     public var text: String
@@ -86,10 +86,14 @@ public enum RegistryChanges {
                 confirm: shortens(was.minimum, now.minimum))
         }
         if was.maximum != now.maximum {
+            // Raised: accounts may keep data longer. Lowered: accounts above it are clamped to
+            // it, so their data goes sooner. Either changes what accounts were promised.
             add(
                 "\(name): max changes from \(was.maximum) to \(now.maximum)"
-                    + (shortens(now.maximum, was.maximum) ? " (raised: accounts may keep data for longer)" : ""),
-                confirm: shortens(now.maximum, was.maximum))
+                    + (shortens(now.maximum, was.maximum)
+                        ? " (raised: accounts may keep data for longer)"
+                        : " (lowered: accounts above it are clamped to it, so their data goes sooner)"),
+                confirm: true)
         }
         if was.defaultInterval != now.defaultInterval {
             add(

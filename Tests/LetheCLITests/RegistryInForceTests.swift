@@ -181,16 +181,20 @@ import Testing
                 try connection.scalar("SELECT max_interval::text FROM lethe.entity_types", as: String.self) == "2 years"
             )
 
-            // Narrowing back and a batch size need no confirming.
-            let narrower = try config(
+            // A batch size needs no confirming; lowering max does (accounts above it are clamped).
+            let batch = try config(
                 database,
-                Self.good.replacingOccurrences(of: "max: 1y", with: "max: 6mo").replacingOccurrences(
+                Self.good.replacingOccurrences(of: "max: 1y", with: "max: 2y").replacingOccurrences(
                     of: "batch_size: 5", with: "batch_size: 7"))
-            defer { try? FileManager.default.removeItem(atPath: narrower) }
-            let safe = try LetheProcess.run(["policy", "sync", "--config", narrower])
+            defer { try? FileManager.default.removeItem(atPath: batch) }
+            let safe = try LetheProcess.run(["policy", "sync", "--config", batch])
             #expect(safe.status == 0, "\(safe.output)")
-            #expect(safe.stdout.contains("max changes from 2y to 6mo"))
             #expect(try connection.scalar("SELECT batch_size FROM lethe.entity_types", as: Int.self) == 7)
+            let narrower = try config(database, Self.good.replacingOccurrences(of: "max: 1y", with: "max: 6mo"))
+            defer { try? FileManager.default.removeItem(atPath: narrower) }
+            let lowered = try LetheProcess.run(["policy", "sync", "--config", narrower])
+            #expect(lowered.status == 2, "\(lowered.output)")
+            #expect(lowered.stderr.contains("max changes from 2y to 6mo (lowered"), "\(lowered.output)")
         }
     }
 
