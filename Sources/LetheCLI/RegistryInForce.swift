@@ -37,7 +37,9 @@ enum RegistryInForce {
     static func load(on connection: Connection) throws -> CompiledRegistry {
         guard let (source, registry) = try read(on: connection) else { throw UsageError(missing) }
         do {
-            return try RegistryCatalog.compile(registry, on: connection)
+            var compiled = try RegistryCatalog.compile(registry, on: connection)
+            compiled.version = source.sha256
+            return compiled
         } catch let error as RegistryError {
             throw UsageError("\(label(source)): \(error)")
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Coordinator
 import Logging
+import Postgres
 import ServiceLifecycle
 import Store
 import UnixSignals
@@ -123,10 +124,20 @@ enum LetheServices {
         let timeouts = try context.deletionTimeouts()
         var archive = try context.archiveOptions().handlerSettings
         archive.deletionTimeouts = timeouts
+        let (maxBatches, archiveSettings) = (context.maxBatches, archive)
+        let load: @Sendable (Connection) throws -> CompiledRegistry = { try RegistryInForce.load(on: $0) }
+        // Each registry-driven handler follows the registry in force (a sync while this runs).
         return [
-            NoopHandler(), RetentionHandler(registry: registry, maxBatches: context.maxBatches, timeouts: timeouts),
-            OrphanGCHandler(registry: registry, timeouts: timeouts),
-            ArchiveHandler(registry: registry, settings: archive),
+            NoopHandler(),
+            RegistryReloadingHandler(registry: registry, load: load) {
+                RetentionHandler(registry: $0, maxBatches: maxBatches, timeouts: timeouts)
+            },
+            RegistryReloadingHandler(registry: registry, load: load) {
+                OrphanGCHandler(registry: $0, timeouts: timeouts)
+            },
+            RegistryReloadingHandler(registry: registry, load: load) {
+                ArchiveHandler(registry: $0, settings: archiveSettings)
+            },
         ]
     }
 

@@ -9,6 +9,10 @@ public struct CompiledRegistry: Sendable {
     public let registry: Registry
     public let entityTypes: [String: CompiledEntityType]
     public let blobStores: [String: CompiledBlobStore]
+    /// The SHA-256 of the registry in force this was compiled from (`lethe.registry_source`);
+    /// nil when compiled from a configuration file. Deleting transactions check it is still
+    /// the one in force (`RegistryGuard`).
+    public var version: String? = nil
 
     public var isEmpty: Bool { registry.isEmpty }
 }
@@ -77,9 +81,11 @@ public struct CompiledEntityType: Sendable {
     /// text expression): equal as the column's type (so its index applies) and equal as
     /// text. `01` never stands for account `1`, a `varchar(n)` cast never truncates one id
     /// into another, and a type whose `=` is coarser than its text (`numeric` 1 and 1.0, a
-    /// case-insensitive collation) never lets one account reach another's rows.
+    /// case-insensitive collation: the text is compared byte for byte, `COLLATE "C"`) never
+    /// lets one account reach another's rows.
     static func accountMatch(_ alias: String, column: CompiledColumn, account expression: String) -> String {
-        "\(alias).\(column.sql) = (\(expression))::\(column.type) AND (\(alias).\(column.sql))::text = (\(expression))"
+        "\(alias).\(column.sql) = (\(expression))::\(column.type) "
+            + "AND (\(alias).\(column.sql))::text COLLATE \"C\" = (\(expression))::text"
     }
 
     /// The eligibility filter for rows of this account (alias `r`): clock before `cutoff`,
@@ -96,7 +102,8 @@ public struct CompiledEntityType: Sendable {
             let newest = root.key.columns.map { "v.\($0.sql) DESC" }.joined(separator: ", ")
             sql += """
                  AND r.\(item) IS NOT NULL AND (\(root.key.list("r"))) NOT IN (SELECT \(root.key.list("v")) FROM \(root.sql) AS v
-                 WHERE v.\(account) = r.\(account) AND v.\(item) = r.\(item)
+                 WHERE v.\(account) = r.\(account) AND (v.\(account))::text COLLATE "C" = (r.\(account))::text
+                   AND v.\(item) = r.\(item)
                  ORDER BY v.\(clock) DESC NULLS FIRST, \(newest) LIMIT \(versions.keep))
                 """
         }

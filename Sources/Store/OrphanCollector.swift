@@ -10,10 +10,13 @@ public struct OrphanCollector: Sendable {
     public let store: CompiledBlobStore
     /// Lock and statement timeouts of each marking and deleting transaction.
     public let timeouts: DeletionTimeouts
+    /// The registry in force the store was compiled from (`RegistryGuard`).
+    public let registryVersion: String?
 
-    public init(store: CompiledBlobStore, timeouts: DeletionTimeouts = .standard) {
+    public init(store: CompiledBlobStore, timeouts: DeletionTimeouts = .standard, registryVersion: String? = nil) {
         self.store = store
         self.timeouts = timeouts
+        self.registryVersion = registryVersion
     }
 
     /// Whether orphan GC may delete the account's blobs now: an active account, retention
@@ -62,6 +65,7 @@ public struct OrphanCollector: Sendable {
         let started = ContinuousClock.now
         return try connection.withTransaction { connection in
             try timeouts.apply(on: connection)
+            try RegistryGuard.check(registryVersion, on: connection)
             guard try RetentionBatch.lockAccount(account, on: connection) else {
                 throw OrphanCollectionBlocked(reason: "no account \"\(account)\" in lethe.accounts")
             }

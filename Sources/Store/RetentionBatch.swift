@@ -30,7 +30,8 @@ public struct RetentionBatchResult: Sendable, Equatable {
 /// in one statement, found through its parents up to the roots' keys), then the roots,
 /// then the blobs only they referenced, and records it in `lethe.deletion_records`.
 ///
-/// The account row is locked FOR SHARE first, and the status read in the next statement
+/// The registry lock is taken shared and the registry in force checked first
+/// (`RegistryGuard`); then the account row is locked FOR SHARE, and the status read in the next statement
 /// (a fresh snapshot): a hold, a policy change or a state change (which lock the row FOR
 /// UPDATE) waits for the batch in flight, and a batch that waited for one sees it. The
 /// transaction runs under `timeouts`. The batch is idempotent: rows already gone are
@@ -39,11 +40,14 @@ public struct RetentionBatch: Sendable {
     public let type: CompiledEntityType
     public let blobStores: [String: CompiledBlobStore]
     public let timeouts: DeletionTimeouts
+    /// The registry in force the type was compiled from (`RegistryGuard`).
+    public let registryVersion: String?
 
     public init(type: CompiledEntityType, registry: CompiledRegistry, timeouts: DeletionTimeouts = .standard) {
         self.type = type
         self.blobStores = registry.blobStores
         self.timeouts = timeouts
+        self.registryVersion = registry.version
     }
 
     /// Runs one batch for `account`; `task` and `worker` go into the deletion log.
@@ -55,6 +59,7 @@ public struct RetentionBatch: Sendable {
         let started = ContinuousClock.now
         return try connection.withTransaction { connection in
             try timeouts.apply(on: connection)
+            try RegistryGuard.check(registryVersion, on: connection)
             guard try Self.lockAccount(account, on: connection) else {
                 return RetentionBatchResult(status: .blocked("no account \"\(account)\" in lethe.accounts"))
             }

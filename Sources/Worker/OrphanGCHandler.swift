@@ -24,7 +24,7 @@ public struct OrphanGCHandler: TaskHandler {
         guard let name = task.entityType, let store = registry.blobStores[name] else {
             throw UnknownEntityType(name: task.entityType ?? "(none)", known: registry.blobStores.keys.sorted())
         }
-        let collector = OrphanCollector(store: store, timeouts: timeouts)
+        let collector = OrphanCollector(store: store, timeouts: timeouts, registryVersion: registry.version)
         let (id, worker) = (task.id, context.workerID)
         let blocked = try await context.database.run { connection -> String? in
             if let reason = try collector.blockedReason(account: account, on: connection) { return reason }

@@ -1,0 +1,41 @@
+import Logging
+import Postgres
+import Store
+import Synchronization
+
+/// A handler built from the registry in force, rebuilt when the registry in force changes
+/// (a `lethe policy sync` or a coordinator's sync while this worker runs): each task first
+/// reads which registry is in force, so no task starts on a stale one. A change that lands
+/// while a task runs is caught by its next deleting transaction (`RegistryGuard`), which
+/// fails the attempt before deleting anything; the retry runs here again and reloads.
+public final class RegistryReloadingHandler: TaskHandler {
+    public let kind: String
+    private let state: Mutex<(version: String?, handler: any TaskHandler)>
+    private let load: @Sendable (Connection) throws -> CompiledRegistry
+    private let make: @Sendable (CompiledRegistry) -> any TaskHandler
+
+    /// `registry` is the registry in force at start; `load` reads it again; `make` builds
+    /// the handler of `kind` from a registry.
+    public init(
+        registry: CompiledRegistry, load: @escaping @Sendable (Connection) throws -> CompiledRegistry,
+        make: @escaping @Sendable (CompiledRegistry) -> any TaskHandler
+    ) {
+        let handler = make(registry)
+        self.kind = handler.kind
+        self.state = Mutex((registry.version, handler))
+        self.load = load
+        self.make = make
+    }
+
+    public func run(_ task: ClaimedTask, context: TaskContext) async throws -> TaskProgress {
+        let (version, handler) = state.withLock { ($0.version, $0.handler) }
+        let inForce = try await context.database.run { try RegistryGuard.inForce(on: $0) }
+        guard inForce != version else { return try await handler.run(task, context: context) }
+        let load = self.load
+        let registry = try await context.database.run { try load($0) }
+        let rebuilt = make(registry)
+        state.withLock { $0 = (registry.version, rebuilt) }
+        context.logger.notice("the entity-type registry in force changed; reloaded it")
+        return try await rebuilt.run(task, context: context)
+    }
+}
