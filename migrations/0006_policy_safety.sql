@@ -98,9 +98,11 @@ BEGIN
 END $$;
 
 -- ---------------------------------------------------------------------------
--- Retention status: the same columns as before; cutoff is lethe.retention_cutoff (never
--- later than now minus the type's current minimum), and an interval that is not positive
--- gives no effective interval, no cutoff, and blocks with a reason.
+-- Retention status: the same columns as before; the interval in force is clamped to the
+-- type's bounds by comparing cutoffs (PostgreSQL compares `1 year` as 360 days, so a value
+-- clamp would turn a tenant's year into a 364-day minimum); cutoff is lethe.retention_cutoff
+-- (never later than now minus the type's current minimum), and an interval that is not
+-- positive gives no effective interval, no cutoff, and blocks with a reason.
 
 CREATE OR REPLACE VIEW lethe.retention_status AS
 SELECT a.account_id,
@@ -154,7 +156,10 @@ CROSS JOIN LATERAL (
     SELECT s.stored,
            CASE WHEN lethe.interval_is_positive(s.stored) AND lethe.interval_is_positive(t.min_interval)
                      AND lethe.interval_is_positive(t.max_interval)
-                THEN least(greatest(s.stored, t.min_interval), t.max_interval) END AS effective
+                THEN CASE WHEN lethe.cutoff(now(), s.stored) > lethe.cutoff(now(), t.min_interval) THEN t.min_interval
+                          WHEN lethe.cutoff(now(), s.stored) < lethe.cutoff(now(), t.max_interval) THEN t.max_interval
+                          ELSE s.stored END
+           END AS effective
     FROM (SELECT coalesce(p.retention, ti.retention) AS stored) s
 ) x
 LEFT JOIN LATERAL (

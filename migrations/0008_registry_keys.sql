@@ -58,3 +58,27 @@ BEGIN
         GRANT EXECUTE ON FUNCTION lethe.forget_entity_type(text) TO lethe_operator;
     END IF;
 END $$;
+
+-- A direct write to what decides deletion (a hold, a policy, archive settings) locks the
+-- account row as the functions do, so it waits for a batch in flight and the next batch
+-- sees it: the functions are not the only way in for the schema's owner.
+CREATE OR REPLACE FUNCTION lethe.lock_account_of_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM lethe.accounts a
+    WHERE a.account_id IN (CASE WHEN TG_OP <> 'INSERT' THEN OLD.account_id END,
+                           CASE WHEN TG_OP <> 'DELETE' THEN NEW.account_id END)
+    ORDER BY a.account_id
+    FOR UPDATE;
+    RETURN coalesce(NEW, OLD);
+END $$;
+
+DROP TRIGGER IF EXISTS holds_lock_account ON lethe.holds;
+CREATE TRIGGER holds_lock_account BEFORE INSERT OR UPDATE OR DELETE ON lethe.holds
+    FOR EACH ROW EXECUTE FUNCTION lethe.lock_account_of_change();
+DROP TRIGGER IF EXISTS policies_lock_account ON lethe.policies;
+CREATE TRIGGER policies_lock_account BEFORE INSERT OR UPDATE OR DELETE ON lethe.policies
+    FOR EACH ROW EXECUTE FUNCTION lethe.lock_account_of_change();
+DROP TRIGGER IF EXISTS archive_settings_lock_account ON lethe.archive_settings;
+CREATE TRIGGER archive_settings_lock_account BEFORE INSERT OR UPDATE OR DELETE ON lethe.archive_settings
+    FOR EACH ROW EXECUTE FUNCTION lethe.lock_account_of_change();

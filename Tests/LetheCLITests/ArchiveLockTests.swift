@@ -22,8 +22,10 @@ import Testing
             let text = try String(contentsOfFile: fixture.configPath, encoding: .utf8)
             let registry = try Configuration.parse(text, source: fixture.configPath).registry
             let session = fixture.connection
+            // Long lock timeout: the deletion must still be waiting when a loaded suite looks.
             let jobs = ArchiveJobs(
-                registry: try RegistryCatalog.compile(registry, on: session), maxRootsPerType: 1_000_000)
+                registry: try RegistryCatalog.compile(registry, on: session), maxRootsPerType: 1_000_000,
+                timeouts: DeletionTimeouts(lock: .seconds(600), statement: .seconds(600)))
             let job = try #require(
                 try jobs.openJobs(account: "1", on: session).first { $0.id.uuidString.lowercased() == jobID })
             let type = try #require(jobs.types.first { $0.name == "conversations" })

@@ -17,6 +17,11 @@ import Testing
     }
 
     /// Polls (without blocking the cooperative pool) until backend `pid` waits for a lock.
+    /// Timeouts long enough that a batch waiting for the account lock is still waiting when
+    /// a loaded suite gets round to looking (the standard 5 s lock timeout could end the wait
+    /// before the test saw it, and the batch would fail instead of seeing the hold).
+    static let patient = DeletionTimeouts(lock: .seconds(600), statement: .seconds(600))
+
     func waitsForLock(_ database: TestDatabase, pid: Int32, within limit: Duration = .seconds(120)) async throws -> Bool
     {
         let observer = try database.connect()
@@ -69,7 +74,8 @@ import Testing
             let registry = try Fixture.prepare(session)
             try session.execute("SELECT lethe.add_account('5')")
             for id in 1...4 { try Fixture.conversation(session, id: Int64(id), account: 5, endedDaysAgo: 40) }
-            let batch = RetentionBatch(type: registry.entityTypes["conversations"]!, registry: registry)
+            let batch = RetentionBatch(
+                type: registry.entityTypes["conversations"]!, registry: registry, timeouts: Self.patient)
             let thread = ConnectionThread(conninfo: database.url, name: "batch")
             let pid: Int32 = try await thread.run { try $0.scalar("SELECT pg_backend_pid()") }
 
@@ -87,6 +93,32 @@ import Testing
             #expect(try session.scalar("SELECT count(*) FROM app.conv", as: Int.self) == 4)
             #expect(try session.scalar("SELECT count(*) FROM app.msg", as: Int.self) == 8)
             #expect(try session.scalar("SELECT count(*) FROM lethe.deletion_records", as: Int.self) == 0)
+        }
+    }
+
+    /// The same race with the hold written directly into `lethe.holds` (as the schema's owner
+    /// may): a trigger locks the account as `place_hold` does.
+    @Test func aHoldInsertedDirectlyWhileABatchWaitsStopsThatBatch() async throws {
+        try await withMigratedDatabase { database in
+            let session = try database.connect()
+            defer { session.close() }
+            let registry = try Fixture.prepare(session)
+            try session.execute("SELECT lethe.add_account('5')")
+            for id in 1...4 { try Fixture.conversation(session, id: Int64(id), account: 5, endedDaysAgo: 40) }
+            let batch = RetentionBatch(
+                type: registry.entityTypes["conversations"]!, registry: registry, timeouts: Self.patient)
+            let thread = ConnectionThread(conninfo: database.url, name: "batch")
+            let pid: Int32 = try await thread.run { try $0.scalar("SELECT pg_backend_pid()") }
+            try session.execute("BEGIN")
+            try session.execute("INSERT INTO lethe.holds (account_id, reason) VALUES ('5', 'direct')")
+            async let outcome = withWatchdog(database, thread: thread, pid: pid) { connection in
+                .finished(try batch.run(account: "5", task: nil, worker: nil, on: connection).status)
+            }
+            #expect(try await waitsForLock(database, pid: pid), "the batch did not wait for the account lock")
+            try session.execute("COMMIT")
+            #expect(try await outcome == .finished(.held("direct")))
+            await thread.shutdown()
+            #expect(try session.scalar("SELECT count(*) FROM app.conv", as: Int.self) == 4)
         }
     }
 
@@ -132,7 +164,7 @@ import Testing
             let registry = try Fixture.prepare(session, registry: Fixture.registry(grace: .milliseconds(1)))
             try session.execute("SELECT lethe.add_account('5')")
             try session.execute("INSERT INTO app.blobs (id, account_id) SELECT g, 5 FROM generate_series(1, 6) g")
-            let collector = OrphanCollector(store: registry.blobStores["blobs"]!)
+            let collector = OrphanCollector(store: registry.blobStores["blobs"]!, timeouts: Self.patient)
             #expect(try collector.mark(account: "5", on: session) == (6, 0))
             try await Task.sleep(for: .milliseconds(20))  // past the grace
             let thread = ConnectionThread(conninfo: database.url, name: "orphan-gc")

@@ -95,6 +95,26 @@ import Testing
         }
     }
 
+    @Test func theIntervalInForceIsClampedByCutoffsNotValues() async throws {
+        try await withMigratedDatabase { database in
+            let connection = try database.connect()
+            defer { connection.close() }
+            var registry = Fixture.registry()
+            registry.entityTypes[0].bounds = Fixture.bounds("2y", "364d", "3y")
+            try Fixture.prepare(connection, registry: registry)
+            try connection.execute("SELECT lethe.add_account('1')")
+            // 1 year compares as 360 days, below the 364-day minimum, yet it keeps rows longer:
+            // the tenant's year stays in force (a value clamp made it 364 days, a day too early).
+            try connection.execute("SELECT lethe.set_policy('1', 'conversations', '1 year')")
+            let (effective, exact) = try connection.query(
+                """
+                SELECT effective_interval::text, cutoff = lethe.cutoff(now(), interval '1 year')
+                FROM lethe.retention_status WHERE account_id = '1' AND entity_type = 'conversations'
+                """)[0].decode((String, Bool).self)
+            #expect(effective == "1 year" && exact)
+        }
+    }
+
     @Test func aCutoffIsNeverLaterThanNowMinusTheTypesMinimum() async throws {
         try await withMigratedDatabase { database in
             let connection = try database.connect()
