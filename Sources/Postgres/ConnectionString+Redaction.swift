@@ -56,8 +56,35 @@ extension ConnectionString {
         let parsed = lower.hasPrefix("postgresql://") || lower.hasPrefix("postgres://") ? urlSpans(s) : keywordSpans(s)
         // Belt and braces for text the parse reads differently from libpq (an unterminated
         // quote before the password, say): the value after any other "password" goes too.
-        let loose = looseSpans(s).filter { span in !parsed.contains { $0.range.overlaps(span.range) } }
-        return (parsed + loose).sorted { $0.range.lowerBound < $1.range.lowerBound }
+        var found = parsed
+        for span in looseSpans(s) + embeddedURLSpans(s) where !found.contains(where: { $0.range.overlaps(span.range) })
+        {
+            found.append(span)
+        }
+        return found.sorted { $0.range.lowerBound < $1.range.lowerBound }
+    }
+
+    /// The user info and `password` query values of every `scheme://` anywhere in the text:
+    /// a URL after spaces or a newline (which libpq then reads as keywords and echoes), or
+    /// pasted into another value.
+    private static func embeddedURLSpans(_ s: [Unicode.Scalar]) -> [SecretSpan] {
+        var spans: [SecretSpan] = []
+        var i = 0
+        while i + 3 <= s.count {
+            if s[i] == ":", s[i + 1] == "/", s[i + 2] == "/" {
+                let end =
+                    s[(i + 3)...].firstIndex(where: { $0.properties.isWhitespace || $0 == "\"" || $0 == "'" })
+                    ?? s.count
+                var local: [SecretSpan] = []
+                let slice = Array(s[..<end])
+                _ = urlSpans(slice, authorityStart: i + 3, into: &local)
+                spans += local
+                i += 3
+            } else {
+                i += 1
+            }
+        }
+        return spans
     }
 
     /// After every `password` (any case, inside a word too): optional spaces, an

@@ -7,6 +7,10 @@ import Testing
     /// (connection string, what may be shown). The secret in each is "hunter2" or "a b'c".
     static let cases: [(String, String)] = [
         ("host=h password=hunter2 user=u", "host=h password=*** user=u"),
+        // A URL after spaces or a newline (libpq then reads it as keywords and echoes it).
+        (" postgresql://u:S3CRET@h/x", " postgresql://u:***@h/x"),
+        ("\npostgresql://u:S3CRET@h/x", "\npostgresql://u:***@h/x"),
+        ("level: \"postgres://u:S3CRET@h/x\"", "level: \"postgres://u:***@h/x\""),
         ("host=h password = hunter2 user=u", "host=h password = *** user=u"),
         ("host=h password= hunter2", "host=h password= ***"),
         ("host=h password =hunter2", "host=h password =***"),
