@@ -98,33 +98,47 @@ enum RegistryInForce {
         return compiled
     }
 
-    /// Against a database synced before the registry was kept as text: the types it has
-    /// active, their min and max. The first sync into an empty registry needs no confirming.
+    /// Against a database synced before the registry was kept as text: every active type as
+    /// `lethe.entity_types` has it (removed, bounds, table, key, account, clock, predicate,
+    /// keep-only, versions, blob columns). The first sync into an empty registry needs no confirming.
     static func legacyChanges(_ registry: Registry, on connection: Connection) throws -> [RegistryChange] {
         var changes: [RegistryChange] = []
-        for (name, minText, maxText) in try RegistrySource.legacyTypes(on: connection) {
+        func add(_ text: String) { changes.append(RegistryChange(text, needsConfirmation: true)) }
+        for old in try RegistrySource.legacyTypes(on: connection) {
+            let name = old.name
             guard let type = registry.entityType(named: name) else {
-                changes.append(
-                    RegistryChange(
-                        "entity type \(name) is no longer configured: it is deactivated and no account's \(name) "
-                            + "are deleted any more", needsConfirmation: true))
+                add(
+                    "entity type \(name) is no longer configured: it is deactivated and no account's \(name) are deleted any more"
+                )
                 continue
             }
-            if let minimum = PostgresInterval.parse(minText),
-                RegistryChanges.shortens(minimum, type.bounds.minimum)
+            if let minimum = PostgresInterval.parse(old.minimum), RegistryChanges.shortens(minimum, type.bounds.minimum)
             {
-                changes.append(
-                    RegistryChange(
-                        "entity type \(name): min changes from \(minimum) to \(type.bounds.minimum) (lowered)",
-                        needsConfirmation: true))
+                add("entity type \(name): min changes from \(minimum) to \(type.bounds.minimum) (lowered)")
             }
-            if let maximum = PostgresInterval.parse(maxText),
-                RegistryChanges.shortens(type.bounds.maximum, maximum)
-            {
-                changes.append(
-                    RegistryChange(
-                        "entity type \(name): max changes from \(maximum) to \(type.bounds.maximum) (raised)",
-                        needsConfirmation: true))
+            if let maximum = PostgresInterval.parse(old.maximum), maximum != type.bounds.maximum {
+                add("entity type \(name): max changes from \(maximum) to \(type.bounds.maximum)")
+            }
+            let now: [(String, String, String)] = [
+                ("table", old.table, type.table.description), ("key", old.key, type.key.joined(separator: ",")),
+                ("account", old.account, type.account), ("clock", old.clock, type.clock),
+                ("predicate (where)", old.predicate ?? "none", type.predicate ?? "none"),
+            ]
+            for (what, before, after) in now where before != after {
+                add("entity type \(name): \(what) changes from \(before) to \(after)")
+            }
+            if !old.deletes && type.deletes { add("entity type \(name): a keep-only type now deletes") }
+            if let kept = old.versionsKeep, (type.versions?.keep ?? 0) < kept {
+                add("entity type \(name): fewer versions kept (\(kept) → \(type.versions?.keep ?? 0))")
+            }
+            let current = Set(
+                registry.blobStores.flatMap { store in
+                    Registry(entityTypes: [type]).references(to: store.name).map {
+                        "\(store.name) \($0.table).\($0.column)"
+                    }
+                })
+            for reference in old.references where !current.contains(reference) {
+                add("entity type \(name): blob reference \(reference) removed (it stops protecting blobs)")
             }
         }
         return changes

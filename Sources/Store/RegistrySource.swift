@@ -59,11 +59,40 @@ public struct RegistrySource: Sendable, Equatable {
             """, [text, sha256, configPath, syncedBy, syncedHost, changes, confirmed])
     }
 
-    /// The active entity types of a database synced before the registry was kept as text
-    /// (no `lethe.registry_source` row): name, min and max as PostgreSQL prints them.
-    public static func legacyTypes(on connection: Connection) throws -> [(name: String, min: String, max: String)] {
+    /// An active entity type of a database synced before the registry was kept as text (no
+    /// `lethe.registry_source` row), as `lethe.entity_types` has it.
+    public struct LegacyType: Sendable {
+        public var name, table, key, account, clock: String
+        public var predicate: String?
+        public var minimum, maximum: String
+        public var deletes: Bool
+        public var versionsKeep: Int?
+        /// The blob columns of its tree: "store table.column".
+        public var references: [String]
+    }
+
+    /// The active entity types of a database synced before the registry was kept as text.
+    public static func legacyTypes(on connection: Connection) throws -> [LegacyType] {
         try connection.query(
-            "SELECT name, min_interval::text, max_interval::text FROM lethe.entity_types WHERE active ORDER BY name"
-        ).map { try $0.decode((String, String, String).self) }
+            """
+            SELECT name, table_name, key_column, account_column, clock_column, predicate, min_interval::text,
+                   max_interval::text, deletes, versions_keep, definition::text
+            FROM lethe.entity_types WHERE active ORDER BY name
+            """
+        ).map { row in
+            let (name, table, key, account, clock, predicate) = try row.decode(
+                (String, String, String, String, String, String?).self)
+            let minimum = try row.decode(String.self, at: 6)
+            let maximum = try row.decode(String.self, at: 7)
+            let deletes = try row.decode(Bool.self, at: 8)
+            let keep = try row.decode(Int?.self, at: 9)
+            let definition = try row.decode(String.self, at: 10)
+            let references = RegistryCatalog.definitionReferences(table: table, definition: definition).map {
+                "\($0.store) \($0.table).\($0.column)"
+            }
+            return LegacyType(
+                name: name, table: table, key: key, account: account, clock: clock, predicate: predicate,
+                minimum: minimum, maximum: maximum, deletes: deletes, versionsKeep: keep, references: references)
+        }
     }
 }

@@ -155,6 +155,20 @@ import Testing
             #expect(refused.stderr.contains("min changes from 1d to 1h"), "\(refused.output)")
             #expect(refused.stderr.contains("max changes from 1y to 2y"), "\(refused.output)")
             #expect(try connection.scalar("SELECT count(*) FROM lethe.registry_source", as: Int.self) == 0)
+            // The predicate and a blob column too, and a lowered max: every change is compared.
+            let changed = try config(
+                database,
+                Self.good.replacingOccurrences(of: "status = 'closed'", with: "true").replacingOccurrences(
+                    of: "blobs: [ { column: rec } ]", with: "blobs: []"
+                ).replacingOccurrences(of: "max: 1y", with: "max: 6mo"))
+            defer { try? FileManager.default.removeItem(atPath: changed) }
+            let refusedToo = try LetheProcess.run(["policy", "sync", "--config", changed])
+            #expect(refusedToo.status == 2, "\(refusedToo.output)")
+            for change in [
+                "predicate (where) changes", "blob reference blobs app.conv.rec removed", "max changes from 1y to 6mo",
+            ] {
+                #expect(refusedToo.stderr.contains(change), "\(change): \(refusedToo.output)")
+            }
             #expect(try LetheProcess.run(["policy", "sync", "--config", path]).status == 0)
         }
     }
