@@ -11,7 +11,7 @@ struct AccountCommand: AsyncParsableCommand {
         discussion: """
             Each command calls the SQL function an application would (lethe.add_account,
             lethe.set_account_state, lethe.place_hold …), so the rules are the same from
-            psql, the application and this CLI. The configured entity types are synced first.
+            psql, the application and this CLI. They use the registry in force (lethe policy sync).
             """,
         subcommands: [
             Add.self, List.self, Show.self, SetState.self, Disable.self, Enable.self, Notice.self, Hold.self,

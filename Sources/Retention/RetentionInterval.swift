@@ -27,7 +27,7 @@ public struct RetentionInterval: Sendable, Hashable, Codable, CustomStringConver
     /// What `parse` accepts, for error messages.
     public static let accepted =
         "a whole number with a unit: h (hours), d (days), w (weeks), mo (calendar months) or y (years), "
-        + "or a sum of them (e.g. 12h, 30d, 2w, 6mo, 1y, 1y6mo)"
+        + "or a sum of them (e.g. 12h, 30d, 2w, 6mo, 1y, 1y6mo), at most 1000y"
 
     /// Parses `text`, or returns nil. Zero is refused: nothing is kept for no time.
     public static func parse(_ text: String) -> RetentionInterval? {
@@ -51,8 +51,14 @@ public struct RetentionInterval: Sendable, Hashable, Codable, CustomStringConver
                 return nil
             }
         }
+        // Longer than 1000 years is refused: PostgreSQL's timestamps end in 294276 AD, and a
+        // cutoff that overflows would fail every status query of the type.
+        guard interval.comparableSeconds <= Self.longest else { return nil }
         return interval.months == 0 && interval.seconds == 0 ? nil : interval
     }
+
+    /// The longest interval `parse` accepts, in comparable seconds: 1000 years.
+    static let longest: Int64 = 1000 * 12 * 30 * 86_400
 
     /// The shortest text `parse` reads back: `1y6mo`, `30d`, `36h`.
     public var description: String {
