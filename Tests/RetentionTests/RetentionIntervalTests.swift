@@ -15,7 +15,11 @@ import Testing
         #expect(RetentionInterval.parse(expected.description) == expected)
     }
 
-    @Test("refused forms", arguments: ["", "0d", "30", "d", "1.5y", "-1d", "3 months", "1m", "10x", "9999999d", "1001y", "7000y", "999999w"])
+    @Test(
+        "refused forms",
+        arguments: [
+            "", "0d", "30", "d", "1.5y", "-1d", "3 months", "1m", "10x", "9999999d", "1001y", "7000y", "999999w",
+        ])
     func refused(_ text: String) {
         #expect(RetentionInterval.parse(text) == nil)
     }
