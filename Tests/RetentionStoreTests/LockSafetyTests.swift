@@ -67,7 +67,13 @@ import Testing
         }
     }
 
-    @Test func aHoldCommittedWhileABatchWaitsStopsThatBatch() async throws {
+    /// A hold placed by `place_hold`, or written directly into `lethe.holds` (as the schema's
+    /// owner may: a trigger locks the account as the function does), while a batch waits.
+    @Test(arguments: [
+        ("SELECT lethe.place_hold('5', NULL, 'race test', NULL)", "race test"),
+        ("INSERT INTO lethe.holds (account_id, reason) VALUES ('5', 'direct')", "direct"),
+    ])
+    func aHoldCommittedWhileABatchWaitsStopsThatBatch(hold: String, reason: String) async throws {
         try await withMigratedDatabase { database in
             let session = try database.connect()
             defer { session.close() }
@@ -81,44 +87,18 @@ import Testing
 
             // Session A places a hold and has not committed yet.
             try session.execute("BEGIN")
-            try session.execute("SELECT lethe.place_hold('5', NULL, 'race test', NULL)")
+            try session.execute(hold)
             // Session B's batch starts now and must wait for A.
             async let outcome = withWatchdog(database, thread: thread, pid: pid) { connection in
                 .finished(try batch.run(account: "5", task: nil, worker: nil, on: connection).status)
             }
             #expect(try await waitsForLock(database, pid: pid), "the batch did not wait for the account lock")
             try session.execute("COMMIT")
-            #expect(try await outcome == .finished(.held("race test")))
+            #expect(try await outcome == .finished(.held(reason)))
             await thread.shutdown()
             #expect(try session.scalar("SELECT count(*) FROM app.conv", as: Int.self) == 4)
             #expect(try session.scalar("SELECT count(*) FROM app.msg", as: Int.self) == 8)
             #expect(try session.scalar("SELECT count(*) FROM lethe.deletion_records", as: Int.self) == 0)
-        }
-    }
-
-    /// The same race with the hold written directly into `lethe.holds` (as the schema's owner
-    /// may): a trigger locks the account as `place_hold` does.
-    @Test func aHoldInsertedDirectlyWhileABatchWaitsStopsThatBatch() async throws {
-        try await withMigratedDatabase { database in
-            let session = try database.connect()
-            defer { session.close() }
-            let registry = try Fixture.prepare(session)
-            try session.execute("SELECT lethe.add_account('5')")
-            for id in 1...4 { try Fixture.conversation(session, id: Int64(id), account: 5, endedDaysAgo: 40) }
-            let batch = RetentionBatch(
-                type: registry.entityTypes["conversations"]!, registry: registry, timeouts: Self.patient)
-            let thread = ConnectionThread(conninfo: database.url, name: "batch")
-            let pid: Int32 = try await thread.run { try $0.scalar("SELECT pg_backend_pid()") }
-            try session.execute("BEGIN")
-            try session.execute("INSERT INTO lethe.holds (account_id, reason) VALUES ('5', 'direct')")
-            async let outcome = withWatchdog(database, thread: thread, pid: pid) { connection in
-                .finished(try batch.run(account: "5", task: nil, worker: nil, on: connection).status)
-            }
-            #expect(try await waitsForLock(database, pid: pid), "the batch did not wait for the account lock")
-            try session.execute("COMMIT")
-            #expect(try await outcome == .finished(.held("direct")))
-            await thread.shutdown()
-            #expect(try session.scalar("SELECT count(*) FROM app.conv", as: Int.self) == 4)
         }
     }
 
