@@ -137,7 +137,13 @@ extension ArchiveCommand {
         static func restore(
             _ files: [ArchiveFile], keys: ArchiveKeys, registry: CompiledRegistry, on connection: Connection
         ) throws -> ([ArchiveRestore.TableResult], [PartSummary]) {
-            let restore = try ArchiveRestore(registry: registry, on: connection)
+            guard let account = files[0].account else {
+                throw ArchiveRestoreError(
+                    .configuration,
+                    "cannot tell the account of \(files[0].path) from its name (expected backup_ACCOUNT_JOB_STAMP.zip): "
+                        + "restore checks every record against it")
+            }
+            let restore = try ArchiveRestore(registry: registry, account: account, on: connection)
             let sink = RestoreSink(restore)
             var summaries: [PartSummary] = []
             for (index, file) in files.enumerated() {
@@ -147,6 +153,11 @@ extension ArchiveCommand {
                 summaries.append(summary)
             }
             try sink.finish()
+            if let other = summaries.first(where: { $0.manifest.account != account }) {
+                throw ArchiveRestoreError(
+                    .configuration,
+                    "the manifest names account \(other.manifest.account), but the file name names \(account)")
+            }
             if let conflict = restore.conflict { throw conflict }
             return (restore.results, summaries)
         }

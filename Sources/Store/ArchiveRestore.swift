@@ -87,9 +87,14 @@ public final class ArchiveRestore {
     private var blob: (store: String, key: String, seq: Int)?
 
     /// Starts a restore inside the open transaction on `connection`.
-    public init(registry: CompiledRegistry, on connection: Connection) throws {
+    /// The account the archive is of: every record must belong to it.
+    public let account: String
+
+    /// Starts a restore of `account`'s archive inside the open transaction on `connection`.
+    public init(registry: CompiledRegistry, account: String, on connection: Connection) throws {
         precondition(connection.isInTransaction, "ArchiveRestore outside a transaction")
         self.registry = registry
+        self.account = account
         self.connection = connection
         try connection.execute("SET CONSTRAINTS ALL DEFERRED")
         try connection.execute(
@@ -172,6 +177,9 @@ public final class ArchiveRestore {
                 byTable[id]!.skipped += records.count
                 return
             }
+            try checkBelongs(
+                json, table: table.label,
+                condition: compiled.belongs(index, alias: "r", account: "$2::text"), sql: table.sql)
             let (existing, keys) = try existingKeys(json, table: table.sql, key: table.key)
             record(existing: existing, keys: keys, in: id)
             guard !hasConflicts else { return }
@@ -186,8 +194,26 @@ public final class ArchiveRestore {
         }
     }
 
+    /// Refuses a batch with any record that does not belong to the archive's account (a
+    /// crafted archive must not write another tenant's rows).
+    private func checkBelongs(_ json: String, table label: String, condition: String, sql: String) throws {
+        let foreign = try connection.query(
+            """
+            SELECT count(*)::bigint FROM json_populate_recordset(NULL::\(sql), $1::json) AS r
+            WHERE NOT coalesce((\(condition)), false)
+            """, [json, account])[0].decode(Int.self, at: 0)
+        guard foreign == 0 else {
+            throw ArchiveRestoreError(
+                .configuration,
+                "\(foreign) record\(foreign == 1 ? "" : "s") of \(label) do not belong to account \(account), the "
+                    + "archive's account (another account's rows, or children of no restored or existing parent of it)")
+        }
+    }
+
     private func insertBlobRows(_ json: String, count: Int, store: CompiledBlobStore) throws {
         let id = store.store.table.description
+        try checkBelongs(
+            json, table: id, condition: store.ofAccount("$2::text", alias: "r"), sql: store.sql)
         note(id, source: "blob store \(store.store.name)")
         let name = store.store.name
         let content = try store.store.content.map { try connection.literal($0) }

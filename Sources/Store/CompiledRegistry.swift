@@ -146,6 +146,25 @@ public struct CompiledEntityType: Sendable {
         return conditions.joined(separator: " AND ")
     }
 
+    /// True where row `alias` of table `index` belongs to the account `account` (a text
+    /// expression): a root by its account column, a child through its parents up to a root
+    /// of the account (and its own account column, when configured). What a restore checks
+    /// of every record before it inserts it.
+    func belongs(_ index: Int, alias: String, account: String) -> String {
+        let table = tables[index]
+        var conditions: [String] = []
+        if let column = table.account { conditions.append(Self.accountMatch(alias, column: column, account: account)) }
+        if let parentIndex = table.parentIndex {
+            let above = tables[parentIndex]
+            let next = "b\(parentIndex)"
+            let columns = table.parent.map { "\(alias).\($0.sql)" }.joined(separator: ", ")
+            conditions.append(
+                "(\(columns)) IN (SELECT \(above.key.list(next)) FROM \(above.sql) AS \(next) "
+                    + "WHERE \(belongs(parentIndex, alias: next, account: account)))")
+        }
+        return conditions.joined(separator: " AND ")
+    }
+
     /// $1 root keys, $2 account: deletes table `index`'s rows under those roots, returning
     /// their blob columns as text (when it has any). Run child-first: the parents are still there.
     func delete(_ index: Int) -> String {

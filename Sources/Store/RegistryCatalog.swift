@@ -75,6 +75,17 @@ public enum RegistryCatalog {
     }
 
     static func table(_ name: TableName, path: String, on connection: Connection) throws -> Table {
+        // Each process resolves an unqualified name with its own search_path (a role's
+        // setting, PGOPTIONS): a worker could delete from another schema's table of that name.
+        guard name.schema != nil else {
+            let resolved: String? = try connection.query(
+                "SELECT to_regclass($1)::text", [SQLIdentifier.quote(name.name)])[0].decode(String?.self, at: 0)
+            throw RegistryError(
+                path: path,
+                message: "table \(name) is not schema-qualified; each process would resolve it with its own "
+                    + "search_path: write schema.table"
+                    + (resolved.map { " (here it resolves to \($0))" } ?? ""))
+        }
         let sql = quoted(name)
         // The type for casts: as format_type gives it for built-in types (with its modifier),
         // schema-qualified for any other (a domain or extension type in any schema resolves
@@ -94,8 +105,7 @@ public enum RegistryCatalog {
         guard rows.count > 0 else {
             throw RegistryError(
                 path: path,
-                message: "table \(name) does not exist (or has no columns)"
-                    + (name.schema == nil ? " on the search_path" : "") + "; names are matched exactly, case-sensitive")
+                message: "table \(name) does not exist (or has no columns); names are matched exactly, case-sensitive")
         }
         // A unique index of an inheritance parent does not cover its children, yet every
         // statement on the parent reaches them: such a table proves no key unique.
@@ -227,12 +237,15 @@ public enum RegistryCatalog {
         }
         for reference in retired
         where !references.contains(where: { $0.table == reference.table && $0.column == reference.column }) {
-            // A retired type's table may be gone or changed: only columns still there count.
-            if let retiredTable = try? Self.table(reference.table, path: path, on: connection),
-                retiredTable.columns.contains(where: { $0.name == reference.column })
-            {
-                references.append((reference.table, reference.column, nil))
-            }
+            // A retired type's table may be gone or changed: only columns still there count
+            // (an unqualified name of an older registry is looked up as it always was).
+            let present = try connection.query(
+                """
+                SELECT EXISTS (SELECT 1 FROM pg_attribute a
+                               WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND a.attnum > 0
+                                 AND NOT a.attisdropped)
+                """, [quoted(reference.table), reference.column])[0].decode(Bool.self, at: 0)
+            if present { references.append((reference.table, reference.column, nil)) }
         }
         let keySQL = SQLIdentifier.quote(key.name)
         // Where blob keys restart per account (unique only with the account column), a

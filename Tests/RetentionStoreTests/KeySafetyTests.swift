@@ -242,4 +242,43 @@ import Testing
             #expect(after == ["10", "20"])
         }
     }
+
+    /// A crafted archive of account 1 must not write account 2's rows: every record is
+    /// checked against the archive's account (roots by their account column, children
+    /// through their parents, blobs by theirs) before anything is inserted.
+    @Test func aRestoreRefusesRecordsOfAnotherAccount() async throws {
+        try await withMigratedDatabase { database in
+            let connection = try database.connect()
+            defer { connection.close() }
+            let registry = try Self.prepare(connection, registry: Self.registry(key: ["account_id", "id"]))
+            try Self.seed(connection, expiredFor: [])
+            let before = try Self.rows(connection)
+            let cases: [(ArchiveEntryName, [String])] = [
+                (.rows(type: "conversations", index: 0, table: "app.conv"), [#"{"account_id":2,"id":99,"rec":10}"#]),
+                // A child under account 2's existing conversation 1, in account 1's archive.
+                (
+                    .rows(type: "conversations", index: 2, table: "app.members"),
+                    [#"{"account_id":2,"conv_id":1,"user_id":5}"#]
+                ),
+                (.blobRows(store: "blobs"), [#"{"account_id":2,"id":77}"#]),
+            ]
+            for (entry, records) in cases {
+                try connection.execute("BEGIN")
+                let restore = try ArchiveRestore(registry: registry, account: "1", on: connection)
+                #expect(throws: ArchiveRestoreError.self, "\(entry)") { try restore.insert(records, into: entry) }
+                try connection.execute("ROLLBACK")
+            }
+            // Account 1's own records go in.
+            try connection.execute("BEGIN")
+            let restore = try ArchiveRestore(registry: registry, account: "1", on: connection)
+            try restore.insert(
+                [#"{"account_id":1,"id":99,"rec":10}"#], into: .rows(type: "conversations", index: 0, table: "app.conv")
+            )
+            try restore.insert(
+                [#"{"account_id":1,"conv_id":99,"user_id":5}"#],
+                into: .rows(type: "conversations", index: 2, table: "app.members"))
+            try connection.execute("COMMIT")
+            #expect(Set(try Self.rows(connection)).subtracting(before) == ["conv 1 99", "members 1 99 5"])
+        }
+    }
 }
