@@ -45,7 +45,7 @@ extension ArchiveJobs {
         let started = ContinuousClock.now
         return try connection.withTransaction { connection in
             try timeouts.apply(on: connection)
-            try RegistryGuard.check(registry.version, on: connection)
+            try RegistryGuard.check(registry.version, proofs: registry.keyProofs, on: connection)
             guard
                 try RetentionBatch.lockAccount(job.accountID, on: connection),
                 let status = try connection.query(
@@ -121,7 +121,7 @@ extension ArchiveJobs {
         let started = ContinuousClock.now
         return try connection.withTransaction { connection in
             try timeouts.apply(on: connection)
-            try RegistryGuard.check(registry.version, on: connection)
+            try RegistryGuard.check(registry.version, proofs: registry.keyProofs, on: connection)
             guard try RetentionBatch.lockAccount(job.accountID, on: connection) else {
                 return (0, nil, "account \(job.accountID) is gone")
             }

@@ -25,6 +25,9 @@ struct CompiledKey: Sendable {
     }
 
     let parts: [Part]
+    /// The OID of the unique index that proves the key (nil for a leaf named by its parent
+    /// and content): deleting transactions check it still exists (`RegistryGuard`).
+    var proof: Int64? = nil
 
     /// The key columns (without a content hash).
     var columns: [CompiledColumn] {

@@ -15,6 +15,11 @@ public struct CompiledRegistry: Sendable {
     public var version: String? = nil
 
     public var isEmpty: Bool { registry.isEmpty }
+
+    /// The unique indexes that prove the keys of every table of every entity type.
+    public var keyProofs: [Int64] {
+        Array(Set(entityTypes.values.flatMap { $0.tables.compactMap(\.key.proof) })).sorted()
+    }
 }
 
 /// How a clock column compares with a `timestamptz` cutoff: `timestamp` and `date`

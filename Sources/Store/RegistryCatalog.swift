@@ -33,6 +33,8 @@ public enum RegistryCatalog {
         /// The column sets of the primary key and every valid, non-partial unique index on
         /// plain columns: the sets of columns proven unique.
         var uniqueSets: [Set<String>]
+        /// The index proving each of `uniqueSets` (its OID), in the same order.
+        var uniqueIndexes: [Int64] = []
 
         func column(_ name: String, path: String) throws(RegistryError) -> Column {
             guard let column = columns.first(where: { $0.name == name }) else {
@@ -46,6 +48,11 @@ public enum RegistryCatalog {
 
         /// `names` are unique in this table: a primary key or unique index on exactly them.
         func isUnique(_ names: [String]) -> Bool { uniqueSets.contains(Set(names)) }
+
+        /// The OID of the index that proves `names` unique.
+        func proof(_ names: [String]) -> Int64? {
+            uniqueSets.firstIndex(of: Set(names)).map { uniqueIndexes[$0] }
+        }
 
         /// The unique column sets, for error messages.
         var uniqueDescription: String {
@@ -127,7 +134,7 @@ public enum RegistryCatalog {
         // plain columns, each with the column's own collation and its type's default operator class.
         let unique = try connection.query(
             """
-            SELECT array_agg(a.attname::text ORDER BY a.attname)
+            SELECT array_agg(a.attname::text ORDER BY a.attname), i.indexrelid::bigint
             FROM pg_index i
             CROSS JOIN LATERAL unnest(i.indkey::int2[], i.indcollation::oid[], i.indclass::oid[])
                 WITH ORDINALITY AS k(attnum, coll, opclass, position)
@@ -145,7 +152,8 @@ public enum RegistryCatalog {
                     name: try $0.decode(at: 0), type: try $0.decode(at: 1), baseType: try $0.decode(at: 2),
                     category: try $0.decode(at: 3))
             },
-            uniqueSets: try unique.map { Set(try $0.decode([String].self, at: 0)) })
+            uniqueSets: try unique.map { Set(try $0.decode([String].self, at: 0)) },
+            uniqueIndexes: try unique.map { try $0.decode(Int64.self, at: 1) })
     }
 
     /// Blob references the database knows of and no operator forgot (`lethe policy
@@ -360,9 +368,11 @@ public enum RegistryCatalog {
             }
             columns.append(column)
         }
-        if table.isUnique(names) { return CompiledKey(parts: columns.map { .column($0.compiled) }) }
-        if let account, !names.contains(account.name), table.isUnique(names + [account.name]) {
-            return CompiledKey(parts: ([account] + columns).map { .column($0.compiled) })
+        if let proof = table.proof(names) {
+            return CompiledKey(parts: columns.map { .column($0.compiled) }, proof: proof)
+        }
+        if let account, !names.contains(account.name), let proof = table.proof(names + [account.name]) {
+            return CompiledKey(parts: ([account] + columns).map { .column($0.compiled) }, proof: proof)
         }
         let withAccount = account.map { " or (\(([$0.name] + names).joined(separator: ", ")))" } ?? ""
         throw RegistryError(

@@ -8,8 +8,17 @@ public enum RegistryGuard {
     /// In a deleting transaction, before anything that decides what may be deleted: waits
     /// for a sync in flight, then throws `RegistryChanged` when `registry` is no longer the
     /// registry in force (a worker then reloads it before its next attempt).
-    public static func check(_ version: String?, on connection: Connection) throws {
+    /// `proofs`: the unique indexes that proved the keys when the registry was compiled; if
+    /// the application dropped one since (a primary key being changed while workers run),
+    /// a key may no longer name one row, and nothing is deleted.
+    public static func check(_ version: String?, proofs: [Int64] = [], on connection: Connection) throws {
         try connection.execute("SELECT pg_advisory_xact_lock_shared($1)", [RegistrySync.lockKey])
+        if !proofs.isEmpty {
+            let present = try connection.query(
+                "SELECT count(*)::bigint FROM pg_index WHERE indexrelid = ANY($1::bigint[]::oid[]) AND indisunique AND indisvalid",
+                [proofs])[0].decode(Int.self, at: 0)
+            if present != proofs.count { throw KeyProofGone() }
+        }
         guard let version else { return }
         let current = try inForce(on: connection)
         if current != version { throw RegistryChanged(compiled: version, inForce: current) }
@@ -30,5 +39,15 @@ public struct RegistryChanged: Error, CustomStringConvertible {
     public var description: String {
         "the entity-type registry in force changed (\(inForce.map { String($0.prefix(12)) } ?? "none") since "
             + "\(compiled.prefix(12))): nothing deleted; the next attempt runs on the new registry"
+    }
+}
+
+/// A unique index that proved an entity type's key when the registry was compiled is gone:
+/// nothing was deleted. Restart the workers: the registry check then says which key is no
+/// longer proven unique.
+public struct KeyProofGone: Error, CustomStringConvertible {
+    public var description: String {
+        "a unique index that proved an entity type's key was dropped or invalidated since this process checked the "
+            + "registry: nothing deleted; restart the workers so the registry check names the key"
     }
 }

@@ -42,12 +42,15 @@ public struct RetentionBatch: Sendable {
     public let timeouts: DeletionTimeouts
     /// The registry in force the type was compiled from (`RegistryGuard`).
     public let registryVersion: String?
+    /// The unique indexes that proved the keys (`RegistryGuard`).
+    public let keyProofs: [Int64]
 
     public init(type: CompiledEntityType, registry: CompiledRegistry, timeouts: DeletionTimeouts = .standard) {
         self.type = type
         self.blobStores = registry.blobStores
         self.timeouts = timeouts
         self.registryVersion = registry.version
+        self.keyProofs = registry.keyProofs
     }
 
     /// Runs one batch for `account`; `task` and `worker` go into the deletion log.
@@ -59,7 +62,7 @@ public struct RetentionBatch: Sendable {
         let started = ContinuousClock.now
         return try connection.withTransaction { connection in
             try timeouts.apply(on: connection)
-            try RegistryGuard.check(registryVersion, on: connection)
+            try RegistryGuard.check(registryVersion, proofs: keyProofs, on: connection)
             guard try Self.lockAccount(account, on: connection) else {
                 return RetentionBatchResult(status: .blocked("no account \"\(account)\" in lethe.accounts"))
             }

@@ -111,6 +111,27 @@ import Testing
         }
     }
 
+    @Test func aKeyWhoseUniqueIndexIsDroppedAfterTheCheckDeletesNothing() async throws {
+        try await Self.run(
+            """
+            CREATE TABLE app.t (account_id bigint NOT NULL, id bigint, closed_at timestamptz,
+                                CONSTRAINT t_pk PRIMARY KEY (id));
+            INSERT INTO app.t VALUES (1, 1, now() - interval '3 years');
+            """
+        ) { connection in
+            let registry = try Fixture.compile(connection, registry: Registry(entityTypes: [Self.type()]))
+            try connection.execute("SELECT lethe.add_account('1')")
+            // The application changes its primary key while workers run: ids may now repeat.
+            try connection.execute("ALTER TABLE app.t DROP CONSTRAINT t_pk")
+            try connection.execute("INSERT INTO app.t VALUES (2, 1, now())")
+            #expect(throws: KeyProofGone.self) {
+                try RetentionBatch(type: registry.entityTypes["things"]!, registry: registry).run(
+                    account: "1", task: nil, worker: nil, on: connection)
+            }
+            #expect(try connection.scalar("SELECT count(*) FROM app.t", as: Int.self) == 2)
+        }
+    }
+
     @Test func aFloatKeyIsRefused() async throws {
         try await Self.run(
             "CREATE TABLE app.t (account_id bigint NOT NULL, id float8 PRIMARY KEY, closed_at timestamptz);"
