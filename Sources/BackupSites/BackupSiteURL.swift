@@ -100,7 +100,8 @@ public struct BackupSiteURL: Sendable, Hashable, CustomStringConvertible {
 
     private static func parseFile(_ rest: Substring, text: String) throws(BackupSiteURLError) -> BackupSiteURL {
         guard rest.hasPrefix("/") else {
-            let host = rest.prefix { $0 != "/" }
+            let named = rest.prefix { $0 != "/" }
+            let host = named.lastIndex(of: "@").map { "***" + named[$0...] } ?? String(named)
             throw BackupSiteURLError(
                 "backup site \(quoted(text)) names host \"\(host)\": expected file:///PATH (three slashes and an absolute PATH)"
             )
@@ -141,8 +142,9 @@ public struct BackupSiteURL: Sendable, Hashable, CustomStringConvertible {
     static func redacted(_ text: String) -> String {
         guard let separator = text.firstRange(of: "://") else { return text }
         let rest = text[separator.upperBound...]
-        let authority = rest[..<(rest.firstIndex(of: "/") ?? rest.endIndex)]
-        guard let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") else {
+        // The password may hold `/` (which ends the authority in a well-formed URL): the user
+        // info runs to the last `@`, wherever it is.
+        guard let at = rest.lastIndex(of: "@"), let colon = rest[..<at].firstIndex(of: ":") else {
             return text
         }
         return String(text[..<text.index(after: colon)]) + "***" + String(text[at...])
