@@ -156,10 +156,12 @@ struct SchemaWriter {
             "database: { url: \"\(databaseURL)\" }",
             "coordinator: { tick_interval: 200ms }",
             "worker: { poll_interval: 200ms, concurrency: 4 }",
-            "blob_stores:",
-            "  blobs: { table: app.blobs, key: id, account: account_id }",
-            "entity_types:",
         ]
+        // A store nothing references is refused (every blob would be an orphan): only when used.
+        if schema.types.contains(where: { $0.tables.contains { $0.blobColumn != nil } }) {
+            lines += ["blob_stores:", "  blobs: { table: app.blobs, key: id, account: account_id }"]
+        }
+        lines.append("entity_types:")
         for type in schema.types {
             let root = type.root
             lines.append("  \(type.name):")
