@@ -69,8 +69,6 @@ public struct CompiledTable: Sendable {
 public struct CompiledEntityType: Sendable {
     public let type: EntityType
     public let tables: [CompiledTable]
-    let account: String
-    let accountType: String
     let clock: String
     let clockKind: ClockKind
     /// The SQL function (qualified name) that evaluates the type's predicate over a root row
@@ -81,6 +79,9 @@ public struct CompiledEntityType: Sendable {
 
     public var name: String { type.name }
     var root: CompiledTable { tables[0] }
+    /// The root's account column (every root has one), quoted, and its type.
+    var account: String { root.account!.sql }
+    var accountType: String { root.account!.type }
 
     /// True where `alias`'s account column holds exactly the account id `expression` (a
     /// text expression): equal as the column's type (so its index applies) and equal as
@@ -133,22 +134,7 @@ public struct CompiledEntityType: Sendable {
     /// tree to the roots, which are the account's. A child with an account column of its
     /// own must hold the account too.
     func under(_ index: Int, alias: String) -> String {
-        let table = tables[index]
-        var conditions: [String] = []
-        if let account = table.account {
-            conditions.append(Self.accountMatch(alias, column: account, account: "$2::text"))
-        }
-        if let parentIndex = table.parentIndex {
-            let above = tables[parentIndex]
-            let next = "p\(parentIndex)"
-            let columns = table.parent.map { "\(alias).\($0.sql)" }.joined(separator: ", ")
-            conditions.append(
-                "(\(columns)) IN (SELECT \(above.key.list(next)) FROM \(above.sql) AS \(next) WHERE \(under(parentIndex, alias: next)))"
-            )
-        } else {
-            conditions.append(table.key.isIn(alias, array: "$1::text[]"))
-        }
-        return conditions.joined(separator: " AND ")
+        ofAccount(index, alias: alias, account: "$2::text", roots: "$1::text[]")
     }
 
     /// True where row `alias` of table `index` belongs to the account `account` (a text
@@ -156,16 +142,24 @@ public struct CompiledEntityType: Sendable {
     /// of the account (and its own account column, when configured). What a restore checks
     /// of every record before it inserts it.
     func belongs(_ index: Int, alias: String, account: String) -> String {
+        ofAccount(index, alias: alias, account: account, roots: nil)
+    }
+
+    /// The condition of `under` and `belongs`: the account's rows of table `index`, found
+    /// through their parents up to the roots; with `roots` (a `text[]` of keys), only under those.
+    private func ofAccount(_ index: Int, alias: String, account: String, roots: String?) -> String {
         let table = tables[index]
         var conditions: [String] = []
         if let column = table.account { conditions.append(Self.accountMatch(alias, column: column, account: account)) }
         if let parentIndex = table.parentIndex {
             let above = tables[parentIndex]
-            let next = "b\(parentIndex)"
+            let next = "p\(parentIndex)"
             let columns = table.parent.map { "\(alias).\($0.sql)" }.joined(separator: ", ")
             conditions.append(
                 "(\(columns)) IN (SELECT \(above.key.list(next)) FROM \(above.sql) AS \(next) "
-                    + "WHERE \(belongs(parentIndex, alias: next, account: account)))")
+                    + "WHERE \(ofAccount(parentIndex, alias: next, account: account, roots: roots)))")
+        } else if let roots {
+            conditions.append(table.key.isIn(alias, array: roots))
         }
         return conditions.joined(separator: " AND ")
     }

@@ -334,8 +334,8 @@ public enum RegistryCatalog {
         try add(type.children, parent: 0, path: path)
         let (function, inline) = predicateSQL(type, table: root.sql)
         let compiled = CompiledEntityType(
-            type: type, tables: tables, account: SQLIdentifier.quote(account.name), accountType: account.type,
-            clock: SQLIdentifier.quote(clock.name), clockKind: clockKind, predicateFunction: function,
+            type: type, tables: tables, clock: SQLIdentifier.quote(clock.name), clockKind: clockKind,
+            predicateFunction: function,
             inlinePredicate: inline)
         // The predicate (and the whole filter) must plan: a typo or a non-boolean is caught here.
         do {

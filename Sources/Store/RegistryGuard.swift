@@ -13,15 +13,15 @@ public enum RegistryGuard {
     /// a key may no longer name one row, and nothing is deleted.
     public static func check(_ version: String?, proofs: [Int64] = [], on connection: Connection) throws {
         try connection.execute("SELECT pg_advisory_xact_lock_shared($1)", [RegistrySync.lockKey])
-        if !proofs.isEmpty {
-            let present = try connection.query(
-                "SELECT count(*)::bigint FROM pg_index WHERE indexrelid = ANY($1::bigint[]::oid[]) AND indisunique AND indisvalid",
-                [proofs])[0].decode(Int.self, at: 0)
-            if present != proofs.count { throw KeyProofGone() }
-        }
-        guard let version else { return }
-        let current = try inForce(on: connection)
-        if current != version { throw RegistryChanged(compiled: version, inForce: current) }
+        // A new statement, so a sync this waited for is visible.
+        let (present, current) = try connection.query(
+            """
+            SELECT (SELECT count(*)::bigint FROM pg_index
+                    WHERE indexrelid = ANY($1::bigint[]::oid[]) AND indisunique AND indisvalid),
+                   (SELECT sha256 FROM lethe.registry_source ORDER BY id DESC LIMIT 1)
+            """, [proofs])[0].decode((Int, String?).self)
+        if present != proofs.count { throw KeyProofGone() }
+        if let version, current != version { throw RegistryChanged(compiled: version, inForce: current) }
     }
 
     /// The SHA-256 of the registry in force, or nil when none was synced.
