@@ -30,12 +30,23 @@ public final class RegistryReloadingHandler: TaskHandler {
     public func run(_ task: ClaimedTask, context: TaskContext) async throws -> TaskProgress {
         let (version, handler) = state.withLock { ($0.version, $0.handler) }
         let inForce = try await context.database.run { try RegistryGuard.inForce(on: $0) }
-        guard inForce != version else { return try await handler.run(task, context: context) }
+        // Nil: a key's proving index went missing; compile again even if the text is the same.
+        if let version, inForce == version {
+            do {
+                return try await handler.run(task, context: context)
+            } catch let error as KeyProofGone {
+                // An index that proved a key was rebuilt (REINDEX CONCURRENTLY gives it a new
+                // OID) or dropped: the next attempt compiles the registry again, which proves
+                // the keys anew or refuses them.
+                state.withLock { $0.version = nil }
+                throw error
+            }
+        }
         let load = self.load
         let registry = try await context.database.run { try load($0) }
         let rebuilt = make(registry)
         state.withLock { $0 = (registry.version, rebuilt) }
-        context.logger.notice("the entity-type registry in force changed; reloaded it")
+        context.logger.notice("reloaded the entity-type registry in force (changed, or a key's index was rebuilt)")
         return try await rebuilt.run(task, context: context)
     }
 }

@@ -58,4 +58,40 @@ import Testing
             #expect(try connection.scalar("SELECT string_agg(id::text, ',' ORDER BY id) FROM app.docs") == "1,2,3,4,5")
         }
     }
+
+    /// `REINDEX CONCURRENTLY` gives the index that proves a key a new OID: a running worker
+    /// refuses the batch it was about to run (the proof it compiled is gone), compiles the
+    /// registry again, finds the key still proven, and deletes on the next attempt.
+    @Test func aRunningWorkerSurvivesAReindexOfAKeysIndex() async throws {
+        try await withMigratedDatabase { database in
+            let connection = try database.connect()
+            defer { connection.close() }
+            try connection.executeScript(
+                """
+                CREATE SCHEMA app;
+                CREATE TABLE app.docs (id bigint PRIMARY KEY, account_id bigint, item bigint, saved_at timestamptz);
+                """)
+            let path = try writeConfig(
+                try String(contentsOfFile: try Self.config(database, versions: false), encoding: .utf8)
+                    + "queue: { retry_base: 100ms, retry_max: 500ms }\n")
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            #expect(try LetheProcess.run(["policy", "sync", "--config", path]).status == 0)
+            #expect(try LetheProcess.run(["account", "add", "1", "--config", path]).status == 0)
+            let worker = try LetheProcess.start(["worker", "--config", path])
+            defer { if worker.0.isRunning { kill(worker.0.processIdentifier, SIGKILL) } }
+            let before: Int64 = try connection.scalar("SELECT 'app.docs_pkey'::regclass::oid::bigint")
+            try connection.execute("REINDEX INDEX CONCURRENTLY app.docs_pkey")
+            #expect(try connection.scalar("SELECT 'app.docs_pkey'::regclass::oid::bigint", as: Int64.self) != before)
+            try connection.execute(
+                "INSERT INTO app.docs SELECT g, 1, g, now() - interval '100 days' FROM generate_series(1, 10) g")
+            let coordinator = try LetheProcess.run(["coordinator", "--until-idle", "--config", path])
+            #expect(coordinator.status == 0, "\(coordinator.output)")
+            #expect(
+                eventually(timeout: .seconds(60)) {
+                    (try? connection.scalar("SELECT count(*) = 0 FROM app.docs", as: Bool.self)) ?? false
+                })
+            kill(worker.0.processIdentifier, SIGTERM)
+            worker.0.waitUntilExit()
+        }
+    }
 }
