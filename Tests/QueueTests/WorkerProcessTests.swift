@@ -158,7 +158,10 @@ struct WorkerProcessTests {
                 """)[0]
             let (tasks, minimumGap, excess) = try gaps.decode((Int, Double, Double).self)
             #expect(tasks >= 200 * 3, "schedules ran repeatedly\n\(fleet.logs())")
-            #expect(minimumGap > 0.5, "one schedule enqueued twice for one due time (gap \(minimumGap) s)")
+            // Two coordinators enqueuing one due time would do it within the same tick (a gap of
+            // milliseconds); a tick that ran late may legitimately leave less than half the
+            // period before the next due time (0.46 s was seen on a loaded CI machine).
+            #expect(minimumGap > 0.15, "one schedule enqueued twice for one due time (gap \(minimumGap) s)")
             // Every second at most once, however long a loaded machine took to stop the processes.
             #expect(excess <= 2, "a schedule enqueued more often than every second (\(excess) over its span)")
         }
