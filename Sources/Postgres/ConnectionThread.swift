@@ -136,11 +136,25 @@ private final class InFlight: Sendable {
     }
     func end() { state.withLock { $0.canceller = nil } }
     /// Sends the cancel while holding the lock, so the body cannot finish and hand the
-    /// connection to the next job before the request is out.
+    /// connection to the next job before the request is out. A request that reaches the
+    /// server before the statement does (the body is between statements, or its query is
+    /// still on the wire) is ignored there, so it is sent again until the body ends.
     func cancel() {
-        state.withLock { state in
+        let inFlight = state.withLock { state in
             state.cancelled = true
             state.canceller?.cancel()
+            return state.canceller != nil
+        }
+        if inFlight { resendLater() }
+    }
+    private func resendLater() {
+        DispatchQueue.global().asyncAfter(deadline: .now() + InFlight.resendInterval) { [self] in
+            let still = state.withLock { state in
+                state.canceller?.cancel()
+                return state.canceller != nil
+            }
+            if still { resendLater() }
         }
     }
+    private static let resendInterval = DispatchTimeInterval.milliseconds(250)
 }

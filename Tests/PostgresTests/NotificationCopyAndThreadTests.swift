@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import Synchronization
 import TestSupport
 import Testing
 
@@ -108,6 +109,25 @@ struct NotificationCopyAndThreadTests {
         await #expect(throws: PostgresError.self) { try await thread.run { _ in 1 } }
     }
 
+    @Test func aCancelBetweenStatementsReachesTheNextOne() async throws {
+        let thread = ConnectionThread(conninfo: try TestEnvironment.databaseURL())
+        let started = Mutex(false)
+        let task = Task {
+            try await thread.run { connection in
+                started.withLock { $0 = true }
+                // Not yet a statement on the server: a cancel sent now is ignored there.
+                Thread.sleep(forTimeInterval: 1)
+                try connection.execute("SELECT pg_sleep(30)")
+            }
+        }
+        while !started.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+        task.cancel()
+        let error = try #require(await task.result.failureError as? PostgresError)
+        #expect(error.sqlState == .queryCanceled)
+        #expect(try await thread.run { try $0.query("SELECT 4")[0].decode(Int.self, at: 0) } == 4)
+        await thread.shutdown()
+    }
+
     @Test func cancellingTheCallerCancelsTheStatement() async throws {
         let thread = ConnectionThread(conninfo: try TestEnvironment.databaseURL())
         let clock = ContinuousClock()
@@ -115,13 +135,15 @@ struct NotificationCopyAndThreadTests {
         let task = Task { try await thread.run { try $0.execute("SELECT pg_sleep(30), $1::text", [marker]) } }
         // Cancel once the statement is running on the server.
         let observer = try Connection.connect(try TestEnvironment.databaseURL())
-        for _ in 0..<400 {
-            let running = try observer.query(
-                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(30), $1%'"
-            )[0].decode(Int.self, at: 0)
-            if running > 0 { break }
-            try await Task.sleep(for: .milliseconds(50))
+        var seen = false
+        for _ in 0..<2400 where !seen {
+            seen =
+                try observer.query(
+                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(30), $1%'"
+                )[0].decode(Int.self, at: 0) > 0
+            if !seen { try await Task.sleep(for: .milliseconds(50)) }
         }
+        try #require(seen, "the statement never showed as active in pg_stat_activity")
         let cancelledAt = clock.now
         task.cancel()
         let result = await task.result
