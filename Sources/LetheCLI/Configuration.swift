@@ -84,13 +84,7 @@ struct Configuration: Equatable {
     func boolean(_ key: String) -> Bool? { values[key].flatMap(Self.parseBoolean) }
     func byteSize(_ key: String) -> Int64? { values[key].flatMap(ByteSizeText.parse) }
 
-    static func parseBoolean(_ text: String) -> Bool? {
-        switch text.lowercased() {
-        case "true", "yes", "on": return true
-        case "false", "no", "off": return false
-        default: return nil
-        }
-    }
+    static func parseBoolean(_ text: String) -> Bool? { BooleanText.parse(text) }
 
     /// Reads and validates `path`; errors name the file, the key and the value.
     static func load(path: String) throws(UsageError) -> Configuration {
@@ -115,7 +109,7 @@ struct Configuration: Equatable {
         guard let root else { return config }  // an empty file is a valid, empty configuration
         try config.collect(root, prefix: "", source: source)
         let (entityTypes, blobStores) = (root.mapping?["entity_types"], root.mapping?["blob_stores"])
-        config.registry = try RegistryParser(source: source).parse(entityTypes: entityTypes, blobStores: blobStores)
+        config.registry = try RegistryParser().parse(entityTypes: entityTypes, blobStores: blobStores, source: source)
         config.registryText = RegistryText.serialize(entityTypes: entityTypes, blobStores: blobStores)
         return config
     }

@@ -29,8 +29,8 @@ enum RegistryText {
         } catch {
             throw UsageError("\(source) is not valid YAML: \(YAMLErrorText.describe(error))")
         }
-        return try RegistryParser(source: source).parse(
-            entityTypes: root?.mapping?["entity_types"], blobStores: root?.mapping?["blob_stores"])
+        return try RegistryParser().parse(
+            entityTypes: root?.mapping?["entity_types"], blobStores: root?.mapping?["blob_stores"], source: source)
     }
 }
 
