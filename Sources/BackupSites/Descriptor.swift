@@ -1,3 +1,5 @@
+import SFTP
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)

@@ -155,3 +155,6 @@ final class LocalDirectorySite: BackupSite {
             isTransient: [EIO, EINTR, EAGAIN, ETIMEDOUT, ESTALE, ENETDOWN, ENETUNREACH, ECONNRESET].contains(code))
     }
 }
+
+/// Wraps `link`, under a name that `LocalDirectorySite.link(_:to:)` does not shadow.
+private func posixLink(_ from: String, _ to: String) -> Int32 { link(from, to) }
