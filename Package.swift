@@ -133,7 +133,7 @@ let package = Package(
         // Backup sites (SFTP and local directories) and their tests against the real sshd.
         .target(
             name: "BackupSites",
-            dependencies: ["SFTP"],
+            dependencies: ["SFTP", "Retention"],
             swiftSettings: strict),
         .testTarget(
             name: "SFTPTests",
@@ -141,7 +141,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "BackupSiteTests",
-            dependencies: ["BackupSites", "SFTP", "TestSupport"],
+            dependencies: ["BackupSites", "SFTP", "Retention", "TestSupport"],
             swiftSettings: strict),
 
         // The libarchive wrapper's tests: AES-256 ZIP round trips and bsdtar/7z interop, no database.

@@ -7,7 +7,7 @@ import SFTP
 #endif
 
 /// A backup site on an SFTP server. Holds one SSH session; when the connection breaks, the
-/// next call opens a new one (so `BackupSites.RetryPolicy.run` retries on a fresh connection).
+/// next call opens a new one (so `RetryPolicy.run(attempts:)` retries on a fresh connection).
 final class SFTPSite: BackupSite {
     let url: BackupSiteURL
     private let host: String

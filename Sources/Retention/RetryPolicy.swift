@@ -1,4 +1,5 @@
-/// Exponential backoff with jitter for failed task attempts, capped at `maximum`.
+/// Exponential backoff with jitter, capped at `maximum`: between failed task attempts (the
+/// queue) and between attempts of a backup-site operation (BackupSites' `run(attempts:)`).
 ///
 /// Attempt 1 waits about `base`, attempt 2 about `2 × base`, and so on; the jitter spreads
 /// each wait uniformly over ±`jitter` of itself so that tasks failing together (a database

@@ -1,4 +1,5 @@
 import BackupSites
+import Retention
 import SFTP
 import Synchronization
 import Testing
@@ -15,11 +16,16 @@ struct RetryPolicyTests {
         var count: Int { list.withLock { $0.count } }
     }
 
-    /// A policy that records its waits instead of sleeping.
-    static func policy(attempts: Int = 3, waits: Waits = Waits()) -> BackupSites.RetryPolicy {
-        BackupSites.RetryPolicy(
-            attempts: attempts, baseDelay: .seconds(1), maximumDelay: .seconds(5), jitter: 0.2,
-            sleep: { wait in waits.list.withLock { $0.append(wait) } })
+    static let policy = RetryPolicy(base: .seconds(1), maximum: .seconds(5), jitter: 0.2)
+
+    /// `body` run under `policy`, recording the waits instead of sleeping.
+    static func run<T>(
+        attempts: Int = 3, waits: Waits = Waits(),
+        onRetry: (_ error: any Error, _ attempt: Int, _ delay: Duration) -> Void = { _, _, _ in },
+        _ body: () throws -> T
+    ) throws -> T {
+        try policy.run(
+            attempts: attempts, sleep: { wait in waits.list.withLock { $0.append(wait) } }, onRetry: onRetry, body)
     }
 
     @Test(arguments: [
@@ -28,7 +34,7 @@ struct RetryPolicyTests {
         (4, 0.99999, .seconds(5)),
     ])
     func delays(attempt: Int, random: Double, expected: Duration) {
-        let delay = Self.policy().delay(afterAttempt: attempt, random: random)
+        let delay = Self.policy.delay(afterAttempt: attempt, random: random)
         #expect(
             abs((delay - expected).components.attoseconds) < 1_000_000_000_000_000
                 && (delay - expected).components.seconds == 0)
@@ -38,7 +44,7 @@ struct RetryPolicyTests {
         let waits = Waits()
         var calls = 0
         var heard: [Int] = []
-        let value = try Self.policy(waits: waits).run(onRetry: { _, attempt, _ in heard.append(attempt) }) {
+        let value = try Self.run(waits: waits, onRetry: { _, attempt, _ in heard.append(attempt) }) {
             calls += 1
             if calls < 3 { throw Flaky(isTransient: true) }
             return 42
@@ -52,7 +58,7 @@ struct RetryPolicyTests {
     @Test func permanentErrorsAreNotRetried() {
         var calls = 0
         #expect(throws: Flaky.self) {
-            try Self.policy().run {
+            try Self.run {
                 calls += 1
                 throw Flaky(isTransient: false)
             }
@@ -64,7 +70,7 @@ struct RetryPolicyTests {
         struct Other: Error {}
         var calls = 0
         #expect(throws: Other.self) {
-            try Self.policy().run {
+            try Self.run {
                 calls += 1
                 throw Other()
             }
@@ -75,7 +81,7 @@ struct RetryPolicyTests {
     @Test func givesUpAfterTheLastAttempt() {
         var calls = 0
         #expect(throws: Flaky.self) {
-            try Self.policy(attempts: 4).run {
+            try Self.run(attempts: 4) {
                 calls += 1
                 throw Flaky(isTransient: true)
             }

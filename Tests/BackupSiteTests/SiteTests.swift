@@ -1,5 +1,6 @@
 import BackupSites
 import Foundation
+import Retention
 import SFTP
 import TestSupport
 import Testing
@@ -173,8 +174,10 @@ struct SiteTests {
             defer { site.close() }
             try sshd.restart()  // the site's session is now dead, though it does not know yet
             var retries: [String] = []
-            let policy = BackupSites.RetryPolicy(attempts: 3, baseDelay: .milliseconds(10), sleep: { _ in })
-            let size = try policy.run(onRetry: { error, _, _ in retries.append("\(error)") }) {
+            let policy = RetryPolicy(base: .milliseconds(10), maximum: .seconds(30))
+            let size = try policy.run(
+                attempts: 3, sleep: { _ in }, onRetry: { error, _, _ in retries.append("\(error)") }
+            ) {
                 try site.upload(localFile: file.path, name: "a.zip")
             }
             return (size, retries)
