@@ -1,28 +1,6 @@
 import Foundation
 import Postgres
 import Store
-import Worker
-
-/// What archiving needs from the configuration (`archive.*`), checked once.
-struct ArchiveOptions: Sendable {
-    /// Seals archive keys and site secrets; nil when none is configured.
-    var masterKey: MasterKey?
-    var spoolDirectory: String
-    var splitSize: Int64
-    var compressionLevel: Int
-    var maxRootsPerType: Int
-    var siteTimeout: Duration
-    var uploadAttempts: Int
-    var keepLocal: Bool
-
-    /// The same, as the archive task handler takes it.
-    var handlerSettings: ArchiveHandler.Settings {
-        ArchiveHandler.Settings(
-            masterKey: masterKey, spoolDirectory: spoolDirectory, splitSize: splitSize,
-            compressionLevel: compressionLevel, maxRootsPerType: maxRootsPerType, siteTimeout: siteTimeout,
-            uploadAttempts: uploadAttempts, keepLocal: keepLocal)
-    }
-}
 
 extension CommandContext {
     /// The master key from `LETHE_MASTER_KEY_FILE`, else `archive.master_key_file`; nil when
@@ -40,7 +18,7 @@ extension CommandContext {
         }
     }
 
-    /// The archive settings from the file, with their defaults.
+    /// The archive settings from the file (`archive.*`), with their defaults, checked once.
     func archiveOptions(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ArchiveOptions {
         let options = ArchiveOptions(
             masterKey: try masterKey(environment: environment),

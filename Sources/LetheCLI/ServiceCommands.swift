@@ -122,7 +122,7 @@ enum LetheServices {
     /// The handlers of `kinds`.
     static func handlers(_ context: CommandContext, registry: CompiledRegistry) throws -> [any TaskHandler] {
         let timeouts = try context.deletionTimeouts()
-        var archive = try context.archiveOptions().handlerSettings
+        var archive = try context.archiveOptions()
         archive.deletionTimeouts = timeouts
         let (maxBatches, archiveSettings) = (context.maxBatches, archive)
         let load: @Sendable (Connection) throws -> CompiledRegistry = { try RegistryInForce.load(on: $0) }

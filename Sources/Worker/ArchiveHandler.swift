@@ -13,49 +13,16 @@ import Store
 public struct ArchiveHandler: TaskHandler {
     public let kind = "archive"
 
-    /// What the worker needs beyond the registry.
-    public struct Settings: Sendable {
-        public var masterKey: MasterKey?
-        public var spoolDirectory: String
-        public var splitSize: Int64
-        public var compressionLevel: Int
-        public var maxRootsPerType: Int
-        public var siteTimeout: Duration
-        public var uploadAttempts: Int
-        public var keepLocal: Bool
-        /// Lock and statement timeouts of each deletion batch.
-        public var deletionTimeouts = DeletionTimeouts.standard
-
-        public init(
-            masterKey: MasterKey?, spoolDirectory: String, splitSize: Int64 = 2_000_000_000, compressionLevel: Int = 1,
-            maxRootsPerType: Int = 1_000_000, siteTimeout: Duration = .seconds(30), uploadAttempts: Int = 3,
-            keepLocal: Bool = false
-        ) {
-            self.masterKey = masterKey
-            self.spoolDirectory = spoolDirectory
-            self.splitSize = splitSize
-            self.compressionLevel = compressionLevel
-            self.maxRootsPerType = maxRootsPerType
-            self.siteTimeout = siteTimeout
-            self.uploadAttempts = uploadAttempts
-            self.keepLocal = keepLocal
-        }
-    }
-
     let jobs: ArchiveJobs
-    let settings: Settings
+    let settings: ArchiveOptions
     let packer: ArchivePacker
     let administration: ArchiveAdministration
 
-    public init(registry: CompiledRegistry, settings: Settings) {
+    public init(registry: CompiledRegistry, settings: ArchiveOptions) {
         self.settings = settings
         jobs = ArchiveJobs(
             registry: registry, maxRootsPerType: settings.maxRootsPerType, timeouts: settings.deletionTimeouts)
-        packer = ArchivePacker(
-            jobs: jobs,
-            settings: .init(
-                spoolDirectory: settings.spoolDirectory, splitSize: settings.splitSize,
-                compressionLevel: settings.compressionLevel))
+        packer = ArchivePacker(jobs: jobs, settings: settings)
         administration = ArchiveAdministration(masterKey: settings.masterKey)
     }
 

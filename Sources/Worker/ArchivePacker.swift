@@ -10,21 +10,11 @@ import Store
 /// rows that changed since the plan lose their hash and stay out. Reading and compressing
 /// overlap; memory stays bounded by the pipe. Public for `lethe bench archive`.
 public struct ArchivePacker: Sendable {
-    /// Where parts go, where a part closes, and the deflate level.
-    public struct Settings: Sendable {
-        public var spoolDirectory: String
-        public var splitSize: Int64
-        public var compressionLevel: Int
-
-        public init(spoolDirectory: String, splitSize: Int64, compressionLevel: Int) {
-            (self.spoolDirectory, self.splitSize, self.compressionLevel) = (spoolDirectory, splitSize, compressionLevel)
-        }
-    }
-
     let jobs: ArchiveJobs
-    let settings: Settings
+    /// Of these the packer reads where parts go, where a part closes, and the deflate level.
+    let settings: ArchiveOptions
 
-    public init(jobs: ArchiveJobs, settings: Settings) {
+    public init(jobs: ArchiveJobs, settings: ArchiveOptions) {
         self.jobs = jobs
         self.settings = settings
     }
