@@ -1,8 +1,12 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// Dependencies point one way: lethe → LetheCLI → Store → Postgres → CLibPQ.
-// Only a wrapper module (Postgres, SFTP, Archive) imports its CLib* module.
+// Dependencies point one way:
+//   lethe → LetheCLI → {Coordinator, Worker} → Store → {Postgres, Retention}
+//   Worker → {BackupSites, Archive};  BackupSites → {SFTP, Retention}
+//   (LetheCLI also uses Store, Postgres, Retention, BackupSites and Archive directly.)
+// Retention is the pure domain (no I/O). Only a wrapper module imports its CLib* module:
+// Postgres → CLibPQ, SFTP → CLibSSH2, Archive → CLibArchive.
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),
@@ -60,8 +64,7 @@ let package = Package(
         .target(
             name: "Coordinator",
             dependencies: [
-                "Store", "Postgres", "Retention", "Archive", "BackupSites",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "Store", "Postgres", "Retention",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -78,7 +81,7 @@ let package = Package(
         .target(
             name: "LetheCLI",
             dependencies: [
-                "Store", "Postgres", "SFTP", "Archive", "BackupSites", "Retention", "Coordinator", "Worker",
+                "Store", "Postgres", "Archive", "BackupSites", "Retention", "Coordinator", "Worker",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
