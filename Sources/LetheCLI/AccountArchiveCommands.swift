@@ -14,10 +14,10 @@ extension AccountCommand {
             commandName: "archive",
             abstract: "Show or change an account's archiving: on/off, archive key, schedule, auto-delete.",
             discussion: """
-                Without options, shows the settings. The archive key is read from the first line
-                of --key-file (- for stdin) and must pass the rule: \(ArchiveKeyRule.statement).
-                It is sealed with the master key (archive.master_key_file or
-                LETHE_MASTER_KEY_FILE) and never printed. Hours are UTC. Enabling needs a key
+                Without options, shows the settings. The archive key is read from the first line \
+                of --key-file (- for stdin) and must pass the rule: \(ArchiveKeyRule.statement). \
+                It is sealed with the master key (archive.master_key_file or \
+                LETHE_MASTER_KEY_FILE) and never printed. Hours are UTC. Enabling needs a key \
                 and at least one backup site (lethe account site add).
                 """)
         @OptionGroup var global: GlobalOptions
@@ -72,8 +72,8 @@ extension AccountCommand {
             commandName: "site",
             abstract: "Manage an account's backup sites: add, list, remove.",
             discussion: """
-                A site is sftp://USER@HOST[:PORT]/PATH (with --known-hosts, and --identity or
-                --password-file) or file:///PATH (a directory on the worker hosts). Every current
+                A site is sftp://USER@HOST[:PORT]/PATH (with --known-hosts, and --identity or \
+                --password-file) or file:///PATH (a directory on the worker hosts). Every current \
                 site must hold an archive before its rows are deleted.
                 """,
             subcommands: [Add.self, List.self, Remove.self])

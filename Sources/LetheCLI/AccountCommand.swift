@@ -9,8 +9,8 @@ struct AccountCommand: AsyncParsableCommand {
         abstract:
             "Manage accounts: add, list, show, state, operator switches, notice window, holds, archiving, backup sites.",
         discussion: """
-            Each command calls the SQL function an application would (lethe.add_account,
-            lethe.set_account_state, lethe.place_hold …), so the rules are the same from
+            Each command calls the SQL function an application would (lethe.add_account, \
+            lethe.set_account_state, lethe.place_hold …), so the rules are the same from \
             psql, the application and this CLI. They use the registry in force (lethe policy sync).
             """,
         subcommands: [

@@ -10,26 +10,28 @@ struct ArchiveBench: AsyncParsableCommand {
         commandName: "archive",
         abstract: "Archive MB/s beside bsdtar, upload MB/s beside OpenSSH's sftp, and a worker's peak RSS.",
         discussion: """
-            Builds a scratch database (lethe_bench_arc_…) with the example application, then
+            Builds a scratch database (lethe_bench_arc_…) with the example application, then \
             runs each part --runs times, alternating Lethe and its baseline:
 
-              archive  Tenant 1's expired conversations, about --records of JSON (messages of
-                       made-up sentences). The job is planned first (keys and row hashes,
-                       timed on their own); then Lethe packs it in process, from the rows
-                       (COPY as JSON lines, each checked against its recorded hash, on one
-                       thread; deflate and AES-256 on another) to the finished ZIP. bsdtar
-                       compresses the same entries, extracted to files beforehand, with the
-                       same encryption and --compression-level; the packer's COPY statements
-                       alone, output dropped, show what the database itself takes.
-              upload   A --upload file of random bytes to --sftp: Lethe's SFTP site (temporary
-                       name, fsync, rename, size check), and OpenSSH's sftp `put` with its
-                       default settings. Both include opening the connection.
+              archive  Tenant 1's expired conversations, about --records of JSON (messages
+                       of made-up sentences). The job is planned first (keys and row
+                       hashes, timed on their own); then Lethe packs it in process, from
+                       the rows (COPY as JSON lines, each checked against its recorded
+                       hash, on one thread; deflate and AES-256 on another) to the finished
+                       ZIP. bsdtar compresses the same entries, extracted to files
+                       beforehand, with the same encryption and --compression-level; the
+                       packer's COPY statements alone, output dropped, show what the
+                       database itself takes.
+              upload   A --upload file of random bytes to --sftp: Lethe's SFTP site
+                       (temporary name, fsync, rename, size check), and OpenSSH's sftp
+                       `put` with its default settings. Both include opening the
+                       connection.
               memory   For each size in --memory, a tenant whose expired conversations hold
                        that much incompressible recordings: one `lethe worker --until-idle`
-                       process archives them and uploads the archive to a file:// site while
-                       its peak RSS (VmHWM) is sampled.
+                       process archives them and uploads the archive to a file:// site
+                       while its peak RSS (VmHWM) is sampled.
 
-            bsdtar reads the (throwaway) key from its stdin in a session of its own; no key is
+            bsdtar reads the (throwaway) key from its stdin in a session of its own; no key is \
             ever on a command line or in a child's environment. Use a release build.
             """)
 

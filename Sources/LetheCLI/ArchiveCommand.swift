@@ -10,9 +10,9 @@ struct ArchiveCommand: AsyncParsableCommand {
         abstract:
             "The backup log and its archive files: list, show, approve, confirm, retry, run, verify, extract, restore.",
         discussion: """
-            Reads lethe.backup_log and calls lethe.approve_archive_deletion,
-            lethe.confirm_archive_download, lethe.retry_archive and lethe.start_archive_job,
-            the functions an application or psql would call. IDs are archive file ids
+            Reads lethe.backup_log and calls lethe.approve_archive_deletion, \
+            lethe.confirm_archive_download, lethe.retry_archive and lethe.start_archive_job, \
+            the functions an application or psql would call. IDs are archive file ids \
             (lethe archive list); approving one file approves its whole job.
             """,
         subcommands: [

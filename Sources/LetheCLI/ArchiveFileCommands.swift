@@ -51,8 +51,8 @@ extension ArchiveCommand {
             abstract: "Write an archive's entries (records and blob files) into a directory, verifying them.",
             discussion: ArchiveFileOptions.keyDiscussion
                 + """
-                 The files are the parts of one job; an entry cut at a part boundary is joined
-                again. Part 1's manifest becomes manifest.json, part N's manifest_partN.json.
+                 The files are the parts of one job; an entry cut at a part boundary is joined \
+                again. Part 1's manifest becomes manifest.json, part N's manifest_partN.json. \
                 Existing files are never overwritten; on any failure what was written is removed.
                 """)
         @OptionGroup var global: GlobalOptions
@@ -90,11 +90,11 @@ extension ArchiveCommand {
             abstract: "Re-insert an archive's rows and blobs into the database, in one transaction.",
             discussion: ArchiveFileOptions.keyDiscussion
                 + """
-                 The files are the parts of one job. Blob rows go in first (with their content),
-                then each entity type's tables, root first, with the configuration's registry.
-                Nothing is overwritten: if any archived key exists the whole restore is rolled
-                back (blob rows still present exactly as archived are left as they are). Rows
-                of keep-only types (delete: false) are skipped: retention never deletes them.
+                 The files are the parts of one job. Blob rows go in first (with their content), \
+                then each entity type's tables, root first, with the configuration's registry. \
+                Nothing is overwritten: if any archived key exists the whole restore is rolled \
+                back (blob rows still present exactly as archived are left as they are). Rows \
+                of keep-only types (delete: false) are skipped: retention never deletes them. \
                 Every checksum is checked before the commit.
                 """)
         @OptionGroup var global: GlobalOptions
@@ -167,8 +167,8 @@ extension ArchiveCommand {
 /// The arguments verify, extract and restore share.
 struct ArchiveFileOptions: ParsableArguments {
     static let keyDiscussion = """
-        The archive key is the first line of --key-file (- for stdin); without it, the stored
-        key of the account the file name gives (backup_ACCOUNT_JOB_STAMP.zip), opened with the
+        The archive key is the first line of --key-file (- for stdin); without it, the stored \
+        key of the account the file name gives (backup_ACCOUNT_JOB_STAMP.zip), opened with the \
         master key (archive.master_key_file or LETHE_MASTER_KEY_FILE).
         """
 

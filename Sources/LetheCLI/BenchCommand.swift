@@ -17,11 +17,11 @@ struct QueueBench: AsyncParsableCommand {
         commandName: "queue",
         abstract: "No-op tasks: enqueue rate and claim+complete rate with 1, 2 and 4 worker processes.",
         discussion: """
-            Creates a scratch database (lethe_bench_…) on the configured server, applies the
-            migrations there and, for each process count, enqueues --tasks no-op tasks and
-            lets that many `lethe worker --until-idle` processes run them; then the same tasks
-            are run by as many plain-SQL loops (claim with SKIP LOCKED, complete with
-            id = ANY) on the same table. Rates come from the tasks' own timestamps (first
+            Creates a scratch database (lethe_bench_…) on the configured server, applies the \
+            migrations there and, for each process count, enqueues --tasks no-op tasks and \
+            lets that many `lethe worker --until-idle` processes run them; then the same tasks \
+            are run by as many plain-SQL loops (claim with SKIP LOCKED, complete with \
+            id = ANY) on the same table. Rates come from the tasks' own timestamps (first \
             claim to last completion), so process start-up is excluded. Use a release build.
             """)
 

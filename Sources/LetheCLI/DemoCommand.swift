@@ -13,11 +13,11 @@ struct DemoCommand: AsyncParsableCommand {
         commandName: "demo",
         abstract: "Run the whole retention flow on a throwaway local database with sample tenants.",
         discussion: """
-            Starts a private PostgreSQL (initdb on a Unix socket in a temporary directory),
-            loads the example application (examples/contact-centre), seeds tenants with two
-            years of skewed data, sets up tiers, policies, a hold and a suspended account,
-            previews, runs a coordinator and workers until nothing is due, and reports what
-            was deleted and why some accounts were not touched. Everything is removed at the
+            Starts a private PostgreSQL (initdb on a Unix socket in a temporary directory), \
+            loads the example application (examples/contact-centre), seeds tenants with two \
+            years of skewed data, sets up tiers, policies, a hold and a suspended account, \
+            previews, runs a coordinator and workers until nothing is due, and reports what \
+            was deleted and why some accounts were not touched. Everything is removed at the \
             end unless --keep.
             """)
 

@@ -10,10 +10,10 @@ struct MigrateCommand: AsyncParsableCommand {
         commandName: "migrate",
         abstract: "Apply pending migrations to schema lethe.",
         discussion: """
-            Applies migrations/NNNN_name.sql files in version order, each in its own
-            transaction, under a PostgreSQL advisory lock (concurrent runs wait and apply
-            each file exactly once). Records version, name and SHA-256 checksum in
-            lethe.schema_migrations, and refuses to run (exit 2) when an applied file was
+            Applies migrations/NNNN_name.sql files in version order, each in its own \
+            transaction, under a PostgreSQL advisory lock (concurrent runs wait and apply \
+            each file exactly once). Records version, name and SHA-256 checksum in \
+            lethe.schema_migrations, and refuses to run (exit 2) when an applied file was \
             edited since.
             """)
 

@@ -8,9 +8,9 @@ extension PolicyCommand {
         static let configuration = CommandConfiguration(
             abstract: "Forget an entity type that left the configuration: its blob columns stop protecting blobs.",
             discussion: """
-                A type removed from entity_types stays in lethe.entity_types, inactive, and the
-                blob columns of its rows still count as references, so orphan GC never deletes a
-                blob its rows point to. Forget it once those rows no longer matter. Refused for a
+                A type removed from entity_types stays in lethe.entity_types, inactive, and the \
+                blob columns of its rows still count as references, so orphan GC never deletes a \
+                blob its rows point to. Forget it once those rows no longer matter. Refused for a \
                 type that is still configured.
                 """)
         @OptionGroup var global: GlobalOptions

@@ -10,7 +10,7 @@ struct PolicyCommand: AsyncParsableCommand {
         commandName: "policy",
         abstract: "Manage retention policies: types, intervals, operator switches, tiers; preview deletions.",
         discussion: """
-            Intervals are written 12h, 30d, 2w, 6mo, 1y (months and years are calendar months
+            Intervals are written 12h, 30d, 2w, 6mo, 1y (months and years are calendar months \
             in UTC). Above an entity type's max is refused; below its min is raised to min.
             """,
         subcommands: [

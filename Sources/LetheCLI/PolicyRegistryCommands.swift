@@ -8,8 +8,8 @@ extension PolicyCommand {
         static let configuration = CommandConfiguration(
             abstract: "List the entity types in force (from the database); compare a configuration file with them.",
             discussion: """
-                Read-only: prints the registry in force, and, when a configuration file is given,
-                checks it against the database catalog and prints how it differs from the
+                Read-only: prints the registry in force, and, when a configuration file is given, \
+                checks it against the database catalog and prints how it differs from the \
                 registry in force (what `lethe policy sync` would change). Writes nothing.
                 """)
         @OptionGroup var global: GlobalOptions
@@ -62,11 +62,11 @@ extension PolicyCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write the configuration file's entity types and blob stores into the database.",
             discussion: """
-                Checks entity_types: and blob_stores: against the database catalog and makes them
-                the registry in force, which every other command and worker reads. A change that
-                could delete what the registry in force keeps, or stop what it runs (a type or
-                blob store removed, a min lowered, a max raised, a blobs: reference removed, a
-                type's table, key, account, clock, predicate or child tables changed), is listed
+                Checks entity_types: and blob_stores: against the database catalog and makes them \
+                the registry in force, which every other command and worker reads. A change that \
+                could delete what the registry in force keeps, or stop what it runs (a type or \
+                blob store removed, a min lowered, a max raised, a blobs: reference removed, a \
+                type's table, key, account, clock, predicate or child tables changed), is listed \
                 and needs --confirm; without it nothing is written (exit 2).
                 """)
         @OptionGroup var global: GlobalOptions

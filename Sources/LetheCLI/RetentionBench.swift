@@ -10,12 +10,12 @@ struct RetentionBench: AsyncParsableCommand {
         commandName: "retention",
         abstract: "One tenant's expired conversations: Lethe's batches beside a single cascading DELETE.",
         discussion: """
-            Builds a template database (lethe_bench_ret_…) with the example application and one
-            tenant whose --conversations conversations (with messages, attachments and blobs)
-            have all expired, then clones it (CREATE DATABASE … TEMPLATE) for each measurement:
-            the single cascading DELETE … WHERE clock < cutoff, and Lethe with 1 and 2 worker
-            processes (lanes: 1 and 2; one slot each). Reports rows deleted per second, the ratio
-            to the single statement, p50/p99/max batch time and WAL bytes per deleted row. Use a
+            Builds a template database (lethe_bench_ret_…) with the example application and one \
+            tenant whose --conversations conversations (with messages, attachments and blobs) \
+            have all expired, then clones it (CREATE DATABASE … TEMPLATE) for each measurement: \
+            the single cascading DELETE … WHERE clock < cutoff, and Lethe with 1 and 2 worker \
+            processes (lanes: 1 and 2; one slot each). Reports rows deleted per second, the ratio \
+            to the single statement, p50/p99/max batch time and WAL bytes per deleted row. Use a \
             release build and a server of its own (WAL is measured cluster-wide).
             """)
 

@@ -47,9 +47,9 @@ struct WorkerCommand: AsyncParsableCommand {
         commandName: "worker",
         abstract: "Run workers: claim due tasks and run them.",
         discussion: """
-            Claims due tasks in batches (FOR UPDATE SKIP LOCKED), runs up to --concurrency at
-            once, extends their leases by heartbeat and wakes on NOTIFY (polling as a fallback).
-            SIGTERM or SIGINT drains: no new claims; tasks in hand finish within
+            Claims due tasks in batches (FOR UPDATE SKIP LOCKED), runs up to --concurrency at \
+            once, extends their leases by heartbeat and wakes on NOTIFY (polling as a fallback). \
+            SIGTERM or SIGINT drains: no new claims; tasks in hand finish within \
             worker.shutdown_grace or are released to the queue.
             """)
 
@@ -73,8 +73,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
         commandName: "coordinator",
         abstract: "Run the scheduler (leader-elected): enqueue due work, rescue and prune.",
         discussion: """
-            Any number may run. The one holding the leader advisory lock enqueues due
-            schedules, fails tasks whose lease expired (so they run elsewhere) and prunes old
+            Any number may run. The one holding the leader advisory lock enqueues due \
+            schedules, fails tasks whose lease expired (so they run elsewhere) and prunes old \
             finished tasks; the others take over within coordinator.tick_interval of its death.
             """)
 

@@ -8,10 +8,11 @@ struct StatusCommand: AsyncParsableCommand {
         commandName: "status",
         abstract: "Show the queue, the retention backlog, workers, coordinators, the backup log and failures.",
         discussion: """
-            Reads lethe.queue_summary, lethe.retention_backlog, lethe.worker_status,
-            lethe.failures, lethe.backup_log and lethe.archive_status in one snapshot (the
-            backlog counts expired rows in the application's tables, through their
+            Reads lethe.queue_summary, lethe.retention_backlog, lethe.worker_status, \
+            lethe.failures, lethe.backup_log and lethe.archive_status in one snapshot (the \
+            backlog counts expired rows in the application's tables, through their \
             (account, clock) indexes).
+
             Exit status 0 whatever the state; --json prints the same as one JSON object.
             """)
 
