@@ -56,7 +56,7 @@ extension AccountCommand {
                 || change.autoDeleteHour != nil || change.requireDownload != nil
             let (account, request) = (self.account, change)
             let (settings, sites) = try await ArchiveCall.run(context, needsRegistry: true) { connection in
-                try connection.execute("SELECT lethe.require_account($1)", [account])
+                try AccountAdministration().requireAccount(account, on: connection)
                 let settings =
                     changed
                     ? try administration.update(account: account, request, on: connection)
@@ -161,7 +161,7 @@ extension AccountCommand {
                 let context = try CommandContext(global, label: "lethe.account")
                 let account = self.account
                 let sites = try await ArchiveCall.run(context, needsRegistry: true) { connection in
-                    try connection.execute("SELECT lethe.require_account($1)", [account])
+                    try AccountAdministration().requireAccount(account, on: connection)
                     return try ArchiveAdministration(masterKey: nil).sites(account: account, on: connection)
                 }
                 var table = TextTable("SITE", "URL", "IDENTITY", "SECRET", "KNOWN HOSTS")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Postgres
+import Store
 
 /// `lethe account …`: accounts (tenants), their state, operator switches, notices and holds.
 struct AccountCommand: AsyncParsableCommand {
@@ -29,12 +30,8 @@ struct AccountCommand: AsyncParsableCommand {
         func run() async throws {
             let context = try CommandContext(global, label: "lethe.account")
             let (accounts, tier, notice) = (self.accounts, self.tier, self.notice)
-            try await PolicyCall.run(context) { connection in
-                try connection.withTransaction { connection in
-                    for account in accounts {
-                        try connection.execute("SELECT lethe.add_account($1, $2, $3)", [account, tier, notice])
-                    }
-                }
+            try await PolicyCall.run(context) {
+                try AccountAdministration().add(accounts, tier: tier, notice: notice, on: $0)
             }
             print(
                 "added \(accounts.count) account\(accounts.count == 1 ? "" : "s")"
@@ -48,20 +45,12 @@ struct AccountCommand: AsyncParsableCommand {
 
         func run() async throws {
             let context = try CommandContext(global, label: "lethe.account")
-            let rows = try await PolicyCall.run(context) { connection in
-                try connection.query(
-                    """
-                    SELECT a.account_id, a.state, coalesce(a.tier, '-'), a.retention_disabled, a.notice,
-                           (SELECT count(*) FROM lethe.holds h WHERE h.account_id = a.account_id
-                              AND h.released_at IS NULL AND (h.until IS NULL OR h.until > now()))::int,
-                           (SELECT count(*) FROM lethe.retention_status s WHERE s.account_id = a.account_id AND s.runnable)::int
-                    FROM lethe.accounts a ORDER BY a.account_id
-                    """
-                ).map { try $0.decode((String, String, String, Bool, String, Int, Int).self) }
-            }
+            let rows = try await PolicyCall.run(context) { try AccountAdministration().list(on: $0) }
             var table = TextTable("ACCOUNT", "STATE", "TIER", "RETENTION", "NOTICE", "HOLDS", "TYPES RUNNING")
-            for (id, state, tier, disabled, notice, holds, running) in rows {
-                table.add(id, state, tier, disabled ? "disabled" : "on", notice, "\(holds)", "\(running)")
+            for row in rows {
+                table.add(
+                    row.accountID, row.state, row.tier ?? "-", row.retentionDisabled ? "disabled" : "on", row.notice,
+                    "\(row.activeHolds)", "\(row.typesRunning)")
             }
             print(rows.isEmpty ? "no accounts (add one: lethe account add ID)" : table.rendered)
         }
@@ -81,24 +70,19 @@ struct AccountCommand: AsyncParsableCommand {
 
     static func show(_ account: String, context: CommandContext) async throws {
         let rows = try await PolicyCall.run(context) { connection in
-            try connection.execute("SELECT lethe.require_account($1)", [account])
-            return try connection.query(
-                """
-                SELECT entity_type, effective_interval::text, interval_source, cutoff, runnable, blocked_reason,
-                       held, hold_reason, next_run_at
-                FROM lethe.retention_status WHERE account_id = $1 ORDER BY entity_type
-                """, [account]
-            ).map { try $0.decode((String, String?, String, Date?, Bool, String?, Bool, String?, Date?).self) }
+            let administration = AccountAdministration()
+            try administration.requireAccount(account, on: connection)
+            return try administration.policies(account: account, on: connection)
         }
         var table = TextTable("TYPE", "INTERVAL", "FROM", "CUTOFF", "RUNS", "NEXT CHECK")
-        for (type, interval, source, cutoff, runnable, blocked, held, holdReason, next) in rows {
+        for row in rows {
             let runs =
-                runnable
-                ? (held ? "held: \(holdReason ?? "")" : "yes")
-                : "no: \(blocked ?? "")"
+                row.runnable
+                ? (row.held ? "held: \(row.holdReason ?? "")" : "yes")
+                : "no: \(row.blockedReason ?? "")"
             table.add(
-                type, PolicyCall.show(interval), source, cutoff.map(HumanText.timestamp) ?? "-", runs,
-                next.map(HumanText.timestamp) ?? "-")
+                row.entityType, PolicyCall.show(row.effectiveInterval), row.intervalSource,
+                row.cutoff.map(HumanText.timestamp) ?? "-", runs, row.nextRunAt.map(HumanText.timestamp) ?? "-")
         }
         print(rows.isEmpty ? "account \(account): no entity types configured" : table.rendered)
     }
@@ -115,7 +99,7 @@ struct AccountCommand: AsyncParsableCommand {
             let context = try CommandContext(global, label: "lethe.account")
             let (account, state) = (self.account, self.state)
             try await PolicyCall.run(context) {
-                try $0.execute("SELECT lethe.set_account_state($1, $2)", [account, state])
+                try AccountAdministration().setState(account: account, state, on: $0)
             }
             print("account \(account) is now \(state)")
         }
@@ -132,7 +116,7 @@ struct AccountCommand: AsyncParsableCommand {
             let context = try CommandContext(global, label: "lethe.account")
             let (account, reason) = (self.account, self.reason)
             try await PolicyCall.run(context) {
-                try $0.execute("SELECT lethe.operator_set_retention_disabled($1, true, $2)", [account, reason])
+                try AccountAdministration().disableRetention(account: account, reason: reason, on: $0)
             }
             print("retention disabled for account \(account)")
         }
@@ -147,7 +131,7 @@ struct AccountCommand: AsyncParsableCommand {
             let context = try CommandContext(global, label: "lethe.account")
             let account = self.account
             try await PolicyCall.run(context) {
-                try $0.execute("SELECT lethe.operator_set_retention_disabled($1, false)", [account])
+                try AccountAdministration().enableRetention(account: account, on: $0)
             }
             print("retention enabled for account \(account)")
         }
@@ -163,7 +147,9 @@ struct AccountCommand: AsyncParsableCommand {
         func run() async throws {
             let context = try CommandContext(global, label: "lethe.account")
             let (account, window) = (self.account, self.window)
-            try await PolicyCall.run(context) { try $0.execute("SELECT lethe.set_notice($1, $2)", [account, window]) }
+            try await PolicyCall.run(context) {
+                try AccountAdministration().setNotice(account: account, window, on: $0)
+            }
             print("account \(account): notice \(window)")
         }
     }
@@ -191,8 +177,8 @@ struct AccountCommand: AsyncParsableCommand {
             }
             let (account, type, reason, stop) = (self.account, entityType, self.reason, end)
             let id = try await PolicyCall.run(context) {
-                try $0.query("SELECT lethe.place_hold($1, $2, $3, $4)", [account, type, reason, stop])[0]
-                    .decode(Int64.self, at: 0)
+                try AccountAdministration().placeHold(
+                    account: account, entityType: type, reason: reason, until: stop, on: $0)
             }
             print("hold \(id) placed on account \(account)" + (type.map { " (\($0))" } ?? ""))
         }
@@ -206,7 +192,7 @@ struct AccountCommand: AsyncParsableCommand {
         func run() async throws {
             let context = try CommandContext(global, label: "lethe.account")
             let hold = self.hold
-            try await PolicyCall.run(context) { try $0.execute("SELECT lethe.release_hold($1)", [hold]) }
+            try await PolicyCall.run(context) { try AccountAdministration().releaseHold(hold, on: $0) }
             print("hold \(hold) released")
         }
     }
@@ -219,22 +205,13 @@ struct AccountCommand: AsyncParsableCommand {
         func run() async throws {
             let context = try CommandContext(global, label: "lethe.account")
             let account = self.account
-            let rows = try await PolicyCall.run(context) { connection in
-                try connection.query(
-                    """
-                    SELECT id, account_id, coalesce(entity_type, 'all types'), reason, placed_by, placed_at, until
-                    FROM lethe.holds
-                    WHERE released_at IS NULL AND (until IS NULL OR until > now())
-                      AND ($1::text IS NULL OR account_id = $1)
-                    ORDER BY id
-                    """, [account]
-                ).map { try $0.decode((Int64, String, String, String, String, Date, Date?).self) }
-            }
+            let rows = try await PolicyCall.run(context) { try AccountAdministration().holds(account: account, on: $0) }
             var table = TextTable("HOLD", "ACCOUNT", "TYPE", "REASON", "BY", "SINCE", "UNTIL")
-            for (id, account, type, reason, by, since, until) in rows {
+            for hold in rows {
                 table.add(
-                    "\(id)", account, type, HumanText.clip(reason, 40), by, HumanText.timestamp(since),
-                    until.map(HumanText.timestamp) ?? "released by hand")
+                    "\(hold.id)", hold.accountID, hold.entityType ?? "all types", HumanText.clip(hold.reason, 40),
+                    hold.placedBy, HumanText.timestamp(hold.placedAt),
+                    hold.until.map(HumanText.timestamp) ?? "released by hand")
             }
             print(rows.isEmpty ? "no active holds" : table.rendered)
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Postgres
+import Store
 
 extension PolicyCommand {
     /// `lethe policy forget TYPE`: a type that left the configuration stops counting as a
@@ -21,7 +22,7 @@ extension PolicyCommand {
             let name = type
             do {
                 try await context.withDatabase(name: "lethe-policy") { connection in
-                    try connection.execute("SELECT lethe.forget_entity_type($1)", [name])
+                    try PolicyAdministration().forgetEntityType(name, on: connection)
                 }
             } catch let error as PostgresError
                 where ["22023", "55006"].contains(error.sqlState?.rawValue ?? "")

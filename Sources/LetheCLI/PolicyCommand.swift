@@ -35,16 +35,12 @@ struct PolicyCommand: AsyncParsableCommand {
             let context = try CommandContext(global, label: "lethe.policy")
             let asked = try PolicyCall.interval(interval, option: "--interval")
             let (account, type) = (target.account, target.entityType)
-            let (effective, raised) = try await PolicyCall.run(context) {
-                try $0.query(
-                    "SELECT effective::text, raised_to_minimum FROM lethe.set_policy($1, $2, $3::interval)",
-                    [
-                        account, type, asked,
-                    ])[0].decode((String, Bool).self)
+            let change = try await PolicyCall.run(context) {
+                try PolicyAdministration().setPolicy(account: account, entityType: type, interval: asked, on: $0)
             }
-            let shown = PolicyCall.show(effective)
+            let shown = PolicyCall.show(change.effective)
             print(
-                raised
+                change.raisedToMinimum
                     ? "\(interval) is below the minimum for \(type): raised to \(shown) for account \(account)"
                     : "account \(account) keeps \(type) for \(shown)")
         }
@@ -61,8 +57,7 @@ struct PolicyCommand: AsyncParsableCommand {
             let context = try CommandContext(global, label: "lethe.policy")
             let (account, type, reason) = (target.account, target.entityType, self.reason)
             try await PolicyCall.run(context) {
-                try $0.execute(
-                    "SELECT lethe.operator_set_policy_disabled($1, $2, true, $3)", [account, type, reason])
+                try PolicyAdministration().disablePolicy(account: account, entityType: type, reason: reason, on: $0)
             }
             print("\(type) retention disabled for account \(account)")
         }
@@ -77,7 +72,7 @@ struct PolicyCommand: AsyncParsableCommand {
             let context = try CommandContext(global, label: "lethe.policy")
             let (account, type) = (target.account, target.entityType)
             try await PolicyCall.run(context) {
-                try $0.execute("SELECT lethe.operator_set_policy_disabled($1, $2, false)", [account, type])
+                try PolicyAdministration().enablePolicy(account: account, entityType: type, on: $0)
             }
             print("\(type) retention enabled for account \(account)")
         }
@@ -112,18 +107,15 @@ struct PolicyCommand: AsyncParsableCommand {
                 .compactMap { registry.entityTypes[$0] }
             let account = self.account
             let (previews, status) = try await PolicyCall.run(context) { connection in
-                try connection.execute("SELECT lethe.require_account($1)", [account])
+                try AccountAdministration().requireAccount(account, on: connection)
                 let previews = try types.map { try RetentionPreview.compute($0, account: account, on: connection) }
-                let status = try connection.query(
-                    "SELECT entity_type, runnable, blocked_reason, held FROM lethe.retention_status WHERE account_id = $1",
-                    [account]
-                ).map { try $0.decode((String, Bool, String?, Bool).self) }
-                return (previews, status)
+                return (previews, try PolicyAdministration().runStatus(account: account, on: connection))
             }
             var table = TextTable("TYPE", "ROWS NOW", "OLDEST", "NEWEST", "TABLE ROWS", "NOTE")
             for preview in previews {
-                let note = status.first { $0.0 == preview.entityType }.map { _, runnable, blocked, held in
-                    runnable ? (held ? "held: nothing is deleted" : "") : "not run: \(blocked ?? "")"
+                let note = status.first { $0.entityType == preview.entityType }.map { status in
+                    status.runnable
+                        ? (status.held ? "held: nothing is deleted" : "") : "not run: \(status.blockedReason ?? "")"
                 }
                 table.add(
                     preview.entityType, "\(preview.rows.first?.count ?? 0)",
@@ -150,7 +142,7 @@ struct PolicyCommand: AsyncParsableCommand {
                 let context = try CommandContext(global, label: "lethe.policy")
                 let (name, description) = (self.name, self.description)
                 try await PolicyCall.run(context) {
-                    try $0.execute("SELECT lethe.define_tier($1, $2)", [name, description])
+                    try PolicyAdministration().defineTier(name, description: description, on: $0)
                 }
                 print("tier \(name) defined")
             }
@@ -168,14 +160,12 @@ struct PolicyCommand: AsyncParsableCommand {
                 let context = try CommandContext(global, label: "lethe.policy")
                 let asked = try PolicyCall.interval(interval, option: "--interval")
                 let (name, type) = (self.name, entityType)
-                let (effective, raised) = try await PolicyCall.run(context) {
-                    try $0.query(
-                        "SELECT effective::text, raised_to_minimum FROM lethe.set_tier_interval($1, $2, $3::interval)",
-                        [name, type, asked])[0].decode((String, Bool).self)
+                let change = try await PolicyCall.run(context) {
+                    try PolicyAdministration().setTierInterval(name, entityType: type, interval: asked, on: $0)
                 }
-                let shown = PolicyCall.show(effective)
+                let shown = PolicyCall.show(change.effective)
                 print(
-                    raised
+                    change.raisedToMinimum
                         ? "\(interval) is below the minimum for \(type): tier \(name) keeps it \(shown)"
                         : "tier \(name) keeps \(type) for \(shown)")
             }
@@ -191,7 +181,7 @@ struct PolicyCommand: AsyncParsableCommand {
                 let context = try CommandContext(global, label: "lethe.policy")
                 let (name, accounts) = (self.name, self.accounts)
                 let changed = try await PolicyCall.run(context) {
-                    try $0.query("SELECT lethe.assign_tier($1, $2)", [name, accounts])[0].decode(Int.self, at: 0)
+                    try PolicyAdministration().assignTier(name, to: accounts, on: $0)
                 }
                 print("tier \(name) assigned to \(changed) account\(changed == 1 ? "" : "s")")
             }
@@ -203,19 +193,9 @@ struct PolicyCommand: AsyncParsableCommand {
 
             func run() async throws {
                 let context = try CommandContext(global, label: "lethe.policy")
-                let rows = try await PolicyCall.run(context) { connection in
-                    try connection.query(
-                        """
-                        SELECT t.name, coalesce(string_agg(ti.entity_type || ' ' || ti.retention::text, ', '
-                                                           ORDER BY ti.entity_type), '-'),
-                               (SELECT count(*) FROM lethe.accounts a WHERE a.tier = t.name)::int
-                        FROM lethe.tiers t LEFT JOIN lethe.tier_intervals ti ON ti.tier = t.name
-                        GROUP BY t.name ORDER BY t.name
-                        """
-                    ).map { try $0.decode((String, String, Int).self) }
-                }
+                let rows = try await PolicyCall.run(context) { try PolicyAdministration().tiers(on: $0) }
                 var table = TextTable("TIER", "ACCOUNTS", "INTERVALS")
-                for (name, intervals, accounts) in rows { table.add(name, "\(accounts)", intervals) }
+                for tier in rows { table.add(tier.name, "\(tier.accounts)", tier.intervals) }
                 print(rows.isEmpty ? "no tiers (define one: lethe policy tier define gold)" : table.rendered)
             }
         }

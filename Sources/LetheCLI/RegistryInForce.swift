@@ -47,9 +47,7 @@ enum RegistryInForce {
 
     /// Fails (exit 2) when no registry was synced yet.
     static func require(on connection: Connection) throws {
-        let found = try connection.query("SELECT EXISTS (SELECT 1 FROM lethe.registry_source)")[0].decode(
-            Bool.self, at: 0)
-        guard found else {
+        guard try RegistrySource.exists(on: connection) else {
             throw UsageError(missing)
         }
     }

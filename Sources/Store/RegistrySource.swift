@@ -47,6 +47,11 @@ public struct RegistrySource: Sendable, Equatable {
         }
     }
 
+    /// Whether any registry was synced yet (without reading its text).
+    public static func exists(on connection: Connection) throws -> Bool {
+        try connection.query("SELECT EXISTS (SELECT 1 FROM lethe.registry_source)")[0].decode(Bool.self, at: 0)
+    }
+
     /// Records `self` as the registry in force, with the changes a sync reported; inside the
     /// sync's transaction (`RegistrySync.locked`). Unchanged text adds no row.
     public func record(changes: [String], confirmed: Bool, on connection: Connection) throws {

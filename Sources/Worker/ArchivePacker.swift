@@ -93,27 +93,20 @@ public struct ArchivePacker: Sendable {
     /// Blob contents first, then the blob rows, then each type's tables root first: the
     /// order a restore inserts them in.
     private func produce(_ job: ArchiveJob, into pipe: ArchivePipe, on connection: Connection) throws {
-        let jobLiteral = try connection.literal(job.id.uuidString.lowercased())
-        // The manifest's statistics predate the plan (nothing has analysed the rows it just
-        // recorded), so the planner expects almost nothing to export and would join, then sort
-        // everything by key before the first row leaves: the writer thread would idle through
-        // the whole sort. Without sorting it walks the manifest's key index and rows flow at once, in
-        // the same order. Set for this transaction's exports only, restored afterwards.
-        let sorting = try connection.query("SELECT current_setting('enable_sort')")[0].decode(String.self, at: 0)
-        try connection.execute("SELECT set_config('enable_sort', 'off', true)")
-        defer { _ = try? connection.execute("SELECT set_config('enable_sort', $1, true)", [sorting]) }
+        // With sorting on, the planner would sort everything by key before the first row
+        // leaves and the writer thread would idle through the whole sort (turnSortingOff says why).
+        let sorting = try jobs.turnSortingOff(on: connection)
+        defer { jobs.restoreSorting(sorting, on: connection) }
         let stores = jobs.registry.blobStores.values.sorted { $0.store.name < $1.store.name }
         for store in stores {
-            guard let sizes = store.contentSizes, let slice = store.contentSlice else { continue }
-            for row in try connection.query(sizes, [job.id]) {
-                let (key, size) = try row.decode((String, Int64).self)
+            for (key, size) in try jobs.blobSizes(store, job: job.id, on: connection) {
                 guard size >= 0 else { continue }  // NULL content: no file, and restore gives NULL back
                 try pipe.send(.begin(ArchiveLayout.blobEntry(store: store.store.name, key: key)))
                 var offset: Int64 = 0
                 while offset < size {
                     let length = min(Int64(Self.blobSlice), size - offset)
-                    let bytes = try connection.query(slice, [key, offset + 1, length, job.accountID])[0].decode(
-                        Data.self, at: 0)
+                    let bytes = try jobs.blobSlice(
+                        store, key: key, offset: offset + 1, length: length, account: job.accountID, on: connection)
                     try pipe.send(.data(Array(bytes), records: 0))
                     offset += length
                 }
@@ -122,35 +115,36 @@ public struct ArchivePacker: Sendable {
         }
         for store in stores {
             _ = try copy(
-                store.exportRows(jobLiteral: jobLiteral), entry: ArchiveLayout.blobRowsEntry(store: store.store.name),
-                into: pipe, on: connection)
+                { try jobs.exportBlobRows(store, job: job.id, on: connection, $0) },
+                entry: ArchiveLayout.blobRowsEntry(store: store.store.name), into: pipe)
         }
         let hashed = try jobs.hashedRows(job: job.id, on: connection)
         for type in jobs.types {
             for index in type.tables.indices {
                 let archived = try copy(
-                    type.exportRows(index, jobLiteral: jobLiteral),
+                    { try jobs.exportRows(type, table: index, job: job.id, on: connection, $0) },
                     entry: ArchiveLayout.rowsEntry(type: type.name, index: index, table: type.tables[index].label),
-                    checkingHashes: true, into: pipe, on: connection)
+                    checkingHashes: true, into: pipe)
                 if archived < hashed[type.name]?[index] ?? 0 {
-                    try connection.execute(type.forgetChangedRows(index), [job.id])
+                    try jobs.forgetChangedRows(type, table: index, job: job.id, on: connection)
                 }
             }
         }
     }
 
-    /// Streams one COPY into an entry (begun on its first row: no empty entries), in chunks
-    /// that end on a line, and returns the records written. `checkingHashes`: each line is a
-    /// recorded hash, `\u{02}`, and the JSON, written only where the JSON has that hash.
+    /// Streams one export (a COPY's lines) into an entry (begun on its first row: no empty
+    /// entries), in chunks that end on a line, and returns the records written. `checkingHashes`:
+    /// each line is a recorded hash, `\u{02}`, and the JSON, written only where the JSON has that hash.
     private func copy(
-        _ sql: String, entry: String, checkingHashes: Bool = false, into pipe: ArchivePipe, on connection: Connection
+        _ export: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void, entry: String,
+        checkingHashes: Bool = false, into pipe: ArchivePipe
     ) throws -> Int {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(Self.chunkSize + 64 << 10)
         var records = 0
         var total = 0
         var begun = false
-        try connection.copyOut(sql) { line in
+        try export { line in
             var row = line
             if checkingHashes {
                 guard let json = Self.recordHashed(line) else { return }

@@ -50,9 +50,7 @@ public struct NoopHandler: TaskHandler {
         if payload.record == true {
             let (id, attempt, worker) = (task.id, task.attempt, context.workerID)
             try await context.database.run { connection in
-                try connection.execute(
-                    "INSERT INTO lethe.noop_runs (task_id, attempt, worker_id) VALUES ($1, $2, $3)",
-                    [id, attempt, worker])
+                try NoopRuns.record(task: id, attempt: attempt, worker: worker, on: connection)
             }
         }
         if let failures = payload.failAttempts, task.attempt <= failures {
