@@ -6,25 +6,25 @@ import ServiceLifecycle
 import Store
 import Synchronization
 
-/// Work the leader does on every tick, besides recurring schedules: the retention
-/// scheduler plugs in here. Returns how many tasks it enqueued.
-public protocol SchedulerTick: Sendable {
-    var name: String { get }
-    func tick(on connection: Connection) throws -> Int
-}
-
 /// A coordinator process. Any number may run; the one holding the leader advisory lock
 /// (on its own session, so a dead leader releases it at once) enqueues due work, rescues
 /// expired leases and prunes finished tasks. The others check every tick and take over.
+///
+/// One Service made of small parts that share the coordinator's session: `Leadership`
+/// (the lock and `lethe.leader`), `Rescuer`, `Pruner` and `Scheduler`, each at its own
+/// interval (the scheduler every tick).
 public final class CoordinatorService: Service {
     /// The session advisory lock the leader holds ("lethlead" in ASCII).
-    public static let leaderLockKey: Int64 = 0x6c65_7468_6c65_6164
+    public static let leaderLockKey: Int64 = Leadership.lockKey
 
     public let id: UUID
     private let conninfo: String
     private let configuration: CoordinatorConfiguration
     private let queue: TaskQueue
-    private let ticks: [any SchedulerTick]
+    private let leadership: Leadership
+    private let rescuer: Rescuer
+    private let pruner: Pruner
+    private let scheduler: Scheduler
     private let logger: Logger
     private let version: String
     private let leading = Mutex(false)
@@ -37,7 +37,12 @@ public final class CoordinatorService: Service {
         self.conninfo = conninfo
         self.configuration = configuration
         self.queue = queue
-        self.ticks = ticks
+        leadership = Leadership(process: id)
+        rescuer = Rescuer(queue: queue, interval: configuration.rescueInterval)
+        pruner = Pruner(
+            queue: queue, interval: configuration.pruneInterval, keepFinished: configuration.keepFinished,
+            keepDead: configuration.keepDead, batch: configuration.pruneBatch)
+        scheduler = Scheduler(queue: queue, ticks: ticks)
         var logger = logger
         logger[metadataKey: LogKey.worker] = "\(id)"
         self.logger = logger
@@ -76,14 +81,14 @@ public final class CoordinatorService: Service {
         logger.info("coordinator started")
         var leaderSession: UUID?
         let clock = ContinuousClock()
-        var lastRescue = clock.now - configuration.rescueInterval
-        var lastPrune = clock.now - configuration.pruneInterval
+        var lastRescue = clock.now - rescuer.interval
+        var lastPrune = clock.now - pruner.interval
 
         let stopping = Mutex(false)
         await withGracefulShutdownHandler {
             while !Task.isCancelled, !stopping.withLock({ $0 }) {
-                let rescueDue = clock.now - lastRescue >= configuration.rescueInterval
-                let pruneDue = clock.now - lastPrune >= configuration.pruneInterval
+                let rescueDue = clock.now - lastRescue >= rescuer.interval
+                let pruneDue = clock.now - lastPrune >= pruner.interval
                 do {
                     let report = try await tick(
                         database, leaderSession: leaderSession, rescue: rescueDue, prune: pruneDue)
@@ -119,13 +124,10 @@ public final class CoordinatorService: Service {
             stopping.withLock { $0 = true }
         }
 
-        let (id, wasLeading) = (self.id, leaderSession != nil)
+        let (id, leadership, wasLeading) = (self.id, self.leadership, leaderSession != nil)
         do {
             try await database.run { connection in
-                if wasLeading {
-                    try connection.execute("DELETE FROM lethe.leader WHERE process_id = $1", [id])
-                    try connection.advisoryUnlock(Self.leaderLockKey)
-                }
+                if wasLeading { try leadership.stepDown(on: connection) }
                 try ProcessRegistry().markStopped(id, on: connection)
             }
         } catch {
@@ -145,42 +147,22 @@ public final class CoordinatorService: Service {
     ) async throws
         -> TickReport
     {
-        let (id, queue, ticks, configuration) = (self.id, self.queue, self.ticks, self.configuration)
+        let (id, queue, configuration) = (self.id, self.queue, self.configuration)
+        let (leadership, rescuer, pruner, scheduler) = (self.leadership, self.rescuer, self.pruner, self.scheduler)
         return try await database.run { connection in
-            // The lock belongs to a session: a new session (after a reconnect) must win it again.
-            var report = TickReport(session: connection.sessionID, leading: connection.sessionID == leaderSession)
+            var report = TickReport(session: connection.sessionID, leading: false)
             try ProcessRegistry().heartbeat(id, on: connection)
-            if !report.leading, try connection.tryAdvisoryLock(Self.leaderLockKey) {
-                report.leading = true
-                report.becameLeader = true
-            }
+            (report.leading, report.becameLeader) = try leadership.elect(leaderSession: leaderSession, on: connection)
             func duty(_ name: String, _ body: () throws -> Void) {
                 do { try body() } catch { report.errors.append("\(name): \(error)") }
             }
             if report.leading {
-                duty("leader record") {
-                    try connection.execute(
-                        """
-                        INSERT INTO lethe.leader (singleton, process_id, host, pid)
-                        VALUES (true, $1, $2, $3)
-                        ON CONFLICT (singleton) DO UPDATE
-                        SET process_id = EXCLUDED.process_id, host = EXCLUDED.host, pid = EXCLUDED.pid,
-                            elected_at = CASE WHEN lethe.leader.process_id = EXCLUDED.process_id
-                                              THEN lethe.leader.elected_at ELSE now() END,
-                            last_seen_at = now()
-                        """,
-                        [id, ProcessInfo.processInfo.hostName, Int(ProcessInfo.processInfo.processIdentifier)])
+                duty("leader record") { try leadership.record(on: connection) }
+                if rescue { duty("rescue") { report.rescued = try rescuer.run(on: connection) } }
+                if prune { duty("prune") { report.pruned = try pruner.run(on: connection) } }
+                report.scheduled += scheduler.run(on: connection) { name, error in
+                    report.errors.append("\(name): \(error)")
                 }
-                if rescue { duty("rescue") { report.rescued = try queue.rescueExpired(on: connection).count } }
-                if prune {
-                    duty("prune") {
-                        report.pruned = try queue.prune(
-                            keepFinished: configuration.keepFinished, keepDead: configuration.keepDead,
-                            batch: configuration.pruneBatch, on: connection)
-                    }
-                }
-                duty("schedules") { report.scheduled += try queue.enqueueDueSchedules(on: connection).enqueued }
-                for tick in ticks { duty(tick.name) { report.scheduled += try tick.tick(on: connection) } }
             }
             if configuration.untilIdle { duty("idle check") { report.idle = try queue.isIdle(on: connection) } }
             // A session that broke during the duties held the lock no more.

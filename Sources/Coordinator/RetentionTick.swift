@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import Retention
 import Store
 import Synchronization
 
@@ -7,7 +8,7 @@ import Synchronization
 /// (cheap: driven by the next-run index), and every `noticeInterval` announce upcoming
 /// deletions (a scan of the application's tables, so less often).
 public final class RetentionTick: SchedulerTick {
-    public let name = "retention"
+    public let name = TaskKind.retention.rawValue
     private let schedule: RetentionSchedule
     private let noticeInterval: Duration
     private let lastNotice = Mutex<ContinuousClock.Instant?>(nil)

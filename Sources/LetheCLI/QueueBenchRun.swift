@@ -56,7 +56,7 @@ struct QueueBenchRun {
             let clock = ContinuousClock()
             let start = clock.now
             for chunk in stride(from: 0, to: tasks, by: 1000) {
-                let batch = (chunk..<min(chunk + 1000, tasks)).map { NewTask(kind: "noop", accountID: "bench-\($0)") }
+                let batch = (chunk..<min(chunk + 1000, tasks)).map { NewTask(kind: .noop, accountID: "bench-\($0)") }
                 try queue.enqueue(batch, on: connection)
             }
             let elapsed = start.duration(to: clock.now)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Coordinator
 import Logging
 import Postgres
+import Retention
 import ServiceLifecycle
 import Store
 import UnixSignals
@@ -117,7 +118,7 @@ struct RunCommand: AsyncParsableCommand {
 /// The services a command runs, built from its context.
 enum LetheServices {
     /// Every task kind this build of Lethe can run.
-    static let kinds = ["noop", "retention", "orphan_gc", ArchiveSchedule.kind]
+    static let kinds = TaskKind.builtIn.map(\.rawValue)
 
     /// The handlers of `kinds`.
     static func handlers(_ context: CommandContext, registry: CompiledRegistry) throws -> [any TaskHandler] {

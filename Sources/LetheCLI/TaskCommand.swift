@@ -92,7 +92,7 @@ struct TaskCommand: AsyncParsableCommand {
             let context = try CommandContext(global, label: "lethe.task")
             let tasks = (1...count).map { index in
                 NewTask(
-                    kind: kind, accountID: count == 1 ? account : "\(account ?? "task")-\(index)",
+                    kind: TaskKind(kind), accountID: count == 1 ? account : "\(account ?? "task")-\(index)",
                     entityType: entityType, payload: payload, priority: priority)
             }
             let queue = context.taskQueue()

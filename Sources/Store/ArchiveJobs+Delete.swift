@@ -25,11 +25,16 @@ extension ArchiveJobs {
     /// Marks the job and its files `deleting` (idempotent).
     public func beginDeletion(_ job: ArchiveJob, on connection: Connection) throws {
         try connection.execute(
-            "UPDATE lethe.archive_jobs SET state = 'deleting', note = NULL WHERE job_id = $1 AND state IN ('uploaded', 'deleting')",
-            [job.id])
+            """
+            UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.beginDeletion.targetSQL), note = NULL
+            WHERE job_id = $1 AND \(ArchiveJobEvent.beginDeletion.leaves("state"))
+            """, [job.id])
         try connection.execute(
-            "UPDATE lethe.archive_files SET status = 'deleting', error = NULL, updated_at = now() WHERE job_id = $1",
-            [job.id])
+            """
+            UPDATE lethe.archive_files SET status = \(ArchiveFileEvent.beginDeletion.targetSQL), error = NULL,
+                updated_at = now()
+            WHERE job_id = $1
+            """, [job.id])
     }
 
     /// Deletes one batch of the job's roots of `type` (keys after `after`, in key order): in
@@ -206,11 +211,14 @@ extension ArchiveJobs {
     @discardableResult
     public func recordDeleted(_ job: ArchiveJob, on connection: Connection) throws -> String? {
         try connection.execute(
-            "UPDATE lethe.archive_files SET status = 'deleted', deleted_at = now(), updated_at = now() WHERE job_id = $1",
-            [job.id])
+            """
+            UPDATE lethe.archive_files SET status = \(ArchiveFileEvent.finishDeletion.targetSQL), deleted_at = now(),
+                updated_at = now()
+            WHERE job_id = $1
+            """, [job.id])
         return try connection.query(
             """
-            UPDATE lethe.archive_jobs SET state = 'deleted', deleted_at = now(), wake_at = NULL,
+            UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.finishDeletion.targetSQL), deleted_at = now(), wake_at = NULL,
                 note = CASE WHEN spared_roots > 0
                             THEN 'kept ' || spared_roots || ' root rows that changed since they were archived (next cycle)' END
             WHERE job_id = $1 RETURNING note
@@ -221,17 +229,18 @@ extension ArchiveJobs {
     /// Deletion stopped (a hold, a policy change): back to `uploaded`, waiting; `note` says why.
     public func pauseDeletion(_ job: ArchiveJob, note: String, on connection: Connection) throws {
         try connection.execute(
-            "UPDATE lethe.archive_files SET status = \(Self.heldStatus), updated_at = now() WHERE job_id = $1", [job.id]
-        )
+            "UPDATE lethe.archive_files SET status = \(Self.heldStatus(ArchiveFileEvent.pauseDeletion(downloaded:))), updated_at = now() WHERE job_id = $1",
+            [job.id])
         try connection.execute(
-            "UPDATE lethe.archive_jobs SET state = 'uploaded', note = $2 WHERE job_id = $1", [job.id, note])
+            "UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.pauseDeletion.targetSQL), note = $2 WHERE job_id = $1",
+            [job.id, note])
     }
 
     /// A deletion failed: the files are `delete_failed` with the error until the retry.
     public func recordDeleteFailure(_ job: ArchiveJob, error: String, on connection: Connection) throws {
         try connection.execute(
             """
-            UPDATE lethe.archive_files SET status = 'delete_failed', error = $2, attempts = attempts + 1, updated_at = now()
+            UPDATE lethe.archive_files SET status = \(ArchiveFileEvent.failDeletion.targetSQL), error = $2, attempts = attempts + 1, updated_at = now()
             WHERE job_id = $1
             """, [job.id, error])
         try connection.execute(ArchiveJobs.retryLater, [job.id])

@@ -4,9 +4,8 @@ import Retention
 
 /// One archive job as the worker sees it.
 public struct ArchiveJob: Sendable, Equatable {
-    public enum State: String, Sendable {
-        case planning, packing, uploading, uploaded, deleting, deleted
-    }
+    /// The job's state machine lives in `Retention` (`ArchiveJobState`, `ArchiveJobEvent`).
+    public typealias State = ArchiveJobState
     public var id: UUID
     public var accountID: String
     public var state: State
@@ -68,7 +67,7 @@ public struct ArchiveJobs: Sendable {
                    j.approved_at IS NOT NULL,
                    NOT EXISTS (SELECT 1 FROM lethe.archive_files f WHERE f.job_id = j.job_id AND f.downloaded_at IS NULL),
                    j.delete_at
-            FROM lethe.archive_jobs j WHERE j.account_id = $1 AND j.state <> 'deleted'
+            FROM lethe.archive_jobs j WHERE j.account_id = $1 AND j.state <> \(StateSQL.literal(ArchiveJobState.deleted))
             ORDER BY j.created_at, j.job_id
             """, [account]
         ).map { row in
@@ -103,7 +102,7 @@ public struct ArchiveJobs: Sendable {
             let state = try connection.query(
                 "SELECT state FROM lethe.archive_jobs WHERE job_id = $1 FOR UPDATE", [job.id]
             ).first?.decode(String.self, at: 0)
-            guard state == ArchiveJob.State.planning.rawValue else { return }
+            guard let state = state.flatMap(ArchiveJobState.init), state.after(.plan) != nil else { return }
             var cutoffs: [String: [String: String]] = [:]
             var counts: [String: [String: Int]] = [:]
             for type in types {
@@ -150,7 +149,7 @@ public struct ArchiveJobs: Sendable {
             }
             try connection.execute(
                 """
-                UPDATE lethe.archive_jobs SET state = 'packing', planned_at = now(), cutoffs = $2::jsonb, counts = $3::jsonb
+                UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.plan.targetSQL), planned_at = now(), cutoffs = $2::jsonb, counts = $3::jsonb
                 WHERE job_id = $1
                 """, [job.id, try Self.json(cutoffs), try Self.json(counts)])
             try connection.execute(
@@ -208,23 +207,29 @@ public struct ArchiveJobs: Sendable {
                 """
                 INSERT INTO lethe.archive_files (job_id, account_id, part, file_name, status, total_size, entries, records,
                                                  sha256, packed_at)
-                VALUES ($1, $2, $3, $4, 'uploading', $5, $6, $7, $8, now())
-                ON CONFLICT (job_id, part) DO UPDATE SET file_name = EXCLUDED.file_name, status = 'uploading',
+                VALUES ($1, $2, $3, $4, \(ArchiveFileEvent.pack.targetSQL), $5, $6, $7, $8, now())
+                ON CONFLICT (job_id, part) DO UPDATE SET file_name = EXCLUDED.file_name,
+                    status = \(ArchiveFileEvent.pack.targetSQL),
                     total_size = EXCLUDED.total_size, entries = EXCLUDED.entries, records = EXCLUDED.records,
                     sha256 = EXCLUDED.sha256, packed_at = now(), error = NULL, updated_at = now()
                 """,
                 [job.id, job.accountID, file.part, file.name, file.size, file.entries, file.records, file.sha256])
         }
         try connection.execute(
-            "UPDATE lethe.archive_jobs SET state = 'uploading', packed_at = now() WHERE job_id = $1", [job.id])
+            "UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.pack.targetSQL), packed_at = now() WHERE job_id = $1",
+            [job.id])
     }
 
     /// Sends a job that lost its files (no site holds them, the spool is gone) back to packing.
     public func repack(_ job: ArchiveJob, on connection: Connection) throws {
         try connection.execute(
-            "UPDATE lethe.archive_jobs SET state = 'packing' WHERE job_id = $1 AND state = 'uploading'", [job.id])
+            """
+            UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.repack.targetSQL)
+            WHERE job_id = $1 AND \(ArchiveJobEvent.repack.leaves("state"))
+            """, [job.id])
         try connection.execute(
-            "UPDATE lethe.archive_files SET status = 'archiving', updated_at = now() WHERE job_id = $1", [job.id])
+            "UPDATE lethe.archive_files SET status = \(ArchiveFileEvent.repack.targetSQL), updated_at = now() WHERE job_id = $1",
+            [job.id])
     }
 
     /// The (file, site) pairs that already hold a verified copy.
@@ -258,7 +263,7 @@ public struct ArchiveJobs: Sendable {
             """, [file, site, error])
         let job = try connection.query(
             """
-            UPDATE lethe.archive_files SET status = 'upload_failed', error = $2, attempts = attempts + 1, updated_at = now()
+            UPDATE lethe.archive_files SET status = \(ArchiveFileEvent.failUpload.targetSQL), error = $2, attempts = attempts + 1, updated_at = now()
             WHERE id = $1 RETURNING job_id
             """, [file, error]
         ).first?.decode(UUID.self, at: 0)
@@ -276,16 +281,16 @@ public struct ArchiveJobs: Sendable {
     public func recordUploaded(_ job: ArchiveJob, on connection: Connection) throws {
         try connection.execute(
             """
-            UPDATE lethe.archive_files SET status = \(Self.heldStatus),
+            UPDATE lethe.archive_files SET status = \(Self.heldStatus(ArchiveFileEvent.upload(downloaded:))),
                 uploaded_at = coalesce(uploaded_at, now()), error = NULL, updated_at = now()
-            WHERE job_id = $1 AND status NOT IN ('deleting', 'deleted')
+            WHERE job_id = $1 AND \(ArchiveFileEvent.upload(downloaded: false).leavesAllBut("status"))
             """, [job.id])
         try connection.execute(
             """
-            UPDATE lethe.archive_jobs j SET state = 'uploaded', uploaded_at = coalesce(j.uploaded_at, now()),
+            UPDATE lethe.archive_jobs j SET state = \(ArchiveJobEvent.upload.targetSQL), uploaded_at = coalesce(j.uploaded_at, now()),
                 delete_at = CASE WHEN s.auto_delete THEN coalesce(j.delete_at, lethe.next_utc_hour(s.auto_delete_hour)) END
             FROM lethe.archive_settings s
-            WHERE j.job_id = $1 AND s.account_id = j.account_id AND j.state = 'uploading'
+            WHERE j.job_id = $1 AND s.account_id = j.account_id AND \(ArchiveJobEvent.upload.leaves("j.state"))
             """, [job.id])
     }
 
@@ -314,6 +319,16 @@ public struct ArchiveJobs: Sendable {
         try connection.execute(Self.retryLater, [job.id])
     }
 
+    /// A site no longer holds a file as uploaded (its upload was forgotten): the job and its
+    /// files go back to uploading.
+    public func reupload(_ job: ArchiveJob, on connection: Connection) throws {
+        try connection.execute(
+            "UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.reupload.targetSQL) WHERE job_id = $1", [job.id])
+        try connection.execute(
+            "UPDATE lethe.archive_files SET status = \(ArchiveFileEvent.reupload.targetSQL) WHERE job_id = $1", [job.id]
+        )
+    }
+
     /// Sets when the leader next wakes the job (nil: only an operator's approval or confirm does).
     public func sleep(_ job: ArchiveJob, until: Date?, note: String?, on connection: Connection) throws {
         try connection.execute(
@@ -322,8 +337,11 @@ public struct ArchiveJobs: Sendable {
 }
 
 extension ArchiveJobs {
-    /// A file's status while every site holds it and its rows are not being deleted.
-    static let heldStatus = "CASE WHEN downloaded_at IS NULL THEN 'uploaded' ELSE 'downloaded' END"
+    /// A file's status while every site holds it and its rows are not being deleted, after
+    /// `event` (`.upload` or `.pauseDeletion`): `downloaded` once a site confirmed its download.
+    static func heldStatus(_ event: (_ downloaded: Bool) -> ArchiveFileEvent) -> String {
+        "CASE WHEN downloaded_at IS NULL THEN \(event(false).targetSQL) ELSE \(event(true).targetSQL) END"
+    }
 
     /// The key of a store's orphaned blobs in a job's counts (and manifest.json).
     static func orphanCounts(_ store: CompiledBlobStore) -> String { "orphan_gc:\(store.store.name)" }

@@ -1,10 +1,11 @@
 import Foundation
 import Postgres
+import Retention
 
 /// The leader's archive duties, set-based: start each account's daily archive job at its
 /// schedule hour, and enqueue an `archive` task for every account with a job to wake.
 public struct ArchiveSchedule: Sendable {
-    public static let kind = "archive"
+    public static let kind = TaskKind.archive
 
     public var maxAttempts: Int
 
@@ -44,13 +45,14 @@ public struct ArchiveSchedule: Sendable {
             LIMIT $1
         ), inserted AS (
             INSERT INTO lethe.tasks (kind, account_id, entity_type, lane, payload, max_attempts)
-            SELECT '\(kind)', d.account_id, NULL, 0, '{}'::jsonb, $2 FROM due d
+            SELECT '\(kind.rawValue)', d.account_id, NULL, 0, '{}'::jsonb, $2 FROM due d
             ON CONFLICT DO NOTHING
             RETURNING account_id
         ), queued AS (
             SELECT d.account_id FROM due d
             WHERE EXISTS (SELECT 1 FROM lethe.tasks t
-                          WHERE t.kind = '\(kind)' AND t.account_id = d.account_id AND t.state = 'available')
+                          WHERE t.kind = '\(kind.rawValue)' AND t.account_id = d.account_id
+                            AND t.state = \(StateSQL.literal(TaskState.available)))
                OR d.account_id IN (SELECT account_id FROM inserted)
         ), woken AS (
             UPDATE lethe.archive_jobs j SET wake_at = NULL

@@ -1,4 +1,5 @@
 import Foundation
+import Retention
 
 /// The queue's SQL, kept together so the statements can be read (and EXPLAINed) as a set.
 /// docs/queue.md explains each against the state machine.
@@ -25,31 +26,6 @@ enum QueueSQL {
             SELECT pg_notify('\(channel)', n::text) FROM counted WHERE n > 0
         )
         SELECT n, (SELECT count(*) FROM notified) FROM counted
-        """
-
-    /// The claim: the materialized CTE locks the first due rows in claim order
-    /// (tasks_claim_idx) and skips rows other workers hold; `id = ANY(ARRAY(…))` keeps the
-    /// update on the primary key whatever the statistics say. Placeholders are filled by
-    /// `claim(kinds:acknowledging:)`.
-    private static let claimTemplate = """
-        picked AS MATERIALIZED (
-            SELECT id FROM lethe.tasks
-            WHERE state IN ('available', 'failed') AND run_at <= now()KINDS
-            ORDER BY priority, run_at, id
-            LIMIT LIMIT
-            FOR UPDATE SKIP LOCKED
-        ),
-        claimed AS (
-            UPDATE lethe.tasks t
-            SET state = 'running', attempts = t.attempts + 1, claims = t.claims + 1, worker_id = WORKER,
-                lease_expires_at = now() + LEASE * interval '1 millisecond', started_at = now()
-            WHERE t.id = ANY (ARRAY(SELECT id FROM picked))
-            RETURNING t.id, t.kind, t.account_id, t.entity_type, t.attempts, t.max_attempts, t.yields, t.payload,
-                      t.claims, t.priority, t.run_at
-        )
-        SELECT id, kind, account_id, entity_type, attempts, max_attempts, yields, payload::text, claims
-        FROM claimed
-        ORDER BY priority, run_at, id
         """
 
     /// What a claim statement acknowledges on the way.
@@ -81,29 +57,64 @@ enum QueueSQL {
         [Acknowledging.none, .successes, .outcomes].map { buildClaim(kinds: kinds, acknowledging: $0) }
     }
 
+    /// The parameters of one claim shape: which `$n` holds what, and the acknowledgement
+    /// that runs first (if any).
+    private struct ClaimParameters {
+        var limit: String
+        var worker: String
+        var lease: String
+        var kinds: String
+        var acknowledgement: String?
+
+        init(_ acknowledging: Acknowledging) {
+            (limit, worker, lease, kinds, acknowledgement) =
+                switch acknowledging {
+                case .none: ("$1", "$2", "$3", "$4", nil)
+                case .successes: ("$4", "$3", "$5", "$6", acknowledgeSuccesses)
+                case .outcomes: ("$7", "$6", "$8", "$9", acknowledge)
+                }
+        }
+    }
+
     private static func buildClaim(kinds: Bool, acknowledging: Acknowledging) -> String {
-        let (limit, worker, lease, kindsParameter, acked): (String, String, String, String, String?) =
-            switch acknowledging {
-            case .none: ("$1", "$2", "$3", "$4", nil)
-            case .successes: ("$4", "$3", "$5", "$6", acknowledgeSuccesses)
-            case .outcomes: ("$7", "$6", "$8", "$9", acknowledge)
-            }
-        let claim =
-            claimTemplate
-            .replacingOnce("KINDS", with: kinds ? " AND kind = ANY(\(kindsParameter))" : "")
-            .replacingOnce("LIMIT LIMIT", with: "LIMIT \(limit)")
-            .replacingOnce("WORKER", with: worker)
-            .replacingOnce("LEASE", with: lease)
-        guard let acked else { return "WITH " + claim }
-        return "WITH acked AS (\n" + acked + "\n    RETURNING t.id\n), " + claim
+        let parameters = ClaimParameters(acknowledging)
+        let acked = parameters.acknowledgement.map { "acked AS (\n" + $0 + "\n    RETURNING t.id\n), " } ?? ""
+        return "WITH " + acked
+            + claimCTEs(parameters, kindFilter: kinds ? " AND kind = ANY(\(parameters.kinds))" : "")
+    }
+
+    /// The claim: the materialized CTE locks the first due rows in claim order
+    /// (tasks_claim_idx) and skips rows other workers hold; `id = ANY(ARRAY(…))` keeps the
+    /// update on the primary key whatever the statistics say.
+    private static func claimCTEs(_ parameters: ClaimParameters, kindFilter: String) -> String {
+        """
+        picked AS MATERIALIZED (
+            SELECT id FROM lethe.tasks
+            WHERE \(TaskEvent.claim.leaves("state")) AND run_at <= now()\(kindFilter)
+            ORDER BY priority, run_at, id
+            LIMIT \(parameters.limit)
+            FOR UPDATE SKIP LOCKED
+        ),
+        claimed AS (
+            UPDATE lethe.tasks t
+            SET state = \(TaskEvent.claim.targetSQL), attempts = t.attempts + 1, claims = t.claims + 1, worker_id = \(parameters.worker),
+                lease_expires_at = now() + \(parameters.lease) * interval '1 millisecond', started_at = now()
+            WHERE t.id = ANY (ARRAY(SELECT id FROM picked))
+            RETURNING t.id, t.kind, t.account_id, t.entity_type, t.attempts, t.max_attempts, t.yields, t.payload,
+                      t.claims, t.priority, t.run_at
+        )
+        SELECT id, kind, account_id, entity_type, attempts, max_attempts, yields, payload::text, claims
+        FROM claimed
+        ORDER BY priority, run_at, id
+        """
     }
 
     /// $1 ids, $2 claims, $3 worker id: `acknowledge` for successes only.
     static let acknowledgeSuccesses = """
         UPDATE lethe.tasks t
-        SET state = 'succeeded', finished_at = now(), worker_id = NULL, lease_expires_at = NULL
+        SET state = \(TaskEvent.succeed.targetSQL), finished_at = now(), worker_id = NULL, lease_expires_at = NULL
         FROM unnest($1::bigint[], $2::bigint[]) AS o(id, claim)
-        WHERE t.id = o.id AND t.claims = o.claim AND t.worker_id = $3 AND t.state = 'running'
+        WHERE t.id = o.id AND t.claims = o.claim AND t.worker_id = $3 AND \(TaskEvent.succeed.leaves("t.state"))
         """
 
     /// $1 worker id, $2 lease in milliseconds, $3 ids and $4 claims the worker believes it
@@ -115,7 +126,7 @@ enum QueueSQL {
         UPDATE lethe.tasks t
         SET lease_expires_at = now() + $2 * interval '1 millisecond'
         FROM unnest($3::bigint[], $4::bigint[]) AS h(id, claim)
-        WHERE t.id = h.id AND t.claims = h.claim AND t.worker_id = $1 AND t.state = 'running'
+        WHERE t.id = h.id AND t.claims = h.claim AND t.worker_id = $1 AND t.state = \(StateSQL.literal(TaskState.running))
         RETURNING t.id, t.claims
         """
 
@@ -125,11 +136,12 @@ enum QueueSQL {
     static let acknowledge = """
         UPDATE lethe.tasks t
         SET state = CASE o.outcome
-                WHEN 'succeeded' THEN 'succeeded'
-                WHEN 'yielded' THEN 'available'
-                WHEN 'released' THEN 'available'
-                WHEN 'dead' THEN 'dead'
-                ELSE CASE WHEN t.attempts >= t.max_attempts THEN 'dead' ELSE 'failed' END
+                WHEN 'succeeded' THEN \(TaskEvent.succeed.targetSQL)
+                WHEN 'yielded' THEN \(TaskEvent.yield.targetSQL)
+                WHEN 'released' THEN \(TaskEvent.release.targetSQL)
+                WHEN 'dead' THEN \(TaskEvent.failPermanently.targetSQL)
+                ELSE CASE WHEN t.attempts >= t.max_attempts THEN \(TaskEvent.failLastAttempt.targetSQL)
+                          ELSE \(TaskEvent.fail.targetSQL) END
             END,
             run_at = CASE WHEN o.outcome IN ('yielded', 'failed') THEN now() + o.delay_ms * interval '1 millisecond'
                           WHEN o.outcome = 'released' THEN now()
@@ -145,14 +157,15 @@ enum QueueSQL {
             lease_expires_at = NULL
         FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[])
              AS o(id, claim, outcome, delay_ms, error)
-        WHERE t.id = o.id AND t.claims = o.claim AND t.worker_id = $6 AND t.state = 'running'
+        WHERE t.id = o.id AND t.claims = o.claim AND t.worker_id = $6 AND \(TaskEvent.succeed.leaves("t.state"))
         """
 
     /// $1 batch size. Running tasks whose lease ran out: the attempt counts as failed and
     /// the task is due again now (dead when out of attempts).
     static let rescue = """
         UPDATE lethe.tasks t
-        SET state = CASE WHEN t.attempts >= t.max_attempts THEN 'dead' ELSE 'failed' END,
+        SET state = CASE WHEN t.attempts >= t.max_attempts THEN \(TaskEvent.rescueLastAttempt.targetSQL)
+                         ELSE \(TaskEvent.rescue.targetSQL) END,
             run_at = now(),
             last_error = 'lease expired: worker ' || t.worker_id || ' stopped heartbeating during attempt '
                          || t.attempts,
@@ -161,7 +174,7 @@ enum QueueSQL {
             lease_expires_at = NULL
         WHERE t.id IN (
             SELECT id FROM lethe.tasks
-            WHERE state = 'running' AND lease_expires_at < now()
+            WHERE \(TaskEvent.rescue.leaves("state")) AND lease_expires_at < now()
             ORDER BY lease_expires_at, id
             LIMIT $1
             FOR UPDATE SKIP LOCKED
@@ -174,11 +187,11 @@ enum QueueSQL {
         DELETE FROM lethe.tasks
         WHERE id IN (
             (SELECT id FROM lethe.tasks
-             WHERE state IN ('succeeded', 'cancelled') AND finished_at < now() - $1 * interval '1 millisecond'
+             WHERE \(StateSQL.isIn("state", [TaskState.succeeded, .cancelled])) AND finished_at < now() - $1 * interval '1 millisecond'
              LIMIT $3)
             UNION ALL
             (SELECT id FROM lethe.tasks
-             WHERE state = 'dead' AND finished_at < now() - $2 * interval '1 millisecond'
+             WHERE state = \(StateSQL.literal(TaskState.dead)) AND finished_at < now() - $2 * interval '1 millisecond'
              LIMIT $3)
         )
         """
@@ -194,16 +207,17 @@ enum QueueSQL {
     /// for later — available with a future run_at — does not keep `--until-idle` running.)
     /// $1: only these kinds count (NULL: all) — a worker waits only for what it can run.
     static let isIdle = """
-        SELECT NOT EXISTS (SELECT 1 FROM lethe.tasks WHERE state = 'available' AND run_at <= now()
+        SELECT NOT EXISTS (SELECT 1 FROM lethe.tasks WHERE state = \(StateSQL.literal(TaskState.available)) AND run_at <= now()
                            AND ($1::text[] IS NULL OR kind = ANY($1)))
-           AND NOT EXISTS (SELECT 1 FROM lethe.tasks WHERE state IN ('running', 'failed')
+           AND NOT EXISTS (SELECT 1 FROM lethe.tasks WHERE \(StateSQL.isIn("state", [TaskState.running, .failed]))
                            AND ($1::text[] IS NULL OR kind = ANY($1)))
            AND NOT EXISTS (SELECT 1 FROM lethe.schedules WHERE enabled AND next_run_at <= now()
                            AND ($1::text[] IS NULL OR kind = ANY($1)))
            AND NOT EXISTS (SELECT 1 FROM lethe.retention_runs WHERE next_run_at <= now()
                            AND ($1::text[] IS NULL OR kind = ANY($1)))
-           AND ($1::text[] IS NOT NULL AND NOT 'archive' = ANY($1)
-                OR NOT EXISTS (SELECT 1 FROM lethe.archive_jobs WHERE wake_at <= now() AND state <> 'deleted')
+           AND ($1::text[] IS NOT NULL AND NOT '\(TaskKind.archive.rawValue)' = ANY($1)
+                OR NOT EXISTS (SELECT 1 FROM lethe.archive_jobs WHERE wake_at <= now()
+                                   AND state <> \(StateSQL.literal(ArchiveJobState.deleted)))
                    AND NOT EXISTS (SELECT 1 FROM lethe.archive_settings WHERE enabled AND next_run_at <= now()))
         """
 
@@ -241,12 +255,4 @@ enum QueueSQL {
         id, kind, account_id, entity_type, state, priority, run_at, attempts, max_attempts, yields, worker_id,
         last_error, created_at, started_at, finished_at
         """
-}
-
-extension String {
-    /// `self` with the single occurrence of `target` replaced; traps if it is not there.
-    fileprivate func replacingOnce(_ target: String, with replacement: String) -> String {
-        guard let range = range(of: target) else { preconditionFailure("\(target) not in SQL") }
-        return replacingCharacters(in: range, with: replacement)
-    }
 }

@@ -160,7 +160,7 @@ public struct RetentionBatch: Sendable {
         try connection.execute(
             """
             UPDATE lethe.retention_runs SET next_run_at = now()
-            WHERE account_id = $1 AND NOT (kind = 'retention' AND subject = $2) AND next_run_at > now()
+            WHERE account_id = $1 AND NOT (kind = '\(TaskKind.retention.rawValue)' AND subject = $2) AND next_run_at > now()
             """, [account, entityType])
     }
 

@@ -30,13 +30,13 @@ public struct RetentionSchedule: Sendable {
             FOR UPDATE SKIP LOCKED
         ), checked AS MATERIALIZED (
             SELECT d.kind, d.account_id, d.subject,
-                   coalesce(CASE d.kind WHEN 'retention' THEN s.runnable ELSE g.runnable END, false) AS runnable,
-                   CASE d.kind WHEN 'retention' THEN s.check_interval
+                   coalesce(CASE d.kind WHEN '\(TaskKind.retention.rawValue)' THEN s.runnable ELSE g.runnable END, false) AS runnable,
+                   CASE d.kind WHEN '\(TaskKind.retention.rawValue)' THEN s.check_interval
                                ELSE $3 * interval '1 millisecond' END AS every,
-                   CASE d.kind WHEN 'retention' THEN coalesce(s.lanes, 1) ELSE 1 END AS lanes
+                   CASE d.kind WHEN '\(TaskKind.retention.rawValue)' THEN coalesce(s.lanes, 1) ELSE 1 END AS lanes
             FROM due d
             LEFT JOIN lethe.retention_status s
-                   ON d.kind = 'retention' AND s.account_id = d.account_id AND s.entity_type = d.subject
+                   ON d.kind = '\(TaskKind.retention.rawValue)' AND s.account_id = d.account_id AND s.entity_type = d.subject
             LEFT JOIN LATERAL (
                 SELECT a.state = 'active' AND NOT a.retention_disabled AND bs.active
                        AND NOT EXISTS (SELECT 1 FROM lethe.holds h
@@ -46,7 +46,7 @@ public struct RetentionSchedule: Sendable {
                                        WHERE st.account_id = a.account_id AND st.enabled) AS runnable
                 FROM lethe.accounts a JOIN lethe.blob_stores bs ON bs.name = d.subject
                 WHERE a.account_id = d.account_id
-            ) g ON d.kind = 'orphan_gc'
+            ) g ON d.kind = '\(TaskKind.orphanGC.rawValue)'
         ), inserted AS (
             INSERT INTO lethe.tasks (kind, account_id, entity_type, lane, payload, max_attempts)
             SELECT c.kind, c.account_id, c.subject, lane, '{}'::jsonb, $2

@@ -40,9 +40,9 @@ public struct TaskAdministration: Sendable {
                 """
                 WITH retried AS (
                     UPDATE lethe.tasks
-                    SET state = 'available', run_at = now(), attempts = 0, finished_at = NULL,
+                    SET state = \(TaskEvent.retry.targetSQL), run_at = now(), attempts = 0, finished_at = NULL,
                         worker_id = NULL, lease_expires_at = NULL
-                    WHERE id = ANY($1) AND state IN ('failed', 'dead', 'cancelled')
+                    WHERE id = ANY($1) AND \(TaskEvent.retry.leaves("state"))
                     RETURNING id
                 ), notified AS (
                     SELECT pg_notify('\(QueueSQL.channel)', count(*)::text) FROM retried HAVING count(*) > 0
@@ -64,9 +64,9 @@ public struct TaskAdministration: Sendable {
         try connection.query(
             """
             UPDATE lethe.tasks
-            SET state = 'cancelled', finished_at = now(), worker_id = NULL, lease_expires_at = NULL,
+            SET state = \(TaskEvent.cancel.targetSQL), finished_at = now(), worker_id = NULL, lease_expires_at = NULL,
                 last_error = coalesce(last_error, 'cancelled by an operator')
-            WHERE id = ANY($1) AND state IN ('available', 'running', 'failed')
+            WHERE id = ANY($1) AND \(TaskEvent.cancel.leaves("state"))
             RETURNING id
             """, [ids]
         ).map { try $0.decode(Int64.self, at: 0) }.sorted()

@@ -23,7 +23,7 @@ public struct TaskQueue: Sendable {
         let row = try connection.query(
             QueueSQL.enqueue,
             [
-                tasks.map(\.kind), tasks.map(\.accountID), tasks.map(\.entityType), tasks.map(\.payload),
+                tasks.map(\.kind.rawValue), tasks.map(\.accountID), tasks.map(\.entityType), tasks.map(\.payload),
                 tasks.map { Int64($0.priority) }, tasks.map(\.runAt), tasks.map { $0.maxAttempts.map(Int64.init) },
                 defaultMaxAttempts,
             ])[0]
@@ -56,7 +56,7 @@ public struct TaskQueue: Sendable {
             let (id, kind, account, entity, attempt, maxAttempts, yields, payload, claim) = try row.decode(
                 (Int64, String, String?, String?, Int, Int, Int, String, Int64).self)
             return ClaimedTask(
-                id: id, kind: kind, accountID: account, entityType: entity, attempt: attempt,
+                id: id, kind: TaskKind(kind), accountID: account, entityType: entity, attempt: attempt,
                 maxAttempts: maxAttempts, yields: yields, payload: payload, claim: claim)
         }
     }

@@ -3,7 +3,7 @@ import Retention
 
 /// A task to put on the queue.
 public struct NewTask: Sendable, Equatable {
-    public var kind: String
+    public var kind: TaskKind
     public var accountID: String?
     public var entityType: String?
     /// JSON object text.
@@ -16,7 +16,7 @@ public struct NewTask: Sendable, Equatable {
     public var maxAttempts: Int?
 
     public init(
-        kind: String, accountID: String? = nil, entityType: String? = nil, payload: String = "{}", priority: Int = 0,
+        kind: TaskKind, accountID: String? = nil, entityType: String? = nil, payload: String = "{}", priority: Int = 0,
         runAt: Date? = nil, maxAttempts: Int? = nil
     ) {
         self.kind = kind
@@ -32,7 +32,7 @@ public struct NewTask: Sendable, Equatable {
 /// A task a worker holds under a lease.
 public struct ClaimedTask: Sendable, Equatable {
     public var id: Int64
-    public var kind: String
+    public var kind: TaskKind
     public var accountID: String?
     public var entityType: String?
     /// 1 for the first attempt; the lease and every acknowledgement are tied to it.

@@ -11,7 +11,7 @@ import Store
 /// delete exactly the archived rows. Every step resumes from the state recorded in the
 /// database, so a crash at any point neither loses nor duplicates anything.
 public struct ArchiveHandler: TaskHandler {
-    public let kind = "archive"
+    public let kind = TaskKind.archive
 
     let jobs: ArchiveJobs
     let settings: ArchiveOptions
@@ -40,16 +40,16 @@ public struct ArchiveHandler: TaskHandler {
                 switch job.state {
                 case .planning:
                     try await context.database.run { try jobs.plan(current, on: $0) }
-                    job.state = .packing
+                    job.state = ArchiveJobEvent.plan.target
                 case .packing:
                     try await pack(job, context: context, logger: logger)
-                    job.state = .uploading
+                    job.state = ArchiveJobEvent.pack.target
                 case .uploading:
                     guard try await upload(job, context: context, logger: logger) else {
-                        job.state = .packing  // the files were lost before any site held them
+                        job.state = ArchiveJobEvent.repack.target  // the files were lost before any site held them
                         continue step
                     }
-                    job.state = .uploaded
+                    job.state = ArchiveJobEvent.upload.target
                 case .uploaded:
                     let refreshed = try await context.database.run { connection in
                         try jobs.openJobs(account: account, on: connection).first { $0.id == current.id }
@@ -65,11 +65,11 @@ public struct ArchiveHandler: TaskHandler {
                     }
                     // Every site must still hold every file, verified, right before rows go.
                     guard try await verifySites(job, context: context, logger: logger) else {
-                        job.state = .uploading
+                        job.state = ArchiveJobEvent.reupload.target
                         continue step
                     }
                     try await context.database.run { try jobs.beginDeletion(refreshed, on: $0) }
-                    job.state = .deleting
+                    job.state = ArchiveJobEvent.beginDeletion.target
                 case .deleting:
                     switch try await delete(job, task: task, context: context, logger: logger) {
                     case .finished: break step
@@ -273,10 +273,7 @@ public struct ArchiveHandler: TaskHandler {
                     logger.warning("\(site.url) does not hold \(file.name) as uploaded: uploading it again")
                     try await context.database.run { connection in
                         try jobs.forgetUpload(file: file.id, site: site.record.id, on: connection)
-                        try connection.execute(
-                            "UPDATE lethe.archive_jobs SET state = 'uploading' WHERE job_id = $1", [job.id])
-                        try connection.execute(
-                            "UPDATE lethe.archive_files SET status = 'uploading' WHERE job_id = $1", [job.id])
+                        try jobs.reupload(job, on: connection)
                     }
                 }
             }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Postgres
+import Retention
 import Store
 
 /// The built-in `noop` task kind, for benchmarks, tests and smoke-testing a deployment.
@@ -9,7 +10,7 @@ import Store
 /// into `lethe.noop_runs` — a side effect tests can count), `fail_attempts` (fail the first
 /// N attempts), `slices` (report `.more` until it has run that many budget slices).
 public struct NoopHandler: TaskHandler {
-    public let kind = "noop"
+    public let kind = TaskKind.noop
 
     public init() {}
 

@@ -8,7 +8,7 @@ import Store
 /// unreferenced blobs, then deletes those unreferenced for longer than the store's grace,
 /// `batch_size` per transaction and at most `cap_per_run` per run.
 public struct OrphanGCHandler: TaskHandler {
-    public let kind = "orphan_gc"
+    public let kind = TaskKind.orphanGC
     let registry: CompiledRegistry
     let timeouts: DeletionTimeouts
 

@@ -1,5 +1,6 @@
 import Logging
 import Postgres
+import Retention
 import Store
 import Synchronization
 
@@ -9,7 +10,7 @@ import Synchronization
 /// while a task runs is caught by its next deleting transaction (`RegistryGuard`), which
 /// fails the attempt before deleting anything; the retry runs here again and reloads.
 public final class RegistryReloadingHandler: TaskHandler {
-    public let kind: String
+    public let kind: TaskKind
     private let state: Mutex<(version: String?, handler: any TaskHandler)>
     private let load: @Sendable (Connection) throws -> CompiledRegistry
     private let make: @Sendable (CompiledRegistry) -> any TaskHandler

@@ -8,7 +8,7 @@ import Store
 /// until none are left, the slice's budget is spent or `maxBatches` ran; then it yields to
 /// the back of the queue so one huge tenant never starves the others.
 public struct RetentionHandler: TaskHandler {
-    public let kind = "retention"
+    public let kind = TaskKind.retention
     let registry: CompiledRegistry
     let maxBatches: Int
     let timeouts: DeletionTimeouts

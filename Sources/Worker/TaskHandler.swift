@@ -1,13 +1,14 @@
 import Foundation
 import Logging
 import Postgres
+import Retention
 import Store
 import Synchronization
 
 /// Runs one kind of task. Handlers are stateless and shared by every slot of a worker.
 public protocol TaskHandler: Sendable {
     /// The `lethe.tasks.kind` this handler runs.
-    var kind: String { get }
+    var kind: TaskKind { get }
 
     /// Does a bounded piece of the task's work. Return `.done` when nothing is left, or
     /// `.more` when the budget ran out (`context.shouldYield`) with work left: the task goes

@@ -19,7 +19,7 @@ public final class WorkerPool: Service {
     public let id: UUID
     private let conninfo: String
     private let configuration: WorkerConfiguration
-    private let handlers: [String: any TaskHandler]
+    private let handlers: [TaskKind: any TaskHandler]
     private let queue: TaskQueue
     private let logger: Logger
     private let version: String
@@ -59,7 +59,7 @@ public final class WorkerPool: Service {
     /// Tasks this process has run to an outcome (for tests and benchmarks).
     public var tasksRun: Int { state.withLock { $0.tasksRun } }
 
-    private var kinds: [String] { handlers.keys.sorted() }
+    private var kinds: [String] { handlers.keys.map(\.rawValue).sorted() }
 
     public func run() async throws {
         let controls = (0..<configuration.claimLoops).map {
@@ -321,6 +321,13 @@ public final class WorkerPool: Service {
 
     /// Extends leases on `beat`, and every `rescueInterval` rescues expired ones on
     /// `rescueOn` (a claim connection, so a large rescue never delays a beat).
+    ///
+    /// The coordinator's `Rescuer` rescues too; this second rescuer stays because a worker
+    /// may run with no coordinator at all (`lethe worker` alone, as docs/queue.md allows), and
+    /// `worker.rescue_interval` is tuned apart from `coordinator.rescue_interval` (tests run
+    /// it at 1 s beside a 5 s coordinator). Both run the same `UPDATE … SKIP LOCKED`, so a
+    /// task is rescued once whichever runs first; a rescue here also wakes this worker's
+    /// slots at once, which the coordinator cannot do.
     private func heartbeatLoop(_ beat: ConnectionThread, rescueOn: ConnectionThread) async {
         let queue = self.queue
         let (worker, lease) = (id, configuration.lease)

@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import Retention
 import Store
 import TestSupport
 import Testing
