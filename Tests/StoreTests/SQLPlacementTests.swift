@@ -18,8 +18,6 @@ struct SQLPlacementTests {
         ("Sources/LetheCLI/ArchiveBenchRun.swift", "benchmark; moving to Sources/LetheBench in issue 15"),
         ("Sources/LetheCLI/DemoCommand.swift", "the demo; moving to Sources/LetheBench in issue 15"),
         ("Sources/LetheCLI/DemoCluster.swift", "the demo; moving to Sources/LetheBench in issue 15"),
-        ("Sources/Coordinator/CoordinatorService.swift", "the leader record; moving in issue 15"),
-        ("Sources/Worker/ArchiveHandler.swift", "the archive job's state = 'uploading'; moving in issue 15"),
         ("Sources/Postgres/Connection+AdvisoryLock.swift", "the driver wraps pg_advisory_lock and its kin"),
         ("Sources/Postgres/Connection+Notifications.swift", "the driver wraps pg_notify"),
     ]
