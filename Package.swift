@@ -45,6 +45,15 @@ let package = Package(
             name: "Archive",
             dependencies: ["CLibArchive"],
             swiftSettings: strict),
+        // The archive file format: entry names, manifest.json, the part writer and reader,
+        // extract and restore sinks. No database: a restore's SQL side is Store's.
+        .target(
+            name: "ArchiveFormat",
+            dependencies: [
+                "Archive",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict),
         // Pure domain: no I/O, tested without a database.
         .target(
             name: "Retention",
@@ -52,7 +61,7 @@ let package = Package(
         .target(
             name: "Store",
             dependencies: [
-                "Postgres", "Retention",
+                "Postgres", "Retention", "ArchiveFormat",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -69,7 +78,7 @@ let package = Package(
         .target(
             name: "Worker",
             dependencies: [
-                "Store", "Postgres", "Retention", "Archive", "BackupSites",
+                "Store", "Postgres", "Retention", "Archive", "ArchiveFormat", "BackupSites",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -78,7 +87,8 @@ let package = Package(
         .target(
             name: "LetheCLI",
             dependencies: [
-                "Store", "Postgres", "SFTP", "Archive", "BackupSites", "Retention", "Coordinator", "Worker",
+                "Store", "Postgres", "SFTP", "Archive", "ArchiveFormat", "BackupSites", "Retention", "Coordinator",
+                "Worker",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -116,11 +126,11 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "RetentionStoreTests",
-            dependencies: ["Store", "Postgres", "Retention", "Worker", "Coordinator", "TestSupport"],
+            dependencies: ["Store", "Postgres", "Retention", "ArchiveFormat", "Worker", "Coordinator", "TestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "LetheCLITests",
-            dependencies: ["LetheCLI", "SFTP", "Archive", "Postgres", "Retention", "TestSupport"],
+            dependencies: ["LetheCLI", "SFTP", "Archive", "ArchiveFormat", "Postgres", "Retention", "TestSupport"],
             swiftSettings: strict),
 
         // The randomised adversarial safety suite (issue 14): random schemas, tenants and
@@ -148,6 +158,11 @@ let package = Package(
         .testTarget(
             name: "ArchiveTests",
             dependencies: ["Archive"],
+            swiftSettings: strict),
+        // The archive format's tests: writer and reader round trips, names, splitting; no database.
+        .testTarget(
+            name: "ArchiveFormatTests",
+            dependencies: ["ArchiveFormat", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict),
     ]
 )

@@ -1,3 +1,4 @@
+import ArchiveFormat
 import ArgumentParser
 import Foundation
 import Postgres
@@ -40,7 +41,8 @@ public enum LetheMain {
     /// Bad usage or configuration (exit 2), as opposed to a runtime failure (exit 1).
     static func isUsageError(_ error: any Error) -> Bool {
         switch error {
-        case is UsageError, is MigrationError, is ArchiveSettingsError, is MasterKeyError: return true
+        case is UsageError, is ArchivePartsError, is MigrationError, is ArchiveSettingsError, is MasterKeyError:
+            return true
         case let error as PostgresError: return error.code == .invalidConnectionString
         default: return false
         }
