@@ -27,6 +27,7 @@ public final class RestoreSink: ArchiveEntrySink {
     /// The file being read, for messages.
     public var file = ""
     private var entry = ArchiveEntryName.other
+    /// The last entry begun other than a manifest.
     private var name: String?
     private var splitter = RecordSplitter(keepsRecords: true)
     private var batch: [String] = []
@@ -36,8 +37,16 @@ public final class RestoreSink: ArchiveEntrySink {
     public init(_ restore: any ArchiveRestoreTarget) { self.restore = restore }
 
     public func begin(_ name: String) throws {
+        guard name != ArchiveLayout.manifest else {
+            // A part's last entry, not restored: the entry before it may go on in the next part.
+            entry = .manifest
+            return
+        }
         defer { self.name = name }
-        guard name != self.name else { return }  // the same entry goes on from the previous part
+        guard name != self.name else {  // the same entry goes on from the previous part
+            entry = ArchiveEntryName(name)
+            return
+        }
         try finishEntry()
         entry = ArchiveEntryName(name)
         do {

@@ -139,6 +139,32 @@ import Testing
         }
     }
 
+    @Test func theRestoreSinkHandsOverEveryBlobAndRecord() throws {
+        try withTemporaryDirectory { directory in
+            let entries = Self.entries()
+            let packed = try Self.write(entries, into: directory)
+            let target = RecordingTarget()
+            let sink = RestoreSink(target)
+            for file in packed {
+                sink.file = file.name
+                _ = try ArchivePartScan.scan(ArchiveFile(path: "\(directory)/\(file.name)"), key: Self.key, into: sink)
+            }
+            try sink.finish()
+            #expect(target.checked.filter { $0 != .manifest } == entries.map(\.kind))
+            for entry in entries {
+                switch entry.kind {
+                case .blob(let store, let key):
+                    #expect(target.blobs["\(store)/\(key)"] == Data(entry.bytes), "\(entry.name)")
+                default:
+                    #expect(target.records[entry.kind] == entry.records, "\(entry.name)")
+                    #expect(
+                        target.batches[entry.kind, default: []].allSatisfy { $0 <= RestoreSink.batchSize },
+                        "\(entry.name)")
+                }
+            }
+        }
+    }
+
     @Test func theExtractSinkWritesEveryEntryAndEachPartsManifest() throws {
         try withTemporaryDirectory { directory in
             let entries = Self.entries()
@@ -184,5 +210,29 @@ import Testing
                 try ArchivePartScan.scan(ArchiveFile(path: "\(directory)/\(packed[0].name)"), key: wrong)
             }
         }
+    }
+}
+
+/// The database side of a restore, recording what it is handed.
+final class RecordingTarget: ArchiveRestoreTarget {
+    var checked: [ArchiveEntryName] = []
+    var blobs: [String: Data] = [:]
+    var records: [ArchiveEntryName: [String]] = [:]
+    /// The size of every batch, per entry.
+    var batches: [ArchiveEntryName: [Int]] = [:]
+    private var blob = ""
+
+    func check(_ entry: ArchiveEntryName) throws { checked.append(entry) }
+
+    func beginBlob(store: String, key: String) throws {
+        blob = "\(store)/\(key)"
+        blobs[blob] = Data()
+    }
+
+    func blobData(_ bytes: Data) throws { blobs[blob]!.append(bytes) }
+
+    func insert(_ records: [String], into entry: ArchiveEntryName) throws {
+        self.records[entry, default: []] += records
+        batches[entry, default: []].append(records.count)
     }
 }
