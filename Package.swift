@@ -97,9 +97,21 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict),
+        // The benchmarks and the demo: commands of their own, built on LetheCLI's context.
+        .target(
+            name: "LetheBench",
+            dependencies: [
+                "LetheCLI", "Store", "Postgres", "Retention", "Worker", "Archive", "ArchiveFormat", "BackupSites",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
         .executableTarget(
             name: "lethe",
-            dependencies: ["LetheCLI"],
+            dependencies: [
+                "LetheCLI", "LetheBench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: strict),
 
         // Tests: helpers shared by the integration suites.

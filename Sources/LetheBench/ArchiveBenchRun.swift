@@ -2,6 +2,7 @@ import Archive
 import ArchiveFormat
 import BackupSites
 import Foundation
+import LetheCLI
 import Postgres
 import Store
 import Worker
