@@ -49,6 +49,15 @@ let package = Package(
             name: "Archive",
             dependencies: ["CLibArchive"],
             swiftSettings: strict),
+        // The archive file format: entry names, manifest.json, the part writer and reader,
+        // extract and restore sinks. No database: a restore's SQL side is Store's.
+        .target(
+            name: "ArchiveFormat",
+            dependencies: [
+                "Archive",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict),
         // Pure domain: no I/O, tested without a database.
         .target(
             name: "Retention",
@@ -56,7 +65,7 @@ let package = Package(
         .target(
             name: "Store",
             dependencies: [
-                "Postgres", "Retention",
+                "Postgres", "Retention", "ArchiveFormat",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -72,7 +81,7 @@ let package = Package(
         .target(
             name: "Worker",
             dependencies: [
-                "Store", "Postgres", "Retention", "Archive", "BackupSites",
+                "Store", "Postgres", "Retention", "Archive", "ArchiveFormat", "BackupSites",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -81,7 +90,7 @@ let package = Package(
         .target(
             name: "LetheCLI",
             dependencies: [
-                "Store", "Postgres", "Archive", "BackupSites", "Retention", "Coordinator", "Worker",
+                "Store", "Postgres", "Archive", "ArchiveFormat", "BackupSites", "Retention", "Coordinator", "Worker",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -90,9 +99,21 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict),
+        // The benchmarks and the demo: commands of their own, built on LetheCLI's context.
+        .target(
+            name: "LetheBench",
+            dependencies: [
+                "LetheCLI", "Store", "Postgres", "Retention", "Worker", "Archive", "ArchiveFormat", "BackupSites",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
         .executableTarget(
             name: "lethe",
-            dependencies: ["LetheCLI"],
+            dependencies: [
+                "LetheCLI", "LetheBench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: strict),
 
         // Tests: helpers shared by the integration suites.
@@ -119,11 +140,11 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "RetentionStoreTests",
-            dependencies: ["Store", "Postgres", "Retention", "Worker", "Coordinator", "TestSupport"],
+            dependencies: ["Store", "Postgres", "Retention", "ArchiveFormat", "Worker", "Coordinator", "TestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "LetheCLITests",
-            dependencies: ["LetheCLI", "SFTP", "Archive", "Postgres", "Retention", "TestSupport"],
+            dependencies: ["LetheCLI", "SFTP", "Archive", "ArchiveFormat", "Postgres", "Retention", "TestSupport"],
             swiftSettings: strict),
 
         // The randomised adversarial safety suite (issue 14): random schemas, tenants and
@@ -151,6 +172,11 @@ let package = Package(
         .testTarget(
             name: "ArchiveTests",
             dependencies: ["Archive"],
+            swiftSettings: strict),
+        // The archive format's tests: writer and reader round trips, names, splitting; no database.
+        .testTarget(
+            name: "ArchiveFormatTests",
+            dependencies: ["ArchiveFormat", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict),
     ]
 )

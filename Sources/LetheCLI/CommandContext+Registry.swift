@@ -14,7 +14,7 @@ extension CommandContext {
 
     /// The registry in force, read from the database (never from this command's file) and
     /// checked against the live catalog. None synced yet is a usage error (exit 2).
-    func registry() async throws -> CompiledRegistry {
+    package func registry() async throws -> CompiledRegistry {
         try await withDatabase(name: "lethe-registry") { try RegistryInForce.load(on: $0) }
     }
 
@@ -30,7 +30,7 @@ extension CommandContext {
 
     /// Syncs the configuration file's registry into the database, unless it differs from
     /// the registry in force in ways that need `confirm` (then nothing is written).
-    func syncRegistry(confirm: Bool, by command: String) async throws -> RegistryInForce.SyncReport {
+    package func syncRegistry(confirm: Bool, by command: String) async throws -> RegistryInForce.SyncReport {
         let (text, path, interval) = (configuration.registryText, configurationPath, checkInterval)
         return try await withDatabase(name: "lethe-registry") { connection in
             let compiled = try configuredRegistry(on: connection)

@@ -4,14 +4,14 @@ import Postgres
 
 /// What a subcommand needs before it runs: the configuration file, the log level and the
 /// database connection, each resolved from flag, environment and file in that order.
-struct CommandContext {
-    var configuration: Configuration
+package struct CommandContext {
+    package var configuration: Configuration
     var configurationPath: String?
     /// The libpq conninfo; empty means libpq's own `PG*` environment variables.
-    var conninfo: String
-    var logger: Logger
+    package var conninfo: String
+    package var logger: Logger
 
-    init(
+    package init(
         _ options: GlobalOptions, label: String, environment: [String: String] = ProcessInfo.processInfo.environment
     )
         throws
@@ -37,7 +37,7 @@ struct CommandContext {
     }
 
     /// A dedicated database thread for this command's work.
-    func connectionThread(name: String) -> ConnectionThread {
+    package func connectionThread(name: String) -> ConnectionThread {
         ConnectionThread(conninfo: conninfo, name: name)
     }
 }
@@ -45,7 +45,7 @@ struct CommandContext {
 extension CommandContext {
     /// Runs `body` on a dedicated database thread and closes it afterwards.
     @discardableResult
-    func withDatabase<T: Sendable>(
+    package func withDatabase<T: Sendable>(
         name: String, _ body: @escaping @Sendable (Connection) throws -> T
     ) async throws
         -> T

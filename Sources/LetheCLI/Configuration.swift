@@ -5,7 +5,7 @@ import Yams
 /// The YAML configuration file (`--config` or `LETHE_CONFIG`). Every key is optional;
 /// unknown keys and badly typed values are refused with the file, key and value named, so
 /// a typo never silently falls back to a default. README.md documents every key.
-struct Configuration: Equatable {
+package struct Configuration: Equatable {
     /// Scalar values by dotted key (`worker.lease`), as written.
     private(set) var values: [String: String] = [:]
     /// The entity types and blob stores (`entity_types:`, `blob_stores:`), checked for shape
@@ -13,6 +13,9 @@ struct Configuration: Equatable {
     private(set) var registry = Registry()
     /// Those two sections as text (`RegistryText`): what a sync stores as the registry in force.
     private(set) var registryText = RegistryText.serialize(entityTypes: nil, blobStores: nil)
+
+    /// No keys, no entity types and no blob stores.
+    package init() {}
 
     /// What a key holds, for validation and error messages.
     enum Kind: Equatable {
@@ -77,7 +80,7 @@ struct Configuration: Equatable {
 
     var databaseURL: String? { values["database.url"] }
     var logLevel: String? { values["log.level"] }
-    var migrationsDirectory: String? { values["migrations.directory"] }
+    package var migrationsDirectory: String? { values["migrations.directory"] }
 
     func duration(_ key: String) -> Duration? { values[key].flatMap(DurationText.parse) }
     func integer(_ key: String) -> Int? { values[key].flatMap { Int($0) } }
@@ -97,7 +100,7 @@ struct Configuration: Equatable {
         return try parse(text, source: path)
     }
 
-    static func parse(_ text: String, source: String) throws(UsageError) -> Configuration {
+    package static func parse(_ text: String, source: String) throws(UsageError) -> Configuration {
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
@@ -172,8 +175,8 @@ struct Configuration: Equatable {
 /// Sizes in configuration: a number of bytes (`1048576`), or a number with a unit — decimal
 /// `kB`, `MB`, `GB`, `TB` (powers of 1000) or binary `KiB`, `MiB`, `GiB`, `TiB` (powers of
 /// 1024); units are case-insensitive, a space before them is allowed.
-enum ByteSizeText {
-    static let accepted =
+package enum ByteSizeText {
+    package static let accepted =
         "a whole number of bytes, optionally with a unit B, kB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB "
         + "(powers of 1024), e.g. 1048576, 500MB, 2GiB"
 
@@ -183,7 +186,7 @@ enum ByteSizeText {
     ]
 
     /// The size in bytes, or nil when `text` is not a size or overflows.
-    static func parse(_ text: String) -> Int64? {
+    package static func parse(_ text: String) -> Int64? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         let digits = trimmed.prefix { $0.isASCII && $0.isNumber }
         guard !digits.isEmpty, let value = Int64(digits) else { return nil }
@@ -194,7 +197,7 @@ enum ByteSizeText {
     }
 
     /// `bytes` for people: `512 B`, `1.5 kB`, `2.0 GB` (decimal units, one decimal).
-    static func format(_ bytes: Int64) -> String {
+    package static func format(_ bytes: Int64) -> String {
         if bytes < 1000 { return "\(bytes) B" }
         var value = Double(bytes)
         for unit in ["kB", "MB", "GB", "TB", "PB"] {

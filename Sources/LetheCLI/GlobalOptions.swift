@@ -1,7 +1,9 @@
 import ArgumentParser
 
 /// Options every subcommand accepts.
-struct GlobalOptions: ParsableArguments {
+package struct GlobalOptions: ParsableArguments {
+    package init() {}
+
     @Option(
         name: .customLong("config"),
         help: ArgumentHelp("YAML configuration file (default: $LETHE_CONFIG, else none).", valueName: "path"))

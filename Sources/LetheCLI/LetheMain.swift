@@ -1,3 +1,4 @@
+import ArchiveFormat
 import ArgumentParser
 import Foundation
 import Postgres
@@ -6,30 +7,31 @@ import Store
 /// The `lethe` executable's entry point: parses, runs, and maps errors to exit statuses
 /// (0 success, 1 runtime failure, 2 bad usage or configuration).
 public enum LetheMain {
-    public static func main() async {
+    /// Parses the command line with `root`, the `lethe` command tree, and runs the command.
+    public static func main(_ root: any ParsableCommand.Type) async {
         do {
-            var command = try Lethe.parseAsRoot()
+            var command = try root.parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
                 try command.run()
             }
         } catch {
-            exit(for: error)
+            exit(for: error, root: root)
         }
     }
 
-    static func exit(for error: any Error) -> Never {
+    static func exit(for error: any Error, root: any ParsableCommand.Type) -> Never {
         if let code = error as? ExitCode { Foundation.exit(code.rawValue) }
         if isUsageError(error) {
             printError("lethe: error: \(error)")
             Foundation.exit(2)
         }
-        switch Lethe.exitCode(for: error) {
+        switch root.exitCode(for: error) {
         case .success:
-            Lethe.exit(withError: error)  // --help, --version
+            root.exit(withError: error)  // --help, --version
         case .validationFailure:
-            printError(Lethe.fullMessage(for: error))
+            printError(root.fullMessage(for: error))
             Foundation.exit(2)
         default:
             printError("lethe: error: \(error)")
@@ -40,7 +42,8 @@ public enum LetheMain {
     /// Bad usage or configuration (exit 2), as opposed to a runtime failure (exit 1).
     static func isUsageError(_ error: any Error) -> Bool {
         switch error {
-        case is UsageError, is MigrationError, is ArchiveSettingsError, is MasterKeyError: return true
+        case is UsageError, is ArchivePartsError, is MigrationError, is ArchiveSettingsError, is MasterKeyError:
+            return true
         case let error as PostgresError: return error.code == .invalidConnectionString
         default: return false
         }

@@ -4,8 +4,8 @@ import Store
 /// Finds the `migrations/` directory: the flag, `LETHE_MIGRATIONS_DIR`, the config's
 /// `migrations.directory`, `./migrations`, a `migrations/` beside or above the executable
 /// (a build inside the repository), then `/usr/share/lethe/migrations`.
-enum MigrationsDirectory {
-    static func resolve(
+package enum MigrationsDirectory {
+    package static func resolve(
         flag: String?, configured: String?, environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> URL {
         if let explicit = flag ?? environment["LETHE_MIGRATIONS_DIR"] ?? configured {
@@ -32,8 +32,8 @@ enum MigrationsDirectory {
 
 /// Where files shipped beside Lethe are looked for: `./relative`, then `relative` beside or
 /// above the executable (a build inside the repository), then `/usr/share/lethe/relative`.
-enum BundledDirectory {
-    static func candidates(_ relative: String) -> [String] {
+package enum BundledDirectory {
+    package static func candidates(_ relative: String) -> [String] {
         var candidates = [FileManager.default.currentDirectoryPath + "/" + relative]
         var directory = URL(fileURLWithPath: executablePath()).deletingLastPathComponent()
         for _ in 0..<5 {
@@ -45,7 +45,7 @@ enum BundledDirectory {
     }
 
     /// The first candidate holding `file`.
-    static func locate(_ relative: String, containing file: String) -> URL? {
+    package static func locate(_ relative: String, containing file: String) -> URL? {
         candidates(relative).first { FileManager.default.fileExists(atPath: $0 + "/" + file) }
             .map { URL(fileURLWithPath: $0).standardizedFileURL }
     }

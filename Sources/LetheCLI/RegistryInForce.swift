@@ -6,12 +6,12 @@ import Store
 /// The entity-type registry in force: read from the database by every command, written
 /// only by a sync (`lethe policy sync`, the coordinator, `lethe run`). A sync that could
 /// delete what the registry in force keeps, or stop what it runs, needs confirming.
-enum RegistryInForce {
+package enum RegistryInForce {
     static let missing =
         "no entity-type registry in the database yet; run `lethe policy sync` (or start the coordinator)"
 
     /// What a sync found and did.
-    struct SyncReport: Sendable {
+    package struct SyncReport: Sendable {
         /// Every difference from the registry in force (empty when the text is unchanged).
         var changes: [RegistryChange]
         /// False when changes needed `--confirm` and it was not given: nothing was written.
@@ -88,7 +88,9 @@ enum RegistryInForce {
     }
 
     /// A benchmark's own throwaway database: its registry, synced without asking.
-    static func syncBenchmark(_ configuration: Configuration, on connection: Connection) throws -> CompiledRegistry {
+    package static func syncBenchmark(
+        _ configuration: Configuration, on connection: Connection
+    ) throws -> CompiledRegistry {
         let compiled = try RegistryCatalog.compile(configuration.registry, on: connection)
         _ = try sync(
             compiled, text: configuration.registryText, configPath: nil, by: "lethe bench", confirm: true,

@@ -10,8 +10,8 @@ import Worker
 
 /// Runs long-lived services in one `ServiceGroup`: SIGTERM or SIGINT shuts them down
 /// gracefully, and when one finishes (`--until-idle`) the others are shut down too.
-enum ServiceRunner {
-    static func run(_ services: [any Service], logger: Logger) async throws {
+package enum ServiceRunner {
+    package static func run(_ services: [any Service], logger: Logger) async throws {
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: services.map {
@@ -26,7 +26,9 @@ enum ServiceRunner {
 }
 
 /// Flags shared by the commands that run workers.
-struct WorkerOptions: ParsableArguments {
+package struct WorkerOptions: ParsableArguments {
+    package init() {}
+
     @Option(help: ArgumentHelp("Tasks run at once (default: worker.concurrency, else 8).", valueName: "n"))
     var concurrency: Int?
 
@@ -35,7 +37,7 @@ struct WorkerOptions: ParsableArguments {
         help: "Do not LISTEN for new tasks; poll every worker.poll_interval (for PgBouncer transaction pooling).")
     var pollOnly = false
 
-    func validate() throws {
+    package func validate() throws {
         if let concurrency, concurrency < 1 {
             throw ValidationError("--concurrency \(concurrency) is not allowed; expected a whole number of at least 1")
         }
@@ -116,7 +118,7 @@ struct RunCommand: AsyncParsableCommand {
 }
 
 /// The services a command runs, built from its context.
-enum LetheServices {
+package enum LetheServices {
     /// Every task kind this build of Lethe can run.
     static let kinds = TaskKind.builtIn.map(\.rawValue)
 
@@ -143,7 +145,7 @@ enum LetheServices {
     }
 
     /// Worker settings from the file and the flags, checked before anything connects.
-    static func workerConfiguration(
+    package static func workerConfiguration(
         _ context: CommandContext, options: WorkerOptions, untilIdle: Bool
     ) throws
         -> WorkerConfiguration
@@ -153,7 +155,7 @@ enum LetheServices {
             concurrency: options.concurrency, untilIdle: untilIdle, pollOnly: options.pollOnly)
     }
 
-    static func workerPool(
+    package static func workerPool(
         _ context: CommandContext, configuration: WorkerConfiguration, registry: CompiledRegistry
     ) throws -> WorkerPool {
         WorkerPool(
@@ -162,9 +164,14 @@ enum LetheServices {
             version: LetheVersion.current)
     }
 
+    /// The coordinator without the leader's registry check: what the demo runs.
+    package static func coordinator(_ context: CommandContext, untilIdle: Bool) throws -> CoordinatorService {
+        try coordinator(context, untilIdle: untilIdle, registryTick: nil)
+    }
+
     /// `registryTick`: the leader's registry check (coordinator and run; not the demo).
     static func coordinator(
-        _ context: CommandContext, untilIdle: Bool, registryTick: RegistryTick? = nil
+        _ context: CommandContext, untilIdle: Bool, registryTick: RegistryTick?
     ) throws -> CoordinatorService {
         CoordinatorService(
             conninfo: context.conninfo, configuration: try context.coordinatorConfiguration(untilIdle: untilIdle),

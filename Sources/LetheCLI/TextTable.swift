@@ -1,15 +1,15 @@
 import Foundation
 
 /// Left-aligned columns for terminal output, two spaces apart.
-struct TextTable {
+package struct TextTable {
     var headers: [String]
     var rows: [[String]] = []
 
-    init(_ headers: String...) { self.headers = headers }
+    package init(_ headers: String...) { self.headers = headers }
 
-    mutating func add(_ cells: String...) { rows.append(cells) }
+    package mutating func add(_ cells: String...) { rows.append(cells) }
 
-    var rendered: String {
+    package var rendered: String {
         let widths = headers.indices.map { column in
             ([headers[column]] + rows.map { column < $0.count ? $0[column] : "" }).map(\.count).max() ?? 0
         }
@@ -26,7 +26,7 @@ struct TextTable {
 }
 
 /// Short human forms of times and ages.
-enum HumanText {
+package enum HumanText {
     /// `42s`, `7m`, `3h12m`, `4d` — for how long something waited.
     static func age(seconds: Double) -> String {
         let s = Int(seconds.rounded())
@@ -37,7 +37,7 @@ enum HumanText {
     }
 
     /// `2026-11-23 20:32:10Z`.
-    static func timestamp(_ date: Date) -> String {
+    package static func timestamp(_ date: Date) -> String {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withFullDate, .withSpaceBetweenDateAndTime, .withTime, .withColonSeparatorInTime]
         formatter.timeZone = TimeZone(identifier: "UTC")
@@ -45,7 +45,7 @@ enum HumanText {
     }
 
     /// At most `limit` characters on one line.
-    static func clip(_ text: String, _ limit: Int = 60) -> String {
+    package static func clip(_ text: String, _ limit: Int = 60) -> String {
         let flat = text.replacingOccurrences(of: "\n", with: " ")
         return flat.count <= limit ? flat : String(flat.prefix(limit - 1)) + "…"
     }
@@ -60,8 +60,8 @@ extension String {
 
 /// Lines for long runs (demo, benchmarks), written at once even into a pipe or file, so
 /// progress shows as it happens (`print` is block-buffered there).
-enum Console {
-    static func line(_ text: String) {
+package enum Console {
+    package static func line(_ text: String) {
         FileHandle.standardOutput.write(Data((text + "\n").utf8))
     }
 }

@@ -1,3 +1,4 @@
+import ArchiveFormat
 import Foundation
 import Postgres
 import Retention
@@ -26,20 +27,6 @@ public struct ArchiveFileRecord: Sendable, Equatable {
     public var status: String
     public var size: Int64?
     public var sha256: String?
-}
-
-/// A file the packer wrote.
-public struct PackedFile: Sendable, Equatable {
-    public var part: Int
-    public var name: String
-    public var size: Int64
-    public var entries: Int
-    public var records: Int64
-    public var sha256: String
-    public init(part: Int, name: String, size: Int64, entries: Int, records: Int64, sha256: String) {
-        (self.part, self.name, self.size, self.entries, self.records, self.sha256) =
-            (part, name, size, entries, records, sha256)
-    }
 }
 
 /// The archive job's SQL: jobs of an account, the plan (manifest), the transitions of the

@@ -1,56 +1,7 @@
+import ArchiveFormat
 import Foundation
 import Postgres
 import Retention
-
-/// What an archive entry's name says it holds (the inverse of `ArchiveLayout`).
-public enum ArchiveEntryName: Equatable, Sendable {
-    /// `blobs/STORE/KEY`: one blob's content (`key` decoded).
-    case blob(store: String, key: String)
-    /// `records/_blobs/STORE.jsonl`: a blob store's rows, their content column null.
-    case blobRows(store: String)
-    /// `records/TYPE/N-TABLE.jsonl`: table `index` of an entity type.
-    case rows(type: String, index: Int, table: String)
-    case manifest
-    /// Anything else: not written by Lethe.
-    case other
-
-    public init(_ name: String) {
-        self = .other
-        if name == ArchiveLayout.manifest {
-            self = .manifest
-            return
-        }
-        let parts = name.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 3, !parts[1].isEmpty, !parts[2].isEmpty else { return }
-        switch parts[0] {
-        case "blobs":
-            if let key = parts[2].removingPercentEncoding { self = .blob(store: parts[1], key: key) }
-        case "records":
-            guard parts[2].hasSuffix(".jsonl") else { return }
-            let file = String(parts[2].dropLast(".jsonl".count))
-            if parts[1] == "_blobs" {
-                self = .blobRows(store: file)
-            } else if let dash = file.firstIndex(of: "-"), let index = Int(file[..<dash]), index >= 0 {
-                self = .rows(type: parts[1], index: index, table: String(file[file.index(after: dash)...]))
-            }
-        default: return
-        }
-    }
-}
-
-/// A restore that cannot go on, or must not commit; the message names tables and keys,
-/// never row contents.
-public struct ArchiveRestoreError: Error, CustomStringConvertible {
-    /// `configuration`: the archive does not fit the registry (a usage error); `conflict`:
-    /// rows with the archive's keys exist.
-    public enum Kind: Sendable { case configuration, conflict }
-    public var kind: Kind
-    public var description: String
-    public init(_ kind: Kind, _ description: String) {
-        self.kind = kind
-        self.description = description
-    }
-}
 
 /// Re-inserts an archive's blobs and rows, in the caller's transaction and in the archive's
 /// order (blob contents, blob rows, then each type's tables root first), with
@@ -59,7 +10,7 @@ public struct ArchiveRestoreError: Error, CustomStringConvertible {
 /// rolls back). Blob rows that exist exactly as archived (a blob still shared) are left.
 /// Keep-only types are skipped: retention never deleted their rows. Blob contents wait in a
 /// temporary table (`ON COMMIT DROP`) until their rows arrive.
-public final class ArchiveRestore {
+public final class ArchiveRestore: ArchiveRestoreTarget {
     /// What the restore did, or would have done, to one table.
     public struct TableResult: Sendable {
         /// `app.conversations` as configured.
@@ -75,9 +26,6 @@ public final class ArchiveRestore {
         public var existing = 0
         public var existingKeys: [String] = []
     }
-
-    /// Records inserted per statement at most.
-    public static let batchSize = 1000
 
     let registry: CompiledRegistry
     let connection: Connection
@@ -162,7 +110,7 @@ public final class ArchiveRestore {
             [current.store, current.key, current.seq + 1, bytes])
     }
 
-    /// Inserts `records` (JSON objects, at most `batchSize`) of a rows entry, or once keys
+    /// Inserts `records` (JSON objects, at most `RestoreSink.batchSize`) of a rows entry, or once keys
     /// exist only counts those that do.
     public func insert(_ records: [String], into entry: ArchiveEntryName) throws {
         guard !records.isEmpty else { return }

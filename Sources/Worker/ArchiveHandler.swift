@@ -1,3 +1,4 @@
+import ArchiveFormat
 import BackupSites
 import Foundation
 import Logging

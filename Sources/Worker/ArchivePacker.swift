@@ -1,3 +1,4 @@
+import ArchiveFormat
 import Crypto
 import Foundation
 import Postgres
@@ -8,13 +9,13 @@ import Store
 /// rows that still hash as the plan recorded them (COPY, as JSON lines) and the blobs'
 /// contents to a writer thread that compresses and encrypts them into the spool directory;
 /// rows that changed since the plan lose their hash and stay out. Reading and compressing
-/// overlap; memory stays bounded by the pipe. Public for `lethe bench archive`.
-public struct ArchivePacker: Sendable {
+/// overlap; memory stays bounded by the pipe. Package access: `lethe bench archive` packs with it.
+package struct ArchivePacker: Sendable {
     let jobs: ArchiveJobs
     /// Of these the packer reads where parts go, where a part closes, and the deflate level.
     let settings: ArchiveOptions
 
-    public init(jobs: ArchiveJobs, settings: ArchiveOptions) {
+    package init(jobs: ArchiveJobs, settings: ArchiveOptions) {
         self.jobs = jobs
         self.settings = settings
     }
@@ -25,13 +26,13 @@ public struct ArchivePacker: Sendable {
     static let blobSlice = 4 << 20
 
     /// The job's spool directory (created empty, mode 0700).
-    public func directory(for job: ArchiveJob) -> String {
+    package func directory(for job: ArchiveJob) -> String {
         "\(settings.spoolDirectory)/\(job.id.uuidString.lowercased())"
     }
 
     /// Writes the job's parts afresh (whatever a crashed attempt left is removed first) and
     /// returns them; run inside a REPEATABLE READ transaction on `connection`.
-    public func pack(_ job: ArchiveJob, passphrase: String, on connection: Connection) throws -> [PackedFile] {
+    package func pack(_ job: ArchiveJob, passphrase: String, on connection: Connection) throws -> [PackedFile] {
         let directory = directory(for: job)
         let fileManager = FileManager.default
         try? fileManager.removeItem(atPath: directory)
@@ -49,13 +50,13 @@ public struct ArchivePacker: Sendable {
         NamedThread.start("lethe-zip") {
             defer { done.signal() }
             do {
-                let parsedCutoffs = try JSONSerialization.jsonObject(with: Data(cutoffs.utf8))
-                let parsedCounts = try JSONSerialization.jsonObject(with: Data(counts.utf8))
+                let decoder = JSONDecoder()
                 var writer = ArchivePartWriter(
                     directory: directory,
                     job: .init(
                         id: job.id, account: job.accountID, stamp: job.stamp, created: job.createdAt,
-                        cutoffs: parsedCutoffs, counts: parsedCounts),
+                        cutoffs: try decoder.decode([String: [String: String]].self, from: Data(cutoffs.utf8)),
+                        counts: try decoder.decode([String: [String: Int]].self, from: Data(counts.utf8))),
                     passphrase: passphrase, compressionLevel: settings.compressionLevel, splitSize: settings.splitSize)
                 loop: while true {
                     switch pipe.receive() {

@@ -1,3 +1,3 @@
 import LetheCLI
 
-await LetheMain.main()
+await LetheMain.main(Lethe.self)

@@ -10,14 +10,6 @@ struct SQLPlacementTests {
     static let allowed: [(path: String, reason: String)] = [
         ("Sources/Store/", "the home of Lethe's SQL"),
         ("Sources/LetheBench/", "benchmarks and the demo build and fill their own throwaway databases"),
-        ("Sources/LetheCLI/BenchCommand.swift", "benchmark; moving to Sources/LetheBench in issue 15"),
-        ("Sources/LetheCLI/QueueBenchRun.swift", "benchmark; moving to Sources/LetheBench in issue 15"),
-        ("Sources/LetheCLI/RetentionBench.swift", "benchmark; moving to Sources/LetheBench in issue 15"),
-        ("Sources/LetheCLI/ArchiveBench.swift", "benchmark; moving to Sources/LetheBench in issue 15"),
-        ("Sources/LetheCLI/ArchiveBenchDatabase.swift", "benchmark; moving to Sources/LetheBench in issue 15"),
-        ("Sources/LetheCLI/ArchiveBenchRun.swift", "benchmark; moving to Sources/LetheBench in issue 15"),
-        ("Sources/LetheCLI/DemoCommand.swift", "the demo; moving to Sources/LetheBench in issue 15"),
-        ("Sources/LetheCLI/DemoCluster.swift", "the demo; moving to Sources/LetheBench in issue 15"),
         ("Sources/Postgres/Connection+AdvisoryLock.swift", "the driver wraps pg_advisory_lock and its kin"),
         ("Sources/Postgres/Connection+Notifications.swift", "the driver wraps pg_notify"),
     ]

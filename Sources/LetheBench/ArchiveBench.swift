@@ -1,6 +1,7 @@
 import ArgumentParser
 import BackupSites
 import Foundation
+import LetheCLI
 import Postgres
 import Store
 

@@ -1,6 +1,8 @@
 import Archive
+import ArchiveFormat
 import BackupSites
 import Foundation
+import LetheCLI
 import Postgres
 import Store
 import Worker
@@ -146,7 +148,7 @@ struct ArchiveBenchRun: Sendable {
     /// of the entries (manifest.json aside).
     static func extract(_ paths: [String], key: String, into directory: String) throws -> Int64 {
         try? FileManager.default.removeItem(atPath: directory)
-        let sink = try ExtractSink(directory: directory)
+        let sink = ExtractSink(directory: directory)
         try sink.createDirectory()
         var bytes: Int64 = 0
         for (index, path) in paths.enumerated() {

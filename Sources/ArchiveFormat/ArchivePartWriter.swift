@@ -1,36 +1,45 @@
 import Archive
 import Crypto
 import Foundation
-import Store
 
-/// Writes a job's archive as one or more ZIP parts (AES-256) in the spool directory, on the
-/// thread that owns it. Each part is a whole ZIP with its own `manifest.json` (last entry):
+/// Writes a job's archive as one or more ZIP parts (AES-256) in a directory, on the thread
+/// that owns it. Each part is a whole ZIP with its own `manifest.json` (last entry):
 /// account, job, part, cutoffs, per-type counts and every entry's size, records and SHA-256.
 /// A part is closed once it passes `splitSize`, at a record boundary; an entry that goes on
 /// in the next part keeps its name there.
-struct ArchivePartWriter: ~Copyable {
-    struct Job {
-        var id: UUID
-        var account: String
-        var stamp: String
-        var created: Date
-        var cutoffs: Any
-        var counts: Any
+public struct ArchivePartWriter: ~Copyable {
+    /// What every part's manifest says of the job.
+    public struct Job: Sendable {
+        public var id: UUID
+        public var account: String
+        /// The job's creation time as `yyyyMMddHHmmss` (UTC), for the file names.
+        public var stamp: String
+        public var created: Date
+        public var cutoffs: [String: [String: String]]
+        public var counts: [String: [String: Int]]
+
+        public init(
+            id: UUID, account: String, stamp: String, created: Date, cutoffs: [String: [String: String]],
+            counts: [String: [String: Int]]
+        ) {
+            (self.id, self.account, self.stamp, self.created) = (id, account, stamp, created)
+            (self.cutoffs, self.counts) = (cutoffs, counts)
+        }
     }
 
-    let directory: String
-    let job: Job
+    public let directory: String
+    public let job: Job
     let passphrase: String
     let compressionLevel: Int
     let splitSize: Int64
 
     private var writer: ZipWriter?
     private var part = 0
-    private var entries: [[String: Any]] = []
+    private var entries: [ArchiveManifest.Entry] = []
     private var entry: (name: String, hasher: SHA256, size: Int64, records: Int)?
     private(set) var files: [PackedFile] = []
 
-    init(directory: String, job: Job, passphrase: String, compressionLevel: Int, splitSize: Int64) {
+    public init(directory: String, job: Job, passphrase: String, compressionLevel: Int, splitSize: Int64) {
         self.directory = directory
         self.job = job
         self.passphrase = passphrase
@@ -38,14 +47,17 @@ struct ArchivePartWriter: ~Copyable {
         self.splitSize = splitSize
     }
 
-    mutating func begin(_ name: String) throws {
+    /// Starts entry `name`, first closing the part if it has passed `splitSize`.
+    public mutating func begin(_ name: String) throws {
         if let writer, writer.bytesWritten >= splitSize, !entries.isEmpty { try closePart(final: false) }
         try openIfNeeded()
         try writer!.beginEntry(name, modified: job.created)
         entry = (name, SHA256(), 0, 0)
     }
 
-    mutating func write(_ bytes: [UInt8], records: Int) throws {
+    /// Appends `bytes` (ending on a record boundary, holding `records` records) to the
+    /// current entry; once the part has passed `splitSize` the entry goes on in the next.
+    public mutating func write(_ bytes: [UInt8], records: Int) throws {
         guard let current = entry else { preconditionFailure("data outside an entry") }
         if let writer, writer.bytesWritten >= splitSize, current.size > 0 {
             try end()
@@ -58,18 +70,19 @@ struct ArchivePartWriter: ~Copyable {
         entry!.records += records
     }
 
-    mutating func end() throws {
+    /// Ends the current entry and lists it in the part's manifest.
+    public mutating func end() throws {
         guard let current = entry else { return }
         try writer!.finishEntry()
-        entries.append([
-            "name": current.name, "size": current.size, "records": current.records,
-            "sha256": Self.hex(current.hasher.finalize()),
-        ])
+        entries.append(
+            .init(
+                name: current.name, size: current.size, records: current.records,
+                sha256: Self.hex(current.hasher.finalize())))
         entry = nil
     }
 
     /// Closes the last part; returns every part written.
-    mutating func finish() throws -> [PackedFile] {
+    public mutating func finish() throws -> [PackedFile] {
         try end()
         try openIfNeeded()  // an empty job still gets one archive with its manifest
         try closePart(final: true)
@@ -86,21 +99,18 @@ struct ArchivePartWriter: ~Copyable {
 
     private mutating func closePart(final: Bool) throws {
         guard let writer else { return }
-        let formatter = ISO8601DateFormatter()
-        let manifest: [String: Any] = [
-            "format": "lethe-archive/1", "account": job.account, "job": job.id.uuidString.lowercased(), "part": part,
-            "final": final, "created_at": formatter.string(from: job.created), "cutoffs": job.cutoffs,
-            "counts": job.counts, "entries": entries,
-            "encryption": "WinZip AES-256 (AE-1), deflate level \(compressionLevel)",
-        ]
-        let data = try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys, .prettyPrinted])
-        try writer.beginEntry("manifest.json", size: Int64(data.count), modified: job.created)
+        let manifest = ArchiveManifest(
+            account: job.account, job: job.id.uuidString.lowercased(), part: part, isFinal: final,
+            createdAt: job.created, cutoffs: job.cutoffs, counts: job.counts, entries: entries,
+            encryption: ArchiveManifest.encryption(compressionLevel: compressionLevel))
+        let data = try manifest.encoded()
+        try writer.beginEntry(ArchiveLayout.manifest, size: Int64(data.count), modified: job.created)
         try writer.write(Array(data))
         try writer.finishEntry()
         try writer.close()
         let name = ArchiveLayout.fileName(account: job.account, job: job.id, stamp: job.stamp, part: part)
         let path = "\(directory)/\(name)"
-        let records = entries.reduce(Int64(0)) { $0 + Int64(($1["records"] as? Int) ?? 0) }
+        let records = entries.reduce(Int64(0)) { $0 + Int64($1.records) }
         files.append(
             PackedFile(
                 part: part, name: name, size: writer.bytesWritten, entries: entries.count + 1, records: records,
@@ -114,7 +124,7 @@ struct ArchivePartWriter: ~Copyable {
     /// SHA-256 of a whole file, read in 1 MiB chunks.
     static func fileDigest(_ path: String) throws -> String {
         guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw ArchiveJobError("cannot read the archive \(path) back to checksum it")
+            throw ArchiveFileError("cannot read the archive \(path) back to checksum it")
         }
         defer { try? handle.close() }
         var hasher = SHA256()
@@ -123,8 +133,17 @@ struct ArchivePartWriter: ~Copyable {
     }
 }
 
-/// An archive job step that cannot go on; the message is safe to log (no keys, no rows).
-struct ArchiveJobError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+/// A part the writer wrote: its name in the directory, size, entries (the manifest
+/// included), records and the SHA-256 of the whole file.
+public struct PackedFile: Sendable, Equatable {
+    public var part: Int
+    public var name: String
+    public var size: Int64
+    public var entries: Int
+    public var records: Int64
+    public var sha256: String
+    public init(part: Int, name: String, size: Int64, entries: Int, records: Int64, sha256: String) {
+        (self.part, self.name, self.size, self.entries, self.records, self.sha256) =
+            (part, name, size, entries, records, sha256)
+    }
 }

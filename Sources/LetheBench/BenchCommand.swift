@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LetheCLI
 import Postgres
 import Store
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LetheCLI
 import Postgres
 import Retention
 import Store
@@ -151,42 +152,43 @@ struct RetentionBench: AsyncParsableCommand {
 
     func build(context: CommandContext, template: String, example: URL, registryYAML: String) async throws {
         let conninfo = ConnectionString.withDatabase(context.conninfo, template)
-        let database = ConnectionThread(conninfo: conninfo, name: "lethe-bench-build")
-        defer { Task { await database.shutdown() } }
-        let migrations = try MigrationsDirectory.resolve(
-            flag: nil, configured: context.configuration.migrationsDirectory)
-        let files = try MigrationFile.load(directory: migrations)
-        let schema = try String(contentsOf: example.appendingPathComponent("schema.sql"), encoding: .utf8)
-        let seed = try String(contentsOf: example.appendingPathComponent("seed.sql"), encoding: .utf8)
-        let registry = try Configuration.parse(registryYAML, source: "bench")
-        let (conversations, messages) = (self.conversations, self.messages)
-        Console.line(
-            "lethe bench retention: \(conversations) expired conversations × \(messages) messages, batch \(batchSize)")
-        let started = ContinuousClock.now
-        let settings = try await database.run { connection in
-            try Migrator(files: files).apply(connection)
-            try connection.executeScript(schema)
-            try connection.executeScript(seed)
-            // Everything ended more than a year ago: all of it is expired under a 1y policy.
-            try connection.execute(
-                "SELECT app.seed_tenant(1, $1::int, $2::int, interval '1 year', now() - interval '400 days', false)",
-                [conversations, messages])
-            _ = try RegistryInForce.syncBenchmark(registry, on: connection)
-            try connection.execute("SELECT lethe.add_account('1')")
-            try connection.execute("SELECT lethe.set_policy('1', 'conversations', '1 year')")
-            try connection.execute("VACUUM ANALYZE")
-            try connection.execute("CHECKPOINT")
-            return try connection.query(
-                """
-                SELECT current_setting('server_version'), current_setting('fsync'), current_setting('synchronous_commit'),
-                       (SELECT count(*) FROM app.conversations), (SELECT count(*) FROM app.messages)
-                """
-            )[0].decode((String, String, String, Int, Int).self)
+        return try await Self.withThread(conninfo: conninfo, name: "lethe-bench-build") { database in
+            let migrations = try MigrationsDirectory.resolve(
+                flag: nil, configured: context.configuration.migrationsDirectory)
+            let files = try MigrationFile.load(directory: migrations)
+            let schema = try String(contentsOf: example.appendingPathComponent("schema.sql"), encoding: .utf8)
+            let seed = try String(contentsOf: example.appendingPathComponent("seed.sql"), encoding: .utf8)
+            let registry = try Configuration.parse(registryYAML, source: "bench")
+            let (conversations, messages) = (self.conversations, self.messages)
+            Console.line(
+                "lethe bench retention: \(conversations) expired conversations × \(messages) messages, batch \(batchSize)"
+            )
+            let started = ContinuousClock.now
+            let settings = try await database.run { connection in
+                try Migrator(files: files).apply(connection)
+                try connection.executeScript(schema)
+                try connection.executeScript(seed)
+                // Everything ended more than a year ago: all of it is expired under a 1y policy.
+                try connection.execute(
+                    "SELECT app.seed_tenant(1, $1::int, $2::int, interval '1 year', now() - interval '400 days', false)",
+                    [conversations, messages])
+                _ = try RegistryInForce.syncBenchmark(registry, on: connection)
+                try connection.execute("SELECT lethe.add_account('1')")
+                try connection.execute("SELECT lethe.set_policy('1', 'conversations', '1 year')")
+                try connection.execute("VACUUM ANALYZE")
+                try connection.execute("CHECKPOINT")
+                return try connection.query(
+                    """
+                    SELECT current_setting('server_version'), current_setting('fsync'), current_setting('synchronous_commit'),
+                           (SELECT count(*) FROM app.conversations), (SELECT count(*) FROM app.messages)
+                    """
+                )[0].decode((String, String, String, Int, Int).self)
+            }
+            Console.line(
+                "  built \(template) in \(DemoCommand.seconds(ContinuousClock.now - started)): \(settings.3) conversations, "
+                    + "\(settings.4) messages; PostgreSQL \(settings.0), fsync=\(settings.1), synchronous_commit=\(settings.2)"
+            )
         }
-        Console.line(
-            "  built \(template) in \(DemoCommand.seconds(ContinuousClock.now - started)): \(settings.3) conversations, "
-                + "\(settings.4) messages; PostgreSQL \(settings.0), fsync=\(settings.1), synchronous_commit=\(settings.2)"
-        )
     }
 
     func clone(_ template: String, as name: String, admin: ConnectionThread) async throws {
@@ -210,34 +212,35 @@ struct RetentionBench: AsyncParsableCommand {
     /// The baseline: one statement deleting every expired conversation with its messages,
     /// attachments and their blobs, in one transaction.
     func singleStatement(_ conninfo: String, admin: ConnectionThread) async throws -> Measurement {
-        let database = ConnectionThread(conninfo: conninfo, name: "lethe-bench-sql")
-        defer { Task { await database.shutdown() } }
-        let lsn = try await Self.wal(admin)
-        let started = ContinuousClock.now
-        let rows = try await database.run { connection in
-            try connection.query(
-                """
-                WITH roots AS (
-                    DELETE FROM app.conversations c
-                    WHERE c.account_id = 1 AND c.ended_at < lethe.cutoff(now(), interval '1 year')
-                    RETURNING c.id, c.recording_blob_id
-                ), msgs AS (
-                    DELETE FROM app.messages m USING roots r WHERE m.conversation_id = r.id RETURNING m.id
-                ), atts AS (
-                    DELETE FROM app.message_attachments a USING msgs m WHERE a.message_id = m.id RETURNING a.blob_id
-                ), blobs AS (
-                    DELETE FROM app.blobs b
-                    WHERE b.id IN (SELECT recording_blob_id FROM roots UNION ALL SELECT blob_id FROM atts)
-                    RETURNING 1
-                )
-                SELECT ((SELECT count(*) FROM roots) + (SELECT count(*) FROM msgs) + (SELECT count(*) FROM atts)
-                        + (SELECT count(*) FROM blobs))::int
-                """)[0].decode(Int.self, at: 0)
+        return try await Self.withThread(conninfo: conninfo, name: "lethe-bench-sql") { database in
+            let lsn = try await Self.wal(admin)
+            let started = ContinuousClock.now
+            let rows = try await database.run { connection in
+                try connection.query(
+                    """
+                    WITH roots AS (
+                        DELETE FROM app.conversations c
+                        WHERE c.account_id = 1 AND c.ended_at < lethe.cutoff(now(), interval '1 year')
+                        RETURNING c.id, c.recording_blob_id
+                    ), msgs AS (
+                        DELETE FROM app.messages m USING roots r WHERE m.conversation_id = r.id RETURNING m.id
+                    ), atts AS (
+                        DELETE FROM app.message_attachments a USING msgs m WHERE a.message_id = m.id RETURNING a.blob_id
+                    ), blobs AS (
+                        DELETE FROM app.blobs b
+                        WHERE b.id IN (SELECT recording_blob_id FROM roots UNION ALL SELECT blob_id FROM atts)
+                        RETURNING 1
+                    )
+                    SELECT ((SELECT count(*) FROM roots) + (SELECT count(*) FROM msgs) + (SELECT count(*) FROM atts)
+                            + (SELECT count(*) FROM blobs))::int
+                    """)[0].decode(Int.self, at: 0)
+            }
+            let seconds = Self.seconds(ContinuousClock.now - started)
+            return Measurement(
+                name: "single DELETE statement", rows: rows, seconds: seconds,
+                walBytes: try await Self.walSince(lsn, admin)
+            )
         }
-        let seconds = Self.seconds(ContinuousClock.now - started)
-        return Measurement(
-            name: "single DELETE statement", rows: rows, seconds: seconds, walBytes: try await Self.walSince(lsn, admin)
-        )
     }
 
     /// Lethe: `processes` worker processes (one slot each) on as many lanes.
@@ -255,45 +258,62 @@ struct RetentionBench: AsyncParsableCommand {
         \(registryYAML.replacingOccurrences(of: "    batch_size:", with: "    lanes: \(processes)\n    batch_size:"))
         """.write(to: config, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: config) }
-        let database = ConnectionThread(conninfo: conninfo, name: "lethe-bench-lethe")
-        defer { Task { await database.shutdown() } }
-        let batchSize = self.batchSize
-        try await database.run { connection in
-            try connection.execute("UPDATE lethe.entity_types SET lanes = $1, batch_size = $2", [processes, batchSize])
-            try RetentionSchedule(orphanInterval: .seconds(86_400), maxAttempts: 3).enqueueDue(on: connection)
-            // Only the retention lanes: orphan GC is not part of this measurement.
-            try connection.execute("DELETE FROM lethe.tasks WHERE kind <> 'retention'")
+        return try await Self.withThread(conninfo: conninfo, name: "lethe-bench-lethe") { database in
+            let batchSize = self.batchSize
+            try await database.run { connection in
+                try connection.execute(
+                    "UPDATE lethe.entity_types SET lanes = $1, batch_size = $2", [processes, batchSize])
+                try RetentionSchedule(orphanInterval: .seconds(86_400), maxAttempts: 3).enqueueDue(on: connection)
+                // Only the retention lanes: orphan GC is not part of this measurement.
+                try connection.execute("DELETE FROM lethe.tasks WHERE kind <> 'retention'")
+            }
+            let lsn = try await Self.wal(admin)
+            let started = ContinuousClock.now
+            var workers: [Process] = []
+            for _ in 0..<processes {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: try QueueBench.executablePath())
+                process.arguments = ["worker", "--until-idle", "--config", config.path]
+                process.environment = ChildEnvironment.with(databaseURL: conninfo)
+                process.standardInput = FileHandle.nullDevice
+                try process.run()
+                workers.append(process)
+            }
+            for worker in workers { worker.waitUntilExit() }
+            let seconds = Self.seconds(ContinuousClock.now - started)
+            let walBytes = try await Self.walSince(lsn, admin)
+            if let failed = workers.first(where: { $0.terminationStatus != 0 }) {
+                throw DemoFailure("a worker exited with status \(failed.terminationStatus)")
+            }
+            let (rows, p50, p99, maximum) = try await database.run { connection in
+                try connection.query(
+                    """
+                    SELECT coalesce(sum(total_rows + blob_rows), 0)::int,
+                           percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms),
+                           percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms), max(duration_ms)
+                    FROM lethe.deletion_log WHERE entity_type = 'conversations'
+                    """)[0].decode((Int, Double?, Double?, Double?).self)
+            }
+            return Measurement(
+                name: "lethe, \(processes) worker process\(processes == 1 ? "" : "es")", rows: rows, seconds: seconds,
+                walBytes: walBytes, batches: (p50 ?? 0, p99 ?? 0, maximum ?? 0))
         }
-        let lsn = try await Self.wal(admin)
-        let started = ContinuousClock.now
-        var workers: [Process] = []
-        for _ in 0..<processes {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: try QueueBench.executablePath())
-            process.arguments = ["worker", "--until-idle", "--config", config.path]
-            process.environment = ChildEnvironment.with(databaseURL: conninfo)
-            process.standardInput = FileHandle.nullDevice
-            try process.run()
-            workers.append(process)
+    }
+
+    /// Runs `body` with a database thread on `conninfo`, shut down (and awaited) before this
+    /// returns or throws.
+    static func withThread<T>(
+        conninfo: String, name: String, _ body: (ConnectionThread) async throws -> T
+    ) async throws -> T {
+        let thread = ConnectionThread(conninfo: conninfo, name: name)
+        do {
+            let value = try await body(thread)
+            await thread.shutdown()
+            return value
+        } catch {
+            await thread.shutdown()
+            throw error
         }
-        for worker in workers { worker.waitUntilExit() }
-        let seconds = Self.seconds(ContinuousClock.now - started)
-        let walBytes = try await Self.walSince(lsn, admin)
-        if let failed = workers.first(where: { $0.terminationStatus != 0 }) {
-            throw DemoFailure("a worker exited with status \(failed.terminationStatus)")
-        }
-        let (rows, p50, p99, maximum) = try await database.run { connection in
-            try connection.query(
-                """
-                SELECT coalesce(sum(total_rows + blob_rows), 0)::int,
-                       percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms),
-                       percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms), max(duration_ms)
-                FROM lethe.deletion_log WHERE entity_type = 'conversations'
-                """)[0].decode((Int, Double?, Double?, Double?).self)
-        }
-        return Measurement(
-            name: "lethe, \(processes) worker process\(processes == 1 ? "" : "es")", rows: rows, seconds: seconds,
-            walBytes: walBytes, batches: (p50 ?? 0, p99 ?? 0, maximum ?? 0))
     }
 
     static func seconds(_ duration: Duration) -> Double {

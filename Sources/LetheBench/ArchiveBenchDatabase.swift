@@ -1,4 +1,5 @@
 import Foundation
+import LetheCLI
 import Postgres
 import Store
 

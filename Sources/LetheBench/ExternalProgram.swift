@@ -1,4 +1,5 @@
 import Foundation
+import LetheCLI
 
 /// Runs another program to completion (initdb and pg_ctl for the demo, bsdtar and OpenSSH's
 /// sftp for the benchmarks) and times it. Its output goes to a file, not a pipe: `pg_ctl

@@ -1,4 +1,6 @@
 import ArgumentParser
+import LetheBench
+import LetheCLI
 
 /// `lethe`: per-tenant data retention and garbage collection for PostgreSQL.
 struct Lethe: AsyncParsableCommand {
@@ -13,15 +15,6 @@ struct Lethe: AsyncParsableCommand {
             Exit status: 0 success, 1 runtime failure, 2 bad usage or configuration.
             """,
         version: LetheVersion.current,
-        subcommands: [
-            MigrateCommand.self, CoordinatorCommand.self, WorkerCommand.self, RunCommand.self, TaskCommand.self,
-            AccountCommand.self, PolicyCommand.self, ArchiveCommand.self, StatusCommand.self, DemoCommand.self,
-            BenchCommand.self,
-        ]
+        subcommands: LetheCommands.all + LetheBenchCommands.all
     )
-}
-
-/// The version `lethe --version` prints.
-enum LetheVersion {
-    static let current = "0.1.0"
 }

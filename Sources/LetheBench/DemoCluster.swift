@@ -1,4 +1,5 @@
 import Foundation
+import LetheCLI
 import Postgres
 
 /// A throwaway PostgreSQL cluster for `lethe demo`: initdb into a temporary directory,

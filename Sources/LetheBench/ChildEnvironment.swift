@@ -1,4 +1,5 @@
 import Foundation
+import LetheCLI
 
 /// The environment of a `lethe` child process (the benchmarks' workers): this process's,
 /// with the connection string in `LETHE_DATABASE_URL`. A connection string never goes on a

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LetheCLI
 import Logging
 import Postgres
 import Retention

@@ -1,0 +1,22 @@
+import Foundation
+
+/// An archive file to read, and what its name says (nil when it does not follow
+/// `ArchiveLayout.fileName`).
+public struct ArchiveFile: Sendable {
+    public var path: String
+    public var account: String?
+    public var job: String?
+    public var part: Int?
+
+    public init(path: String) {
+        self.path = path
+        let name = URL(fileURLWithPath: path).lastPathComponent
+        let pattern =
+            #/backup_(.+)_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})_([0-9]{14})(?:_part([0-9]+))?\.zip/#
+        if let match = name.wholeMatch(of: pattern) {
+            account = String(match.1).removingPercentEncoding
+            job = String(match.2)
+            part = match.4.flatMap { Int($0) } ?? 1
+        }
+    }
+}
