@@ -158,11 +158,10 @@ extension AccountCommand {
             @Argument(help: "The account id.") var account: String
 
             func run() async throws {
-                let context = try CommandContext(global, label: "lethe.account")
-                let account = self.account
-                let sites = try await ArchiveCall.run(context, needsRegistry: true) { connection in
+                let sites = try await ArchiveCall.administer(global, label: "lethe.account", needsRegistry: true) {
+                    [account] administration, connection in
                     try AccountAdministration().requireAccount(account, on: connection)
-                    return try ArchiveAdministration(masterKey: nil).sites(account: account, on: connection)
+                    return try administration.sites(account: account, on: connection)
                 }
                 var table = TextTable("SITE", "URL", "IDENTITY", "SECRET", "KNOWN HOSTS")
                 for site in sites {
@@ -185,10 +184,8 @@ extension AccountCommand {
             @Argument(help: "The site id (lethe account site list).") var site: Int64
 
             func run() async throws {
-                let context = try CommandContext(global, label: "lethe.account")
-                let (account, site) = (self.account, self.site)
-                try await ArchiveCall.run(context, needsRegistry: true) { connection in
-                    try ArchiveAdministration(masterKey: nil).removeSite(account: account, site: site, on: connection)
+                try await ArchiveCall.administer(global, label: "lethe.account", needsRegistry: true) {
+                    [account, site] in try $0.removeSite(account: account, site: site, on: $1)
                 }
                 print("backup site \(site) removed from account \(account)")
             }

@@ -28,9 +28,7 @@ struct AccountCommand: AsyncParsableCommand {
         @Option(help: "Notice window before deletions: week, day, same_day or never.") var notice = "week"
 
         func run() async throws {
-            let context = try CommandContext(global, label: "lethe.account")
-            let (accounts, tier, notice) = (self.accounts, self.tier, self.notice)
-            try await PolicyCall.run(context) {
+            try await PolicyCall.run(global, label: "lethe.account") { [accounts, tier, notice] in
                 try AccountAdministration().add(accounts, tier: tier, notice: notice, on: $0)
             }
             print(
@@ -44,8 +42,9 @@ struct AccountCommand: AsyncParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func run() async throws {
-            let context = try CommandContext(global, label: "lethe.account")
-            let rows = try await PolicyCall.run(context) { try AccountAdministration().list(on: $0) }
+            let rows = try await PolicyCall.run(global, label: "lethe.account") {
+                try AccountAdministration().list(on: $0)
+            }
             var table = TextTable("ACCOUNT", "STATE", "TIER", "RETENTION", "NOTICE", "HOLDS", "TYPES RUNNING")
             for row in rows {
                 table.add(
@@ -96,9 +95,7 @@ struct AccountCommand: AsyncParsableCommand {
         @Argument(help: "active, suspended or deleted.") var state: String
 
         func run() async throws {
-            let context = try CommandContext(global, label: "lethe.account")
-            let (account, state) = (self.account, self.state)
-            try await PolicyCall.run(context) {
+            try await PolicyCall.run(global, label: "lethe.account") { [account, state] in
                 try AccountAdministration().setState(account: account, state, on: $0)
             }
             print("account \(account) is now \(state)")
@@ -113,9 +110,7 @@ struct AccountCommand: AsyncParsableCommand {
         @Option(help: "Why (kept with the account).") var reason: String
 
         func run() async throws {
-            let context = try CommandContext(global, label: "lethe.account")
-            let (account, reason) = (self.account, self.reason)
-            try await PolicyCall.run(context) {
+            try await PolicyCall.run(global, label: "lethe.account") { [account, reason] in
                 try AccountAdministration().disableRetention(account: account, reason: reason, on: $0)
             }
             print("retention disabled for account \(account)")
@@ -128,9 +123,7 @@ struct AccountCommand: AsyncParsableCommand {
         @Argument(help: "The account id.") var account: String
 
         func run() async throws {
-            let context = try CommandContext(global, label: "lethe.account")
-            let account = self.account
-            try await PolicyCall.run(context) {
+            try await PolicyCall.run(global, label: "lethe.account") { [account] in
                 try AccountAdministration().enableRetention(account: account, on: $0)
             }
             print("retention enabled for account \(account)")
@@ -145,9 +138,7 @@ struct AccountCommand: AsyncParsableCommand {
         @Argument(help: "week, day, same_day or never.") var window: String
 
         func run() async throws {
-            let context = try CommandContext(global, label: "lethe.account")
-            let (account, window) = (self.account, self.window)
-            try await PolicyCall.run(context) {
+            try await PolicyCall.run(global, label: "lethe.account") { [account, window] in
                 try AccountAdministration().setNotice(account: account, window, on: $0)
             }
             print("account \(account): notice \(window)")
@@ -190,9 +181,9 @@ struct AccountCommand: AsyncParsableCommand {
         @Argument(help: "The hold id (lethe account holds).") var hold: Int64
 
         func run() async throws {
-            let context = try CommandContext(global, label: "lethe.account")
-            let hold = self.hold
-            try await PolicyCall.run(context) { try AccountAdministration().releaseHold(hold, on: $0) }
+            try await PolicyCall.run(global, label: "lethe.account") { [hold] in
+                try AccountAdministration().releaseHold(hold, on: $0)
+            }
             print("hold \(hold) released")
         }
     }
@@ -203,9 +194,9 @@ struct AccountCommand: AsyncParsableCommand {
         @Argument(help: "Only this account.") var account: String?
 
         func run() async throws {
-            let context = try CommandContext(global, label: "lethe.account")
-            let account = self.account
-            let rows = try await PolicyCall.run(context) { try AccountAdministration().holds(account: account, on: $0) }
+            let rows = try await PolicyCall.run(global, label: "lethe.account") { [account] in
+                try AccountAdministration().holds(account: account, on: $0)
+            }
             var table = TextTable("HOLD", "ACCOUNT", "TYPE", "REASON", "BY", "SINCE", "UNTIL")
             for hold in rows {
                 table.add(

@@ -76,11 +76,7 @@ struct ArchiveCommand: AsyncParsableCommand {
         @Argument(help: "The archive file id (lethe archive list).") var id: Int64
 
         func run() async throws {
-            let context = try CommandContext(global, label: "lethe.archive")
-            let id = self.id
-            let found = try await ArchiveCall.run(context) {
-                try ArchiveAdministration(masterKey: nil).archiveFile(id, on: $0)
-            }
+            let found = try await ArchiveCall.administer(global) { [id] in try $0.archiveFile(id, on: $1) }
             guard let found else { throw UsageError("no archive file \(id) (lethe archive list shows them)") }
             print(ArchiveFileReport.text(found.file, uploads: found.uploads))
         }
@@ -93,11 +89,7 @@ struct ArchiveCommand: AsyncParsableCommand {
         @Argument(help: "The archive file id (lethe archive list).") var id: Int64
 
         func run() async throws {
-            let context = try CommandContext(global, label: "lethe.archive")
-            let id = self.id
-            let approved = try await ArchiveCall.run(context) {
-                try ArchiveAdministration(masterKey: nil).approveDeletion(file: id, on: $0)
-            }
+            let approved = try await ArchiveCall.administer(global) { [id] in try $0.approveDeletion(file: id, on: $1) }
             let (state, files) = (approved.state, approved.files)
             let name = "job \(approved.job.uuidString.lowercased()) of account \(approved.accountID)"
             let when: String
@@ -119,11 +111,7 @@ struct ArchiveCommand: AsyncParsableCommand {
         @Argument(help: "The archive file id (lethe archive list).") var id: Int64
 
         func run() async throws {
-            let context = try CommandContext(global, label: "lethe.archive")
-            let id = self.id
-            let status = try await ArchiveCall.run(context) {
-                try ArchiveAdministration(masterKey: nil).confirmDownload(file: id, on: $0)
-            }
+            let status = try await ArchiveCall.administer(global) { [id] in try $0.confirmDownload(file: id, on: $1) }
             print("archive file \(id) is \(status)")
         }
     }
@@ -135,11 +123,7 @@ struct ArchiveCommand: AsyncParsableCommand {
         @Argument(help: "The archive file id (lethe archive list --status failed).") var id: Int64
 
         func run() async throws {
-            let context = try CommandContext(global, label: "lethe.archive")
-            let id = self.id
-            let status = try await ArchiveCall.run(context) {
-                try ArchiveAdministration(masterKey: nil).retry(file: id, on: $0)
-            }
+            let status = try await ArchiveCall.administer(global) { [id] in try $0.retry(file: id, on: $1) }
             print(
                 "archive file \(id) (and its job's other failed files) is \(status) again; "
                     + "the leader picks the job up on its next tick")
@@ -153,10 +137,7 @@ struct ArchiveCommand: AsyncParsableCommand {
         @Option(help: "The account id.") var account: String
 
         func run() async throws {
-            let context = try CommandContext(global, label: "lethe.archive")
-            let account = self.account
-            let job = try await ArchiveCall.run(context) {
-                try ArchiveAdministration(masterKey: nil).startJob(account: account, on: $0)
+            let job = try await ArchiveCall.administer(global) { [account] in try $0.startJob(account: account, on: $1)
             }
             print(job.uuidString.lowercased())
             LetheMain.printError(

@@ -54,16 +54,25 @@ enum ArchiveCall {
         _ context: CommandContext, needsRegistry: Bool = false, _ body: @escaping @Sendable (Connection) throws -> T
     ) async throws -> T {
         do {
-            return try await context.withDatabase(name: "lethe-archive") { connection in
-                if needsRegistry { try RegistryInForce.require(on: connection) }
-                return try body(connection)
-            }
-        } catch let error as PostgresError where error.sqlState.map({ refusals.contains($0.rawValue) }) ?? false {
-            throw UsageError(error.message + (error.hint.map { " (\($0))" } ?? ""))
+            return try await PolicyCall.run(
+                context, name: "lethe-archive", needsRegistry: needsRegistry, refusals: refusals, body)
         } catch let error as ArchiveSettingsError {
             throw UsageError(error.description)
         } catch let error as MasterKeyError {
             throw UsageError(error.description)
+        }
+    }
+
+    /// For the commands that seal nothing: `body` with an administration without the master
+    /// key, in the context of a command given `global`, logging as `label`.
+    @discardableResult
+    static func administer<T: Sendable>(
+        _ global: GlobalOptions, label: String = "lethe.archive", needsRegistry: Bool = false,
+        _ body: @escaping @Sendable (ArchiveAdministration, Connection) throws -> T
+    ) async throws -> T {
+        let context = try CommandContext(global, label: label)
+        return try await run(context, needsRegistry: needsRegistry) {
+            try body(ArchiveAdministration(masterKey: nil), $0)
         }
     }
 }

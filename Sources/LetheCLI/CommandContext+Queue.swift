@@ -13,15 +13,16 @@ extension CommandContext {
     func workerConfiguration(concurrency: Int?, untilIdle: Bool, pollOnly: Bool) throws -> WorkerConfiguration {
         var worker = WorkerConfiguration()
         worker.concurrency = concurrency ?? configuration.integer("worker.concurrency") ?? worker.concurrency
-        worker.claimBatch = configuration.integer("worker.claim_batch") ?? worker.claimBatch
-        worker.claimLoops = configuration.integer("worker.claim_loops") ?? worker.claimLoops
-        worker.lease = configuration.duration("worker.lease") ?? worker.lease
-        worker.heartbeatInterval = configuration.duration("worker.heartbeat_interval") ?? worker.heartbeatInterval
-        worker.rescueInterval = configuration.duration("worker.rescue_interval") ?? worker.rescueInterval
-        worker.pollInterval = configuration.duration("worker.poll_interval") ?? worker.pollInterval
+        configuration.override(
+            &worker, integers: ["worker.claim_batch": \.claimBatch, "worker.claim_loops": \.claimLoops])
+        configuration.override(
+            &worker,
+            durations: [
+                "worker.lease": \.lease, "worker.heartbeat_interval": \.heartbeatInterval,
+                "worker.rescue_interval": \.rescueInterval, "worker.poll_interval": \.pollInterval,
+                "worker.task_budget": \.taskBudget, "worker.shutdown_grace": \.shutdownGrace,
+            ])
         worker.listen = !pollOnly && (configuration.boolean("worker.listen") ?? true)
-        worker.taskBudget = configuration.duration("worker.task_budget") ?? worker.taskBudget
-        worker.shutdownGrace = configuration.duration("worker.shutdown_grace") ?? worker.shutdownGrace
         worker.untilIdle = untilIdle
         let base = configuration.duration("queue.retry_base") ?? worker.retry.base
         let maximum = configuration.duration("queue.retry_max") ?? worker.retry.maximum
@@ -50,17 +51,33 @@ extension CommandContext {
     /// Coordinator settings from the file, then the flags.
     func coordinatorConfiguration(untilIdle: Bool) throws -> CoordinatorConfiguration {
         var coordinator = CoordinatorConfiguration()
-        coordinator.tickInterval = configuration.duration("coordinator.tick_interval") ?? coordinator.tickInterval
-        coordinator.rescueInterval = configuration.duration("coordinator.rescue_interval") ?? coordinator.rescueInterval
-        coordinator.pruneInterval = configuration.duration("coordinator.prune_interval") ?? coordinator.pruneInterval
-        coordinator.keepFinished = configuration.duration("coordinator.keep_finished") ?? coordinator.keepFinished
-        coordinator.keepDead = configuration.duration("coordinator.keep_dead") ?? coordinator.keepDead
-        coordinator.pruneBatch = configuration.integer("coordinator.prune_batch") ?? coordinator.pruneBatch
-        coordinator.lease = configuration.duration("worker.lease") ?? coordinator.lease
+        configuration.override(
+            &coordinator,
+            durations: [
+                "coordinator.tick_interval": \.tickInterval, "coordinator.rescue_interval": \.rescueInterval,
+                "coordinator.prune_interval": \.pruneInterval, "coordinator.keep_finished": \.keepFinished,
+                "coordinator.keep_dead": \.keepDead, "worker.lease": \.lease,
+            ])
+        configuration.override(&coordinator, integers: ["coordinator.prune_batch": \.pruneBatch])
         coordinator.untilIdle = untilIdle
         guard coordinator.tickInterval > .zero else {
             throw UsageError("coordinator.tick_interval must be positive; expected \(DurationText.accepted)")
         }
         return coordinator
+    }
+}
+
+extension Configuration {
+    /// Sets each field of `value` whose key the file gives (`"worker.lease": \.lease`); the
+    /// others keep their defaults.
+    fileprivate func override<Root>(
+        _ value: inout Root, durations: KeyValuePairs<String, WritableKeyPath<Root, Duration>>
+    ) {
+        for (key, field) in durations { if let setting = duration(key) { value[keyPath: field] = setting } }
+    }
+
+    /// The same for whole-number settings.
+    fileprivate func override<Root>(_ value: inout Root, integers: KeyValuePairs<String, WritableKeyPath<Root, Int>>) {
+        for (key, field) in integers { if let setting = integer(key) { value[keyPath: field] = setting } }
     }
 }

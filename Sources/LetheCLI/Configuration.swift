@@ -101,13 +101,7 @@ package struct Configuration: Equatable {
     }
 
     package static func parse(_ text: String, source: String) throws(UsageError) -> Configuration {
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: text)
-        } catch {
-            // Never Yams's own description: it quotes the line, which may hold a password.
-            throw UsageError("configuration file \(source) is not valid YAML: \(YAMLErrorText.describe(error))")
-        }
+        let root = try YAMLErrorText.compose(text, what: "configuration file \(source)")
         var config = Configuration()
         guard let root else { return config }  // an empty file is a valid, empty configuration
         try config.collect(root, prefix: "", source: source)

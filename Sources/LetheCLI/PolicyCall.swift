@@ -9,13 +9,32 @@ import Store
 enum PolicyCall {
     static let refusals: Set<String> = ["22023", "P0002", "23505", "42501", "22P02", "22007", "22008", "23514"]
 
+    /// Runs `body` on its own connection, after checking that an entity-type registry is in force.
     @discardableResult
     static func run<T: Sendable>(
         _ context: CommandContext, _ body: @escaping @Sendable (Connection) throws -> T
     ) async throws -> T {
+        try await run(context, name: "lethe-policy", needsRegistry: true, refusals: refusals, body)
+    }
+
+    /// `run(_:_:)` in the context of a command given `global`, logging as `label`.
+    @discardableResult
+    static func run<T: Sendable>(
+        _ global: GlobalOptions, label: String, _ body: @escaping @Sendable (Connection) throws -> T
+    ) async throws -> T {
+        try await run(try CommandContext(global, label: label), body)
+    }
+
+    /// Runs `body` on a connection named `name` (with `needsRegistry`, after checking that a
+    /// registry is in force); a `PostgresError` whose SQLSTATE is one of `refusals` becomes a
+    /// usage error with the database's message and hint.
+    static func run<T: Sendable>(
+        _ context: CommandContext, name: String, needsRegistry: Bool, refusals: Set<String>,
+        _ body: @escaping @Sendable (Connection) throws -> T
+    ) async throws -> T {
         do {
-            return try await context.withDatabase(name: "lethe-policy") { connection in
-                try RegistryInForce.require(on: connection)
+            return try await context.withDatabase(name: name) { connection in
+                if needsRegistry { try RegistryInForce.require(on: connection) }
                 return try body(connection)
             }
         } catch let error as PostgresError where error.sqlState.map({ refusals.contains($0.rawValue) }) ?? false {

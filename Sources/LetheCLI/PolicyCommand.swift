@@ -54,9 +54,8 @@ struct PolicyCommand: AsyncParsableCommand {
         @Option(help: "Why.") var reason: String
 
         func run() async throws {
-            let context = try CommandContext(global, label: "lethe.policy")
             let (account, type, reason) = (target.account, target.entityType, self.reason)
-            try await PolicyCall.run(context) {
+            try await PolicyCall.run(global, label: "lethe.policy") {
                 try PolicyAdministration().disablePolicy(account: account, entityType: type, reason: reason, on: $0)
             }
             print("\(type) retention disabled for account \(account)")
@@ -69,9 +68,8 @@ struct PolicyCommand: AsyncParsableCommand {
         @OptionGroup var target: AccountAndType
 
         func run() async throws {
-            let context = try CommandContext(global, label: "lethe.policy")
             let (account, type) = (target.account, target.entityType)
-            try await PolicyCall.run(context) {
+            try await PolicyCall.run(global, label: "lethe.policy") {
                 try PolicyAdministration().enablePolicy(account: account, entityType: type, on: $0)
             }
             print("\(type) retention enabled for account \(account)")
@@ -139,9 +137,7 @@ struct PolicyCommand: AsyncParsableCommand {
             @Option(help: "A description.") var description = ""
 
             func run() async throws {
-                let context = try CommandContext(global, label: "lethe.policy")
-                let (name, description) = (self.name, self.description)
-                try await PolicyCall.run(context) {
+                try await PolicyCall.run(global, label: "lethe.policy") { [name, description] in
                     try PolicyAdministration().defineTier(name, description: description, on: $0)
                 }
                 print("tier \(name) defined")
@@ -178,9 +174,7 @@ struct PolicyCommand: AsyncParsableCommand {
             @Argument(help: "Account ids.") var accounts: [String]
 
             func run() async throws {
-                let context = try CommandContext(global, label: "lethe.policy")
-                let (name, accounts) = (self.name, self.accounts)
-                let changed = try await PolicyCall.run(context) {
+                let changed = try await PolicyCall.run(global, label: "lethe.policy") { [name, accounts] in
                     try PolicyAdministration().assignTier(name, to: accounts, on: $0)
                 }
                 print("tier \(name) assigned to \(changed) account\(changed == 1 ? "" : "s")")
@@ -192,8 +186,9 @@ struct PolicyCommand: AsyncParsableCommand {
             @OptionGroup var global: GlobalOptions
 
             func run() async throws {
-                let context = try CommandContext(global, label: "lethe.policy")
-                let rows = try await PolicyCall.run(context) { try PolicyAdministration().tiers(on: $0) }
+                let rows = try await PolicyCall.run(global, label: "lethe.policy") {
+                    try PolicyAdministration().tiers(on: $0)
+                }
                 var table = TextTable("TIER", "ACCOUNTS", "INTERVALS")
                 for tier in rows { table.add(tier.name, "\(tier.accounts)", tier.intervals) }
                 print(rows.isEmpty ? "no tiers (define one: lethe policy tier define gold)" : table.rendered)

@@ -23,12 +23,7 @@ enum RegistryText {
 
     /// The registry the text declares; errors name `source` and the key path.
     static func parse(_ text: String, source: String) throws(UsageError) -> Registry {
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: text)
-        } catch {
-            throw UsageError("\(source) is not valid YAML: \(YAMLErrorText.describe(error))")
-        }
+        let root = try YAMLErrorText.compose(text, what: source)
         return try RegistryParser().parse(
             entityTypes: root?.mapping?["entity_types"], blobStores: root?.mapping?["blob_stores"], source: source)
     }

@@ -64,8 +64,7 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.worker")
         let settings = try LetheServices.workerConfiguration(context, options: worker, untilIdle: untilIdle)
-        let registry = try await context.registry()
-        let pool = try LetheServices.workerPool(context, configuration: settings, registry: registry)
+        let pool = try await LetheServices.workerPool(context, configuration: settings)
         try await ServiceRunner.run([pool], logger: context.logger)
     }
 }
@@ -87,9 +86,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.coordinator")
-        _ = try context.coordinatorConfiguration(untilIdle: untilIdle)  // bad settings exit 2 before any sync
-        let registryTick = try await context.syncRegistryAsCoordinator(by: "lethe coordinator")
-        let coordinator = try LetheServices.coordinator(context, untilIdle: untilIdle, registryTick: registryTick)
+        let coordinator = try await LetheServices.leader(context, untilIdle: untilIdle, by: "lethe coordinator")
         try await ServiceRunner.run([coordinator], logger: context.logger)
     }
 }
@@ -108,11 +105,8 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.run")
         let settings = try LetheServices.workerConfiguration(context, options: worker, untilIdle: untilIdle)
-        _ = try context.coordinatorConfiguration(untilIdle: untilIdle)  // bad settings exit 2 before any sync
-        let registryTick = try await context.syncRegistryAsCoordinator(by: "lethe run")
-        let coordinator = try LetheServices.coordinator(context, untilIdle: untilIdle, registryTick: registryTick)
-        let registry = try await context.registry()
-        let pool = try LetheServices.workerPool(context, configuration: settings, registry: registry)
+        let coordinator = try await LetheServices.leader(context, untilIdle: untilIdle, by: "lethe run")
+        let pool = try await LetheServices.workerPool(context, configuration: settings)
         try await ServiceRunner.run([coordinator, pool], logger: context.logger)
     }
 }
@@ -167,6 +161,22 @@ package enum LetheServices {
     /// The coordinator without the leader's registry check: what the demo runs.
     package static func coordinator(_ context: CommandContext, untilIdle: Bool) throws -> CoordinatorService {
         try coordinator(context, untilIdle: untilIdle, registryTick: nil)
+    }
+
+    /// The worker pool of `lethe worker` and `lethe run`: its handlers follow the registry in force.
+    static func workerPool(_ context: CommandContext, configuration: WorkerConfiguration) async throws -> WorkerPool {
+        let registry = try await context.registry()
+        return try workerPool(context, configuration: configuration, registry: registry)
+    }
+
+    /// The coordinator of `lethe coordinator` and `lethe run`: its settings are checked before
+    /// the registry is synced `by` the command, and as leader it checks the registry each tick.
+    static func leader(
+        _ context: CommandContext, untilIdle: Bool, by command: String
+    ) async throws -> CoordinatorService {
+        _ = try context.coordinatorConfiguration(untilIdle: untilIdle)  // bad settings exit 2 before any sync
+        let registryTick = try await context.syncRegistryAsCoordinator(by: command)
+        return try coordinator(context, untilIdle: untilIdle, registryTick: registryTick)
     }
 
     /// `registryTick`: the leader's registry check (coordinator and run; not the demo).

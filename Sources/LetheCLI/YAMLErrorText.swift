@@ -3,6 +3,16 @@ import Yams
 /// A YAML error for people, without the file's text: Yams quotes the offending line (which
 /// may hold a password), so only its problem, line and column are kept.
 enum YAMLErrorText {
+    /// `text` composed into a YAML node; a parse error is a usage error saying that `what`
+    /// is not valid YAML, and where.
+    static func compose(_ text: String, what: String) throws(UsageError) -> Node? {
+        do {
+            return try Yams.compose(yaml: text)
+        } catch {
+            throw UsageError("\(what) is not valid YAML: \(describe(error))")
+        }
+    }
+
     static func describe(_ error: any Error) -> String {
         guard let error = error as? YamlError else { return "it cannot be parsed" }
         func at(_ mark: Mark) -> String { "line \(mark.line), column \(mark.column)" }

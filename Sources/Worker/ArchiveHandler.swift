@@ -302,56 +302,29 @@ public struct ArchiveHandler: TaskHandler {
         do {
             // Each type (then each blob store) resumes after the last batch that committed.
             for type in jobs.types where type.type.deletes && progress[type.name] != .done {
-                var after: String? = if case .after(let key) = progress[type.name] { key } else { nil }
-                repeat {
-                    if context.leaseLost { throw CancellationError() }
-                    let cursor = after
-                    let batch = try await context.database.run { connection in
-                        try jobs.deleteBatch(
-                            job, type: type, after: cursor, archive: archive, task: id, worker: worker, on: connection)
+                let outcome = try await deleteBatches(
+                    job, from: progress[type.name], context: context, logger: logger, deleted: &deleted
+                ) { cursor, connection in
+                    let batch = try jobs.deleteBatch(
+                        job, type: type, after: cursor, archive: archive, task: id, worker: worker, on: connection)
+                    return switch batch.status {
+                    case .stopped(let reason): (batch.result.totalRows, nil, reason)
+                    case .deleted(let next): (batch.result.totalRows, next, nil)
                     }
-                    deleted += batch.result.totalRows
-                    switch batch.status {
-                    case .stopped(let reason):
-                        try await context.database.run {
-                            try jobs.pauseDeletion(job, note: "deletion stopped: \(reason)", on: $0)
-                            try jobs.sleep(
-                                job, until: Date() + Self.recheck, note: "deletion stopped: \(reason)", on: $0)
-                        }
-                        logger.notice("archive deletion stopped: \(reason)")
-                        return .finished
-                    case .deleted(let next):
-                        after = next
-                    }
-                    if after != nil, context.shouldYield { return .yielded }
-                } while after != nil
+                }
+                if let outcome { return outcome }
             }
             // Then the archived blobs nothing references any more (the orphans the job took).
             for store in jobs.registry.blobStores.values.sorted(by: { $0.store.name < $1.store.name })
             where progress[ArchiveJobs.blobProgressKey(store)] != .done {
-                var after: String? =
-                    if case .after(let key) = progress[ArchiveJobs.blobProgressKey(store)] { key } else { nil }
-                repeat {
-                    if context.leaseLost { throw CancellationError() }
-                    let cursor = after
-                    let batch = try await context.database.run { connection in
-                        try jobs.deleteBlobBatch(
-                            job, store: store, after: cursor, archive: archive, task: id, worker: worker, on: connection
-                        )
-                    }
-                    if let reason = batch.stopped {
-                        try await context.database.run {
-                            try jobs.pauseDeletion(job, note: "deletion stopped: \(reason)", on: $0)
-                            try jobs.sleep(
-                                job, until: Date() + Self.recheck, note: "deletion stopped: \(reason)", on: $0)
-                        }
-                        logger.notice("archive deletion stopped: \(reason)")
-                        return .finished
-                    }
-                    deleted += batch.deleted
-                    after = batch.nextAfter
-                    if after != nil, context.shouldYield { return .yielded }
-                } while after != nil
+                let outcome = try await deleteBatches(
+                    job, from: progress[ArchiveJobs.blobProgressKey(store)], context: context, logger: logger,
+                    deleted: &deleted
+                ) { cursor, connection in
+                    try jobs.deleteBlobBatch(
+                        job, store: store, after: cursor, archive: archive, task: id, worker: worker, on: connection)
+                }
+                if let outcome { return outcome }
             }
         } catch let error as CancellationError {
             throw error
@@ -363,6 +336,38 @@ public struct ArchiveHandler: TaskHandler {
         if !settings.keepLocal { try? FileManager.default.removeItem(atPath: packer.directory(for: job)) }
         logger.info("archived rows deleted: \(deleted) rows\(note.map { "; \($0)" } ?? "")")
         return .finished
+    }
+
+    /// Deletes batch after batch of one entity type or blob store, each after the cursor the
+    /// last one committed (`progress`), adding the rows to `deleted`. Nil once none is left;
+    /// `.finished` when a batch stops the deletion (the job sleeps until `recheck`);
+    /// `.yielded` when the task should give its slot back.
+    private func deleteBatches(
+        _ job: ArchiveJob, from progress: DeletionProgress?, context: TaskContext, logger: Logger, deleted: inout Int,
+        _ batch:
+            @escaping @Sendable (_ after: String?, Connection) throws -> (
+                deleted: Int, nextAfter: String?, stopped: String?
+            )
+    ) async throws -> DeletionOutcome? {
+        let jobs = self.jobs
+        var after: String? = if case .after(let key) = progress { key } else { nil }
+        repeat {
+            if context.leaseLost { throw CancellationError() }
+            let cursor = after
+            let step = try await context.database.run { try batch(cursor, $0) }
+            if let reason = step.stopped {
+                try await context.database.run {
+                    try jobs.pauseDeletion(job, note: "deletion stopped: \(reason)", on: $0)
+                    try jobs.sleep(job, until: Date() + Self.recheck, note: "deletion stopped: \(reason)", on: $0)
+                }
+                logger.notice("archive deletion stopped: \(reason)")
+                return .finished
+            }
+            deleted += step.deleted
+            after = step.nextAfter
+            if after != nil, context.shouldYield { return .yielded }
+        } while after != nil
+        return nil
     }
 }
 
