@@ -279,8 +279,21 @@ struct RetentionBench: AsyncParsableCommand {
                 try process.run()
                 workers.append(process)
             }
-            for worker in workers { worker.waitUntilExit() }
+            // Done when no retention task is left unfinished. Not `--until-idle`'s own exit: a
+            // batch that deletes makes the account's orphan GC due, which only a coordinator
+            // enqueues, so a worker alone would wait for it forever.
+            while workers.contains(where: \.isRunning),
+                try await database.run({ connection in
+                    try connection.query(
+                        "SELECT EXISTS (SELECT 1 FROM lethe.tasks WHERE kind = 'retention' AND state IN ('available', 'running', 'failed'))"
+                    )[0].decode(Bool.self, at: 0)
+                })
+            {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             let seconds = Self.seconds(ContinuousClock.now - started)
+            for worker in workers where worker.isRunning { worker.terminate() }  // SIGTERM: drains and exits 0
+            for worker in workers { worker.waitUntilExit() }
             let walBytes = try await Self.walSince(lsn, admin)
             if let failed = workers.first(where: { $0.terminationStatus != 0 }) {
                 throw DemoFailure("a worker exited with status \(failed.terminationStatus)")
