@@ -2,9 +2,10 @@
 import PackageDescription
 
 // Dependencies point one way:
-//   lethe → LetheCLI → {Coordinator, Worker} → Store → {Postgres, Retention}
+//   lethe → LetheCLI → LetheConfiguration → {Coordinator, Worker} → Store → {Postgres, Retention}
 //   Worker → {BackupSites, Archive};  BackupSites → {SFTP, Retention}
-//   (LetheCLI also uses Store, Postgres, Retention, BackupSites and Archive directly.)
+//   (LetheCLI also uses Store, Postgres, Retention, BackupSites, Archive, Coordinator and Worker directly;
+//   LetheBench → {LetheCLI, LetheConfiguration}.)
 // Retention is the pure domain (no I/O). Only a wrapper module imports its CLib* module:
 // Postgres → CLibPQ, SFTP → CLibSSH2, Archive → CLibArchive.
 let strict: [SwiftSetting] = [
@@ -87,23 +88,34 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict),
+        // The configuration file, and the registry in force: parsing and checking the YAML,
+        // the settings it gives the worker, the coordinator and the archive, and the registry sync.
+        .target(
+            name: "LetheConfiguration",
+            dependencies: [
+                "Store", "Postgres", "Retention", "Coordinator", "Worker",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict),
         .target(
             name: "LetheCLI",
             dependencies: [
-                "Store", "Postgres", "Archive", "ArchiveFormat", "BackupSites", "Retention", "Coordinator", "Worker",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "LetheConfiguration", "Store", "Postgres", "Archive", "ArchiveFormat", "BackupSites", "Retention",
+                "Coordinator", "Worker",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict),
         // The benchmarks and the demo: commands of their own, built on LetheCLI's context.
         .target(
             name: "LetheBench",
             dependencies: [
-                "LetheCLI", "Store", "Postgres", "Retention", "Worker", "Archive", "ArchiveFormat", "BackupSites",
+                "LetheCLI", "LetheConfiguration", "Store", "Postgres", "Retention", "Worker", "Archive",
+                "ArchiveFormat", "BackupSites",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -144,7 +156,10 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "LetheCLITests",
-            dependencies: ["LetheCLI", "SFTP", "Archive", "ArchiveFormat", "Postgres", "Retention", "TestSupport"],
+            dependencies: [
+                "LetheCLI", "LetheConfiguration", "SFTP", "Archive", "ArchiveFormat", "Postgres", "Retention",
+                "TestSupport",
+            ],
             swiftSettings: strict),
 
         // The randomised adversarial safety suite (issue 14): random schemas, tenants and

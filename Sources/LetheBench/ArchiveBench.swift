@@ -2,6 +2,7 @@ import ArgumentParser
 import BackupSites
 import Foundation
 import LetheCLI
+import LetheConfiguration
 import Postgres
 import Store
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LetheCLI
+import LetheConfiguration
 import Postgres
 import Store
 

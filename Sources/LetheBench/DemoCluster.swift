@@ -1,5 +1,6 @@
 import Foundation
 import LetheCLI
+import LetheConfiguration
 import Postgres
 
 /// A throwaway PostgreSQL cluster for `lethe demo`: initdb into a temporary directory,

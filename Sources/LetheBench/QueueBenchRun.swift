@@ -1,5 +1,6 @@
 import Foundation
 import LetheCLI
+import LetheConfiguration
 import Postgres
 import Retention
 import Store

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BackupSites
 import Foundation
+import LetheConfiguration
 import Postgres
 import Retention
 import Store
@@ -50,7 +51,7 @@ extension AccountCommand {
                 if let violation = ArchiveKeyRule.violation(of: key) { throw UsageError(violation) }
                 change.key = key
             }
-            let administration = ArchiveAdministration(masterKey: try context.masterKey())
+            let administration = ArchiveAdministration(masterKey: try context.configuration.masterKey())
             let changed =
                 change.enabled != nil || change.key != nil || change.scheduleHour != nil || change.autoDelete != nil
                 || change.autoDeleteHour != nil || change.requireDownload != nil
@@ -108,7 +109,7 @@ extension AccountCommand {
                 let secret = try (passwordFile ?? passphraseFile).map {
                     try SecretFile.firstLine($0, what: passwordFile != nil ? "password file" : "passphrase file")
                 }
-                let administration = ArchiveAdministration(masterKey: try context.masterKey())
+                let administration = ArchiveAdministration(masterKey: try context.configuration.masterKey())
                 let (account, shown, identity, knownHosts) = (self.account, site.description, identity, knownHosts)
                 let id = try await ArchiveCall.run(context, needsRegistry: true) { connection in
                     try administration.addSite(

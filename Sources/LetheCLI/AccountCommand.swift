@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LetheConfiguration
 import Postgres
 import Store
 

@@ -1,6 +1,7 @@
 import ArchiveFormat
 import ArgumentParser
 import Foundation
+import LetheConfiguration
 import Postgres
 import Store
 
@@ -229,7 +230,7 @@ extension ArchiveKeys {
             }
             if !accounts.contains(account) { accounts.append(account) }
         }
-        guard let masterKey = try context.masterKey() else {
+        guard let masterKey = try context.configuration.masterKey() else {
             throw UsageError(
                 "no archive key: give --key-file FILE (the key on its first line, - for stdin), or configure "
                     + "archive.master_key_file (or LETHE_MASTER_KEY_FILE) and the database to use the account's stored key"

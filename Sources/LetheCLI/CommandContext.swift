@@ -1,4 +1,5 @@
 import Foundation
+import LetheConfiguration
 import Logging
 import Postgres
 

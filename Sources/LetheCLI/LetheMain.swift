@@ -1,6 +1,7 @@
 import ArchiveFormat
 import ArgumentParser
 import Foundation
+import LetheConfiguration
 import Postgres
 import Store
 

@@ -1,4 +1,5 @@
 import Foundation
+import LetheConfiguration
 import Store
 
 /// Finds the `migrations/` directory: the flag, `LETHE_MIGRATIONS_DIR`, the config's

@@ -1,4 +1,5 @@
 import Foundation
+import LetheConfiguration
 import Postgres
 import Retention
 import Store

@@ -1,4 +1,5 @@
 import ArgumentParser
+import LetheConfiguration
 import Postgres
 import Store
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import LetheConfiguration
 import Retention
 import Store
 
@@ -19,7 +20,9 @@ extension PolicyCommand {
             let file = context.configurationPath
             let (stored, fileRegistry) = try await context.withDatabase(name: "lethe-policy") { connection in
                 let stored = try RegistryInForce.read(on: connection)
-                let fileRegistry = try file.map { _ in try context.configuredRegistry(on: connection).registry }
+                let fileRegistry = try file.map { path in
+                    try context.configuration.compiledRegistry(on: connection, path: path).registry
+                }
                 return (stored, fileRegistry)
             }
             guard let stored else {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Coordinator
+import LetheConfiguration
 import Logging
 import Postgres
 import Retention
@@ -118,10 +119,10 @@ package enum LetheServices {
 
     /// The handlers of `kinds`.
     static func handlers(_ context: CommandContext, registry: CompiledRegistry) throws -> [any TaskHandler] {
-        let timeouts = try context.deletionTimeouts()
-        var archive = try context.archiveOptions()
+        let timeouts = try context.configuration.deletionTimeouts(path: context.configurationPath)
+        var archive = try context.configuration.archiveOptions()
         archive.deletionTimeouts = timeouts
-        let (maxBatches, archiveSettings) = (context.maxBatches, archive)
+        let (maxBatches, archiveSettings) = (context.configuration.maxBatches, archive)
         let load: @Sendable (Connection) throws -> CompiledRegistry = { try RegistryInForce.load(on: $0) }
         // Each registry-driven handler follows the registry in force (a sync while this runs).
         return [
@@ -144,8 +145,9 @@ package enum LetheServices {
     ) throws
         -> WorkerConfiguration
     {
-        _ = try context.deletionTimeouts()  // refused before anything connects
-        return try context.workerConfiguration(
+        // Refused before anything connects.
+        _ = try context.configuration.deletionTimeouts(path: context.configurationPath)
+        return try context.configuration.workerConfiguration(
             concurrency: options.concurrency, untilIdle: untilIdle, pollOnly: options.pollOnly)
     }
 
@@ -154,8 +156,8 @@ package enum LetheServices {
     ) throws -> WorkerPool {
         WorkerPool(
             conninfo: context.conninfo, configuration: configuration,
-            handlers: try handlers(context, registry: registry), queue: context.taskQueue(), logger: context.logger,
-            version: LetheVersion.current)
+            handlers: try handlers(context, registry: registry), queue: context.configuration.taskQueue(),
+            logger: context.logger, version: LetheVersion.current)
     }
 
     /// The coordinator without the leader's registry check: what the demo runs.
@@ -174,7 +176,8 @@ package enum LetheServices {
     static func leader(
         _ context: CommandContext, untilIdle: Bool, by command: String
     ) async throws -> CoordinatorService {
-        _ = try context.coordinatorConfiguration(untilIdle: untilIdle)  // bad settings exit 2 before any sync
+        // Bad settings exit 2 before any sync.
+        _ = try context.configuration.coordinatorConfiguration(untilIdle: untilIdle)
         let registryTick = try await context.syncRegistryAsCoordinator(by: command)
         return try coordinator(context, untilIdle: untilIdle, registryTick: registryTick)
     }
@@ -183,15 +186,16 @@ package enum LetheServices {
     static func coordinator(
         _ context: CommandContext, untilIdle: Bool, registryTick: RegistryTick?
     ) throws -> CoordinatorService {
-        CoordinatorService(
-            conninfo: context.conninfo, configuration: try context.coordinatorConfiguration(untilIdle: untilIdle),
-            queue: context.taskQueue(),
+        let settings = context.configuration
+        return CoordinatorService(
+            conninfo: context.conninfo, configuration: try settings.coordinatorConfiguration(untilIdle: untilIdle),
+            queue: settings.taskQueue(),
             ticks: [
                 RetentionTick(
                     schedule: RetentionSchedule(
-                        orphanInterval: context.orphanInterval, maxAttempts: context.taskQueue().defaultMaxAttempts),
-                    noticeInterval: context.noticeInterval),
-                ArchiveTick(schedule: ArchiveSchedule(maxAttempts: context.taskQueue().defaultMaxAttempts)),
+                        orphanInterval: settings.orphanInterval, maxAttempts: settings.taskQueue().defaultMaxAttempts),
+                    noticeInterval: settings.noticeInterval),
+                ArchiveTick(schedule: ArchiveSchedule(maxAttempts: settings.taskQueue().defaultMaxAttempts)),
             ] + (registryTick.map { [$0] } ?? []),
             logger: context.logger, version: LetheVersion.current)
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LetheConfiguration
 import Store
 
 /// `lethe status`: the queue, the processes and the failures at a glance.

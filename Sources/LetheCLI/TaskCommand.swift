@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LetheConfiguration
 import Postgres
 import Retention
 import Store
@@ -95,7 +96,7 @@ struct TaskCommand: AsyncParsableCommand {
                     kind: TaskKind(kind), accountID: count == 1 ? account : "\(account ?? "task")-\(index)",
                     entityType: entityType, payload: payload, priority: priority)
             }
-            let queue = context.taskQueue()
+            let queue = context.configuration.taskQueue()
             var inserted = 0
             for chunk in stride(from: 0, to: tasks.count, by: 10_000).map({
                 Array(tasks[$0..<min($0 + 10_000, tasks.count)])

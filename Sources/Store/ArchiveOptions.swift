@@ -1,6 +1,7 @@
 /// The `archive.*` settings of the configuration, as one value: the CLI reads and checks them
 /// once, and the archive task handler and its packer take them as they are. A new archive
-/// setting is added here, read in LetheCLI's `archiveOptions()`, and used where it matters.
+/// setting is added here, read in `Configuration.archiveOptions()` (LetheConfiguration), and
+/// used where it matters.
 public struct ArchiveOptions: Sendable {
     /// Seals archive keys and site secrets; nil when none is configured.
     public var masterKey: MasterKey?

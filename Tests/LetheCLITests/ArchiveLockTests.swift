@@ -4,7 +4,7 @@ import Store
 import TestSupport
 import Testing
 
-@testable import LetheCLI
+@testable import LetheConfiguration
 
 /// An archive job's deletion batch against a hold placed while it waits for the account.
 @Suite struct ArchiveLockTests {

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import LetheCLI
+@testable import LetheConfiguration
 
 /// The YAML configuration file, without a database.
 @Suite struct ConfigurationTests {

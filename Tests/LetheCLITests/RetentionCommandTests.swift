@@ -4,7 +4,7 @@ import Retention
 import TestSupport
 import Testing
 
-@testable import LetheCLI
+@testable import LetheConfiguration
 
 /// The registry section of the configuration file, without a database.
 @Suite struct RegistryConfigurationTests {

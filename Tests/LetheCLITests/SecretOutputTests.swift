@@ -2,7 +2,7 @@ import Foundation
 import TestSupport
 import Testing
 
-@testable import LetheCLI
+@testable import LetheConfiguration
 
 /// A password never reaches what `lethe` prints, whatever form it is written in.
 @Suite struct SecretOutputTests {

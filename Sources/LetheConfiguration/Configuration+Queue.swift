@@ -3,29 +3,31 @@ import Retention
 import Store
 import Worker
 
-extension CommandContext {
+/// The queue settings (`queue.*`, `worker.*`, `coordinator.*`) as the worker pool and the
+/// coordinator take them, checked once.
+extension Configuration {
     /// The queue with the configured default attempts.
-    func taskQueue() -> TaskQueue {
-        TaskQueue(defaultMaxAttempts: configuration.integer("queue.max_attempts") ?? 20)
+    package func taskQueue() -> TaskQueue {
+        TaskQueue(defaultMaxAttempts: integer("queue.max_attempts") ?? 20)
     }
 
     /// Worker settings from the file, then the flags.
-    func workerConfiguration(concurrency: Int?, untilIdle: Bool, pollOnly: Bool) throws -> WorkerConfiguration {
+    package func workerConfiguration(concurrency: Int?, untilIdle: Bool, pollOnly: Bool) throws -> WorkerConfiguration {
         var worker = WorkerConfiguration()
-        worker.concurrency = concurrency ?? configuration.integer("worker.concurrency") ?? worker.concurrency
-        configuration.override(
+        worker.concurrency = concurrency ?? integer("worker.concurrency") ?? worker.concurrency
+        override(
             &worker, integers: ["worker.claim_batch": \.claimBatch, "worker.claim_loops": \.claimLoops])
-        configuration.override(
+        override(
             &worker,
             durations: [
                 "worker.lease": \.lease, "worker.heartbeat_interval": \.heartbeatInterval,
                 "worker.rescue_interval": \.rescueInterval, "worker.poll_interval": \.pollInterval,
                 "worker.task_budget": \.taskBudget, "worker.shutdown_grace": \.shutdownGrace,
             ])
-        worker.listen = !pollOnly && (configuration.boolean("worker.listen") ?? true)
+        worker.listen = !pollOnly && (boolean("worker.listen") ?? true)
         worker.untilIdle = untilIdle
-        let base = configuration.duration("queue.retry_base") ?? worker.retry.base
-        let maximum = configuration.duration("queue.retry_max") ?? worker.retry.maximum
+        let base = duration("queue.retry_base") ?? worker.retry.base
+        let maximum = duration("queue.retry_max") ?? worker.retry.maximum
         guard base > .zero, maximum >= base else {
             throw UsageError(
                 "queue.retry_base (\(DurationText.format(base))) must be positive and not above queue.retry_max "
@@ -49,16 +51,16 @@ extension CommandContext {
     }
 
     /// Coordinator settings from the file, then the flags.
-    func coordinatorConfiguration(untilIdle: Bool) throws -> CoordinatorConfiguration {
+    package func coordinatorConfiguration(untilIdle: Bool) throws -> CoordinatorConfiguration {
         var coordinator = CoordinatorConfiguration()
-        configuration.override(
+        override(
             &coordinator,
             durations: [
                 "coordinator.tick_interval": \.tickInterval, "coordinator.rescue_interval": \.rescueInterval,
                 "coordinator.prune_interval": \.pruneInterval, "coordinator.keep_finished": \.keepFinished,
                 "coordinator.keep_dead": \.keepDead, "worker.lease": \.lease,
             ])
-        configuration.override(&coordinator, integers: ["coordinator.prune_batch": \.pruneBatch])
+        override(&coordinator, integers: ["coordinator.prune_batch": \.pruneBatch])
         coordinator.untilIdle = untilIdle
         guard coordinator.tickInterval > .zero else {
             throw UsageError("coordinator.tick_interval must be positive; expected \(DurationText.accepted)")

@@ -7,23 +7,23 @@ import Store
 /// only by a sync (`lethe policy sync`, the coordinator, `lethe run`). A sync that could
 /// delete what the registry in force keeps, or stop what it runs, needs confirming.
 package enum RegistryInForce {
-    static let missing =
+    package static let missing =
         "no entity-type registry in the database yet; run `lethe policy sync` (or start the coordinator)"
 
     /// What a sync found and did.
     package struct SyncReport: Sendable {
         /// Every difference from the registry in force (empty when the text is unchanged).
-        var changes: [RegistryChange]
+        package var changes: [RegistryChange]
         /// False when changes needed `--confirm` and it was not given: nothing was written.
-        var applied: Bool
+        package var applied: Bool
         /// The registry in force before this sync (nil: none yet).
-        var previous: RegistrySource?
+        package var previous: RegistrySource?
 
-        var needingConfirmation: [RegistryChange] { changes.filter(\.needsConfirmation) }
+        package var needingConfirmation: [RegistryChange] { changes.filter(\.needsConfirmation) }
     }
 
     /// The stored registry and what it declares, or nil when none was synced.
-    static func read(on connection: Connection) throws -> (source: RegistrySource, registry: Registry)? {
+    package static func read(on connection: Connection) throws -> (source: RegistrySource, registry: Registry)? {
         guard let source = try RegistrySource.current(on: connection) else { return nil }
         return (source, try RegistryText.parse(source.text, source: label(source)))
     }
@@ -34,7 +34,7 @@ package enum RegistryInForce {
 
     /// The registry in force, checked against the live catalog. None yet, or one the schema
     /// no longer matches, is a configuration error (exit 2).
-    static func load(on connection: Connection) throws -> CompiledRegistry {
+    package static func load(on connection: Connection) throws -> CompiledRegistry {
         guard let (source, registry) = try read(on: connection) else { throw UsageError(missing) }
         do {
             var compiled = try RegistryCatalog.compile(registry, on: connection)
@@ -46,7 +46,7 @@ package enum RegistryInForce {
     }
 
     /// Fails (exit 2) when no registry was synced yet.
-    static func require(on connection: Connection) throws {
+    package static func require(on connection: Connection) throws {
         guard try RegistrySource.exists(on: connection) else {
             throw UsageError(missing)
         }

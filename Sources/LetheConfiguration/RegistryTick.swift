@@ -10,8 +10,8 @@ import Synchronization
 /// if the differences are safe, else refused and each logged at warning level (the
 /// registry in force stays). When someone else synced meanwhile (`lethe policy sync`), it
 /// only reports how its file differs: a confirmed sync is not undone by an unchanged file.
-final class RegistryTick: SchedulerTick, Sendable {
-    let name = "registry check"
+package final class RegistryTick: SchedulerTick, Sendable {
+    package let name = "registry check"
     private let path: String?
     private let interval: Duration
     private let defaultCheckInterval: Duration
@@ -40,7 +40,22 @@ final class RegistryTick: SchedulerTick, Sendable {
         state = Mutex(State(lastCheck: .now, fileSHA: fileSHA, inForceSHA: inForceSHA))
     }
 
-    func tick(on connection: Connection) throws -> Int {
+    /// The check that follows the coordinator's start-up sync (`report`) of `configuration`,
+    /// read from `path`; the report is logged first.
+    package convenience init(
+        after report: RegistryInForce.SyncReport, configuration: Configuration, path: String?, command: String,
+        logger: Logger
+    ) {
+        report.log(configurationPath: path, logger: logger)
+        let fileSHA = RegistryText.sha256(configuration.registryText)
+        self.init(
+            path: path,
+            interval: configuration.duration("coordinator.registry_check_interval") ?? .seconds(60),
+            defaultCheckInterval: configuration.checkInterval, command: command, logger: logger, fileSHA: fileSHA,
+            inForceSHA: report.applied ? fileSHA : report.previous?.sha256)
+    }
+
+    package func tick(on connection: Connection) throws -> Int {
         let due = state.withLock { state in
             guard ContinuousClock.now - state.lastCheck >= interval else { return false }
             state.lastCheck = .now
@@ -60,7 +75,7 @@ final class RegistryTick: SchedulerTick, Sendable {
             let report = try RegistryInForce.sync(
                 compiled, text: configuration.registryText, configPath: path, by: command, confirm: false,
                 defaultCheckInterval: defaultCheckInterval, on: connection)
-            CommandContext.log(report, configurationPath: path, logger: logger)
+            report.log(configurationPath: path, logger: logger)
             let inForce = report.applied ? RegistryText.sha256(configuration.registryText) : report.previous?.sha256
             state.withLock {
                 $0.fileSHA = fileSHA
@@ -79,5 +94,33 @@ final class RegistryTick: SchedulerTick, Sendable {
         )
         for change in changes { logger.notice("registry difference: \(change)") }
         return 0
+    }
+}
+
+extension RegistryInForce.SyncReport {
+    /// Logs what a sync from `configurationPath` did: each change synced at notice level, or,
+    /// when it was refused, why and each difference at warning level.
+    func log(configurationPath: String?, logger: Logger) {
+        let file = configurationPath ?? "(no configuration file)"
+        if applied {
+            if previous == nil {
+                logger.notice("synced the entity-type registry from \(file) into an empty registry")
+            } else if !changes.isEmpty {
+                logger.notice(
+                    "the configuration \(file) differed from the registry in force; synced it",
+                    metadata: ["changes": .array(changes.map { .string($0.text) })])
+                for change in changes { logger.notice("registry change: \(change.text)") }
+            }
+            return
+        }
+        let origin = previous?.origin ?? "?"
+        logger.warning(
+            """
+            refused to sync the entity-type registry from \(file): it differs from the registry in force \
+            (synced by \(origin)) in ways that need `lethe policy sync --confirm`; running on the registry in force
+            """)
+        for change in changes {
+            logger.warning("registry difference: \(change)")
+        }
     }
 }

@@ -10,7 +10,7 @@ package struct Configuration: Equatable {
     private(set) var values: [String: String] = [:]
     /// The entity types and blob stores (`entity_types:`, `blob_stores:`), checked for shape
     /// here and against the live database when a command needs them.
-    private(set) var registry = Registry()
+    package private(set) var registry = Registry()
     /// Those two sections as text (`RegistryText`): what a sync stores as the registry in force.
     private(set) var registryText = RegistryText.serialize(entityTypes: nil, blobStores: nil)
 
@@ -78,8 +78,8 @@ package struct Configuration: Equatable {
     /// Top-level sections with a structure of their own (see `Configuration+Registry`).
     static let sections = ["entity_types", "blob_stores"]
 
-    var databaseURL: String? { values["database.url"] }
-    var logLevel: String? { values["log.level"] }
+    package var databaseURL: String? { values["database.url"] }
+    package var logLevel: String? { values["log.level"] }
     package var migrationsDirectory: String? { values["migrations.directory"] }
 
     func duration(_ key: String) -> Duration? { values[key].flatMap(DurationText.parse) }
@@ -87,10 +87,10 @@ package struct Configuration: Equatable {
     func boolean(_ key: String) -> Bool? { values[key].flatMap(Self.parseBoolean) }
     func byteSize(_ key: String) -> Int64? { values[key].flatMap(ByteSizeText.parse) }
 
-    static func parseBoolean(_ text: String) -> Bool? { BooleanText.parse(text) }
+    package static func parseBoolean(_ text: String) -> Bool? { BooleanText.parse(text) }
 
     /// Reads and validates `path`; errors name the file, the key and the value.
-    static func load(path: String) throws(UsageError) -> Configuration {
+    package static func load(path: String) throws(UsageError) -> Configuration {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw UsageError("cannot read the configuration file \(path): no such readable file")
         }
