@@ -1,11 +1,11 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// Dependencies point one way:
-//   lethe → LetheCLI → LetheConfiguration → {Coordinator, Worker} → Store → {Postgres, Retention}
-//   Worker → {BackupSites, Archive};  BackupSites → {SFTP, Retention}
-//   (LetheCLI also uses Store, Postgres, Retention, BackupSites, Archive, Coordinator and Worker directly;
-//   LetheBench → {LetheCLI, LetheConfiguration}.)
+// Dependencies point one way (docs/architecture.md):
+//   lethe → LetheBench → LetheCLI → LetheConfiguration → {Coordinator, Worker} → Store
+//   Store → {Postgres, Retention, ArchiveFormat};  Worker → {BackupSites, ArchiveFormat}
+//   BackupSites → {SFTP, Retention};  ArchiveFormat → Archive
+//   (a module may also use any module below it directly.)
 // Retention is the pure domain (no I/O). Only a wrapper module imports its CLib* module:
 // Postgres → CLibPQ, SFTP → CLibSSH2, Archive → CLibArchive.
 let strict: [SwiftSetting] = [
