@@ -186,12 +186,12 @@ let package = Package(
         // The libarchive wrapper's tests: AES-256 ZIP round trips and bsdtar/7z interop, no database.
         .testTarget(
             name: "ArchiveTests",
-            dependencies: ["Archive"],
+            dependencies: ["Archive", "TestSupport"],
             swiftSettings: strict),
         // The archive format's tests: writer and reader round trips, names, splitting; no database.
         .testTarget(
             name: "ArchiveFormatTests",
-            dependencies: ["ArchiveFormat", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["ArchiveFormat", "TestSupport", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict),
     ]
 )

@@ -1,6 +1,7 @@
 import ArchiveFormat
 import Crypto
 import Foundation
+import TestSupport
 import Testing
 
 /// What `ArchivePartWriter` writes, `ArchivePartScan` reads back unchanged, with the sinks
@@ -35,7 +36,7 @@ import Testing
     /// Blobs (a large one, a key that needs encoding, an empty one), blob rows, a large root
     /// table and a child table with a quoted record holding a line break and 0x01.
     static func entries() -> [Written] {
-        var generator = Generator(seed: 15)
+        var generator = SeededGenerator(seed: 15)
         let large = ArchiveLayout.blobEntry(store: "blobs", key: "12")
         let encoded = ArchiveLayout.blobEntry(store: "blobs", key: "a/b c")
         let empty = ArchiveLayout.blobEntry(store: "blobs", key: "13")

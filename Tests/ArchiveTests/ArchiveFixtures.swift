@@ -1,29 +1,15 @@
 import Archive
 import Foundation
+import TestSupport
 import Testing
 
-/// A fresh directory under the system's temporary directory, removed after `body`.
-func withTemporaryDirectory<T>(_ body: (String) throws -> T) throws -> T {
-    let path = FileManager.default.temporaryDirectory
-        .appendingPathComponent("lethe-archive-tests-\(UUID().uuidString)").path
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
-    defer { try? FileManager.default.removeItem(atPath: path) }
-    return try body(path)
-}
-
-/// Test data from a seeded generator (SplitMix64), the same on every run.
+/// Test data from a seeded generator, the same on every run.
 struct Payload {
-    private var state: UInt64
+    private var generator: SeededGenerator
 
-    init(seed: UInt64) { state = seed }
+    init(seed: UInt64) { generator = SeededGenerator(seed: seed) }
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    mutating func next() -> UInt64 { generator.next() }
 
     /// Bytes that do not compress: the worst case for the archive's size.
     mutating func randomBytes(_ count: Int) -> [UInt8] {

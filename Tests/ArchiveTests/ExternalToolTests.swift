@@ -1,5 +1,6 @@
 import Archive
 import Foundation
+import TestSupport
 import Testing
 
 /// Other readers open what ZipWriter writes (bsdtar, 7-Zip), reject a wrong passphrase, and

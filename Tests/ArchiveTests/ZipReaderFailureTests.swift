@@ -1,5 +1,6 @@
 import Archive
 import Foundation
+import TestSupport
 import Testing
 
 /// A wrong passphrase or damaged data makes ZipReader throw; it never hands out zeros.

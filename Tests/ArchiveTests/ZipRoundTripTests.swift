@@ -1,5 +1,6 @@
 import Archive
 import Foundation
+import TestSupport
 import Testing
 
 /// ZipWriter and ZipReader agree on names, sizes, times and bytes, and everything with data is encrypted.

@@ -1,5 +1,6 @@
 import Archive
 import Foundation
+import TestSupport
 import Testing
 
 /// How ZipWriter treats its file: created exclusively, counted, unpadded, finished once.

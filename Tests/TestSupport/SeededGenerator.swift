@@ -9,4 +9,18 @@ public struct SeededGenerator: RandomNumberGenerator {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+
+    /// Bytes that do not compress.
+    public mutating func bytes(_ count: Int) -> [UInt8] {
+        var result: [UInt8] = []
+        result.reserveCapacity(count + 8)
+        while result.count < count { withUnsafeBytes(of: next()) { result.append(contentsOf: $0) } }
+        return Array(result.prefix(count))
+    }
+
+    /// Letters and digits that compress little: a record's text.
+    public mutating func text(_ count: Int) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        return String(decoding: bytes(count).map { alphabet[Int($0 & 63)] }, as: UTF8.self)
+    }
 }
