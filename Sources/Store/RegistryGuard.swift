@@ -11,8 +11,20 @@ public enum RegistryGuard {
     /// `proofs`: the unique indexes that proved the keys when the registry was compiled; if
     /// the application dropped one since (a primary key being changed while workers run),
     /// a key may no longer name one row, and nothing is deleted.
+    /// The proving indexes' tables are locked ACCESS SHARE first, so no index can be dropped
+    /// (DROP INDEX needs ACCESS EXCLUSIVE) between this check and the end of the transaction.
     public static func check(_ version: String?, proofs: [Int64] = [], on connection: Connection) throws {
         try connection.execute("SELECT pg_advisory_xact_lock_shared($1)", [RegistrySync.lockKey])
+        if !proofs.isEmpty {
+            let tables = try connection.query(
+                "SELECT DISTINCT indrelid::regclass::text FROM pg_index WHERE indexrelid = ANY($1::bigint[]::oid[])",
+                [proofs]
+            ).map { try $0.decode(String.self, at: 0) }
+            // regclass text is the table's name quoted as SQL needs it.
+            if !tables.isEmpty {
+                try connection.execute("LOCK TABLE \(tables.joined(separator: ", ")) IN ACCESS SHARE MODE")
+            }
+        }
         // A new statement, so a sync this waited for is visible.
         let (present, current) = try connection.query(
             """

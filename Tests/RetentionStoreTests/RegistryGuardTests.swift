@@ -53,4 +53,36 @@ import Testing
             #expect(result.roots == 1)
         }
     }
+
+    /// Between the guard's check and the first statement that touches a table, no index that
+    /// proved a key can go: the guard holds the tables ACCESS SHARE until the transaction ends.
+    @Test func aProvingIndexCannotBeDroppedWhileADeletingTransactionRuns() async throws {
+        try await withMigratedDatabase { database in
+            let setup = try database.connect()
+            defer { setup.close() }
+            let registry = try Fixture.prepare(setup)
+            let proofs = registry.keyProofs
+            try #require(!proofs.isEmpty)
+            // The statement that removes the first proof: its constraint, or the index itself.
+            let drop = try setup.scalar(
+                """
+                SELECT coalesce(
+                    (SELECT format('ALTER TABLE %s DROP CONSTRAINT %I CASCADE', conrelid::regclass, conname)
+                     FROM pg_constraint WHERE conindid = $1::bigint::oid AND contype IN ('p', 'u')),
+                    format('DROP INDEX %s', $1::bigint::oid::regclass))
+                """, [proofs[0]], as: String.self)
+            let batch = try database.connect()
+            defer { batch.close() }
+            try batch.execute("BEGIN")
+            try RegistryGuard.check(nil, proofs: proofs, on: batch)
+            try setup.execute("SET lock_timeout = '300ms'")
+            let refused = #expect(throws: PostgresError.self) { try setup.execute(drop) }
+            #expect(refused?.sqlState == .lockNotAvailable, "\(String(describing: refused))")
+            try batch.execute("COMMIT")
+            try setup.execute(drop)
+            #expect(throws: KeyProofGone.self) {
+                try setup.withTransaction { try RegistryGuard.check(nil, proofs: proofs, on: $0) }
+            }
+        }
+    }
 }
