@@ -8,13 +8,13 @@ enum StateSQL {
 
     /// `column = 'a'` for one state, `column IN ('a', 'b')` for several (in declaration order).
     static func isIn<State: RawRepresentable<String>>(_ column: String, _ states: [State]) -> String {
-        states.count == 1
-            ? "\(column) = \(literal(states[0]))" : "\(column) IN (\(states.map(literal).joined(separator: ", ")))"
+        let literals = states.map { literal($0) }
+        return literals.count == 1 ? "\(column) = \(literals[0])" : "\(column) IN (\(literals.joined(separator: ", ")))"
     }
 
     /// `column NOT IN ('a', 'b')`.
     static func isNotIn<State: RawRepresentable<String>>(_ column: String, _ states: [State]) -> String {
-        "\(column) NOT IN (\(states.map(literal).joined(separator: ", ")))"
+        "\(column) NOT IN (\(states.map { literal($0) }.joined(separator: ", ")))"
     }
 }
 
