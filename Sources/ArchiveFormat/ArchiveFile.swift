@@ -19,4 +19,10 @@ public struct ArchiveFile: Sendable {
             part = match.4.flatMap { Int($0) } ?? 1
         }
     }
+
+    /// The file's name, without its directory: what the backup log records.
+    public var name: String { URL(fileURLWithPath: path).lastPathComponent }
+
+    /// The SHA-256 of the whole file (lower-case hex), as the backup log records it.
+    public func sha256() throws -> String { try ArchivePartWriter.fileDigest(path) }
 }

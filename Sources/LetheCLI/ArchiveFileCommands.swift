@@ -109,7 +109,11 @@ extension ArchiveCommand {
                 Nothing is overwritten: if any archived key exists the whole restore is rolled \
                 back (blob rows still present exactly as archived are left as they are). Rows \
                 of keep-only types (delete: false) are skipped: retention never deletes them. \
-                Every checksum is checked before the commit.
+                Every checksum is checked before the commit. With --key-file, only files that \
+                the backup log (lethe.backup_log) records for the account the file name gives, \
+                with the same name and SHA-256, are restored, and any other is refused (exit 2) \
+                before anything is written: a key proves only who could encrypt a file, not \
+                whose rows it holds. Without --key-file, the account's own stored key must open it.
                 """)
         @OptionGroup var global: GlobalOptions
         @OptionGroup var options: ArchiveFileOptions
@@ -123,7 +127,8 @@ extension ArchiveCommand {
             do {
                 (results, summaries) = try await context.withDatabase(name: "lethe-restore") { connection in
                     try connection.withTransaction { connection in
-                        try Self.restore(files, keys: keys, registry: registry, on: connection)
+                        try Self.restore(
+                            files, keys: keys, onlyRecorded: options.keyFile != nil, registry: registry, on: connection)
                     }
                 }
             } catch let error as ArchiveRestoreError where error.kind == .configuration {
@@ -147,9 +152,12 @@ extension ArchiveCommand {
         }
 
         /// Streams every part into the open transaction; throws (so it rolls back) on a bad
-        /// checksum, a part that does not belong, or an archived key that exists.
+        /// checksum, a part that does not belong, or an archived key that exists. With
+        /// `onlyRecorded` (a key from --key-file), first refuses any part the backup log does
+        /// not record for the account.
         static func restore(
-            _ files: [ArchiveFile], keys: ArchiveKeys, registry: CompiledRegistry, on connection: Connection
+            _ files: [ArchiveFile], keys: ArchiveKeys, onlyRecorded: Bool, registry: CompiledRegistry,
+            on connection: Connection
         ) throws -> ([ArchiveRestore.TableResult], [PartSummary]) {
             guard let account = files[0].account else {
                 throw ArchiveRestoreError(
@@ -157,6 +165,7 @@ extension ArchiveCommand {
                     "cannot tell the account of \(files[0].path) from its name (expected backup_ACCOUNT_JOB_STAMP.zip): "
                         + "restore checks every record against it")
             }
+            if onlyRecorded { try requireRecorded(files, account: account, on: connection) }
             let restore = try ArchiveRestore(registry: registry, account: account, on: connection)
             let sink = RestoreSink(restore)
             var summaries: [PartSummary] = []
@@ -174,6 +183,26 @@ extension ArchiveCommand {
             }
             if let conflict = restore.conflict { throw conflict }
             return (restore.results, summaries)
+        }
+
+        /// Refuses (before anything is written) a part that the backup log does not record,
+        /// by name and SHA-256, for `account`. A key from --key-file proves only that whoever
+        /// made the file held that key: a tenant could encrypt, with its own key, a file that
+        /// names another account. A file Lethe wrote for the account is recorded as written.
+        static func requireRecorded(_ files: [ArchiveFile], account: String, on connection: Connection) throws {
+            for file in files {
+                let sha256 = try file.sha256()
+                guard
+                    try !ArchiveRestore.isRecorded(
+                        account: account, fileName: file.name, sha256: sha256, on: connection)
+                else { continue }
+                throw UsageError(
+                    "refusing to restore \(file.path) into account \(account) with --key-file: Lethe did not write "
+                        + "this file for account \(account) (the backup log, lethe.backup_log, records no file of the "
+                        + "account with this name and SHA-256 \(sha256)); with --key-file, restore accepts only files "
+                        + "the backup log records for the account the file name gives, byte for byte; nothing was "
+                        + "written")
+            }
         }
     }
 }

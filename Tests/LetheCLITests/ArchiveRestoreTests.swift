@@ -37,13 +37,16 @@ import Testing
             return path
         }
 
-        /// Per table, an md5 over account 1's rows in key order (blob contents included).
-        func checksums() throws -> [String: String] {
+        /// Per table, the number of an account's rows and an md5 over them in key order (blob
+        /// contents included).
+        func checksums(account: Int64 = 1) throws -> [String: String] {
             var sums: [String: String] = [:]
             for table in ArchiveRestoreTests.tables {
                 sums[table] = try connection.scalar(
-                    "SELECT coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '-') FROM app.\(table) t WHERE account_id = 1"
-                )
+                    """
+                    SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '-')
+                    FROM app.\(table) t WHERE account_id = $1
+                    """, [account])
             }
             return sums
         }
@@ -136,6 +139,68 @@ import Testing
             #expect(again.stderr.contains("already (key "), "\(again.stderr)")
             #expect(try archive.checksums() == before)
         }
+    }
+
+    /// A tenant holding only its own archive key (account 1's) builds a file named and
+    /// manifested as account 2's, encrypted with that key. Restored with `--key-file` of that
+    /// key, it is refused before anything is written: Lethe never wrote that file for account
+    /// 2 (its SHA-256 is not in the backup log). The genuine archive, restored with the right
+    /// key file, still restores.
+    @Test func aKeyFileRestoresOnlyFilesLetheWroteForTheAccount() async throws {
+        try await withArchive { archive in
+            let victim = try archive.checksums(account: 2)
+            let crafted = try Self.craft(account: "2", id: 900001, key: Self.archiveKey, in: archive.directory)
+            let attack = try archive.lethe(["archive", "restore", "--key-file", archive.keyFile, crafted])
+            #expect(attack.status == 2, "\(attack.output)")
+            #expect(attack.stderr.contains(crafted) && attack.stderr.contains("account 2"), "\(attack.stderr)")
+            #expect(attack.stderr.contains("backup log"), "\(attack.stderr)")
+            #expect(!attack.output.contains(Self.archiveKey))
+            #expect(try archive.checksums(account: 2) == victim)
+            let planted: Int = try archive.connection.scalar(
+                "SELECT count(*)::bigint FROM app.conversations WHERE id = 900001")
+            #expect(planted == 0)
+            // The same file for the tenant's own account is not one Lethe wrote either.
+            let own = try Self.craft(account: "1", id: 900002, key: Self.archiveKey, in: archive.directory)
+            let ownAttack = try archive.lethe(["archive", "restore", "--key-file", archive.keyFile, own])
+            #expect(ownAttack.status == 2, "\(ownAttack.output)")
+            let ownPlanted: Int = try archive.connection.scalar(
+                "SELECT count(*)::bigint FROM app.conversations WHERE id = 900002")
+            #expect(ownPlanted == 0)
+
+            let before = try archive.checksums()
+            let id: Int64 = try archive.connection.scalar("SELECT min(id) FROM lethe.backup_log WHERE account_id = '1'")
+            #expect(try archive.lethe(["archive", "approve", "\(id)"]).status == 0)
+            let run = try archive.lethe(["run", "--until-idle"])
+            #expect(run.status == 0, "\(run.output)")
+            #expect(try archive.checksums() != before)
+            let restore = try archive.lethe(["archive", "restore", "--key-file", archive.keyFile] + archive.files)
+            #expect(restore.status == 0, "\(restore.output)")
+            #expect(try archive.checksums() == before)
+            #expect(try archive.checksums(account: 2) == victim)
+        }
+    }
+
+    /// An archive written with `ArchivePartWriter` (as the packer does): one conversation of
+    /// `account` with id `id`, named and manifested as that account's, encrypted with `key`.
+    static func craft(account: String, id: Int, key: String, in directory: String) throws -> String {
+        let target = "\(directory)/crafted-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        let table = "app.conversations"
+        var writer = ArchivePartWriter(
+            directory: target,
+            job: .init(
+                id: UUID(), account: account, stamp: "20260101000000", created: Date(),
+                cutoffs: [:], counts: ["conversations": [table: 1]]),
+            passphrase: key, compressionLevel: 6, splitSize: 1 << 30)
+        let record = """
+            {"id":\(id),"account_id":\(account),"channel":"chat","started_at":"2020-01-01T00:00:00Z",\
+            "ended_at":"2020-01-02T00:00:00Z"}
+
+            """
+        try writer.begin(ArchiveLayout.rowsEntry(type: "conversations", index: 0, table: table))
+        try writer.write(Array(record.utf8), records: 1)
+        let files = try writer.finish()
+        return "\(target)/\(files[0].name)"
     }
 
     @Test func verifyChecksEveryEntryAndTheKey() async throws {
