@@ -109,19 +109,26 @@ struct NotificationCopyAndThreadTests {
         await #expect(throws: PostgresError.self) { try await thread.run { _ in 1 } }
     }
 
+    // Both cancel tests give the statement far longer than a test needs: another suite's
+    // blocking call can stall this process's cooperative pool for minutes on a 2-core machine,
+    // and a statement that ended on its own before the cancel would prove nothing.
     @Test func aCancelBetweenStatementsReachesTheNextOne() async throws {
         let thread = ConnectionThread(conninfo: try TestEnvironment.databaseURL())
         let started = Mutex(false)
+        let cancelSent = Mutex(false)
         let task = Task {
             try await thread.run { connection in
                 started.withLock { $0 = true }
-                // Not yet a statement on the server: a cancel sent now is ignored there.
-                Thread.sleep(forTimeInterval: 1)
-                try connection.execute("SELECT pg_sleep(30)")
+                // Not yet a statement on the server: the cancel sent now is ignored there.
+                let deadline = Date().addingTimeInterval(600)
+                while !cancelSent.withLock({ $0 }), Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+                Thread.sleep(forTimeInterval: 0.3)
+                try connection.execute("SELECT pg_sleep(120)")
             }
         }
         while !started.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
-        task.cancel()
+        task.cancel()  // runs the cancellation handler, which sends the first request, before it returns
+        cancelSent.withLock { $0 = true }
         let error = try #require(await task.result.failureError as? PostgresError)
         #expect(error.sqlState == .queryCanceled)
         #expect(try await thread.run { try $0.query("SELECT 4")[0].decode(Int.self, at: 0) } == 4)
@@ -132,14 +139,15 @@ struct NotificationCopyAndThreadTests {
         let thread = ConnectionThread(conninfo: try TestEnvironment.databaseURL())
         let clock = ContinuousClock()
         let marker = "lethe-cancel-\(UUID().uuidString)"
-        let task = Task { try await thread.run { try $0.execute("SELECT pg_sleep(30), $1::text", [marker]) } }
+        let task = Task { try await thread.run { try $0.execute("SELECT pg_sleep(600), $1::text", [marker]) } }
         // Cancel once the statement is running on the server.
         let observer = try Connection.connect(try TestEnvironment.databaseURL())
         var seen = false
-        for _ in 0..<2400 where !seen {
+        let deadline = clock.now + .seconds(300)
+        while !seen, clock.now < deadline {
             seen =
                 try observer.query(
-                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(30), $1%'"
+                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(600), $1%'"
                 )[0].decode(Int.self, at: 0) > 0
             if !seen { try await Task.sleep(for: .milliseconds(50)) }
         }
