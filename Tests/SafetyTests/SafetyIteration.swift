@@ -31,7 +31,7 @@ struct IterationResult: Sendable {
 
 /// One iteration: a random schema and tenants in a database of its own, Lethe run for real
 /// while the mutator changes settings, then every deletion checked row by row.
-struct SafetyIteration {
+struct SafetyIteration: Sendable {
     var seed: UInt64
     var options: SafetyOptions
     var adversary: Adversary = .none
@@ -42,10 +42,14 @@ struct SafetyIteration {
         print(
             "safety: iteration seed \(seed) (\(adversary.rawValue)); replay with LETHE_SAFETY_SEED=\(seed) LETHE_SAFETY_ITERATIONS=1"
         )
+        let iteration = self
         let first = try await withMigratedDatabase { database in
-            let connection = try database.connect()
-            defer { connection.close() }
-            return try run(database, connection)
+            // Minutes of waiting for `lethe` and polling: off the cooperative pool.
+            try await offThePool {
+                let connection = try database.connect()
+                defer { connection.close() }
+                return try iteration.run(database, connection)
+            }
         }
         guard first.refusedOldKeys else { return first }
         // After defect 1's fix the old `key: id` form is refused: check the rest of the
