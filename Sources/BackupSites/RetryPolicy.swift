@@ -41,12 +41,3 @@ extension RetryPolicy {
         while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
     }
 }
-
-extension BackupSite {
-    /// `upload(localFile:name:)` retried under `policy`, `attempts` times in all: a broken
-    /// connection is reopened and the upload retried; the temporary-name protocol makes the
-    /// retry safe.
-    public func upload(localFile: String, name: String, retrying policy: RetryPolicy, attempts: Int) throws -> Int64 {
-        try policy.run(attempts: attempts) { try upload(localFile: localFile, name: name) }
-    }
-}

@@ -244,7 +244,7 @@ enum ArchiveText {
     /// `on`/`off` (also true/false, yes/no).
     static func onOff(_ text: String?, option: String) throws -> Bool? {
         guard let text else { return nil }
-        guard let value = Configuration.parseBoolean(text) else {
+        guard let value = BooleanText.parse(text) else {
             throw UsageError("\(option) \"\(text)\" is not allowed; expected on or off")
         }
         return value

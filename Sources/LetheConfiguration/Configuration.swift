@@ -84,10 +84,8 @@ package struct Configuration: Equatable {
 
     func duration(_ key: String) -> Duration? { values[key].flatMap(DurationText.parse) }
     func integer(_ key: String) -> Int? { values[key].flatMap { Int($0) } }
-    func boolean(_ key: String) -> Bool? { values[key].flatMap(Self.parseBoolean) }
+    func boolean(_ key: String) -> Bool? { values[key].flatMap(BooleanText.parse) }
     func byteSize(_ key: String) -> Int64? { values[key].flatMap(ByteSizeText.parse) }
-
-    package static func parseBoolean(_ text: String) -> Bool? { BooleanText.parse(text) }
 
     /// Reads and validates `path`; errors name the file, the key and the value.
     package static func load(path: String) throws(UsageError) -> Configuration {
@@ -146,7 +144,7 @@ package struct Configuration: Equatable {
         case .text: valid = true
         case .duration: valid = DurationText.parse(value) != nil
         case .positiveInteger: valid = Int(value).map { $0 >= 1 } ?? false
-        case .boolean: valid = parseBoolean(value) != nil
+        case .boolean: valid = BooleanText.parse(value) != nil
         case .byteSize: valid = ByteSizeText.parse(value).map { $0 >= 1 } ?? false
         case .integer(let range): valid = Int(value).map(range.contains) ?? false
         }

@@ -6,7 +6,7 @@ import Testing
 /// A registry sync while workers run: no deletion acts on the registry a worker read at
 /// start once another is in force, and a sync waits for the batches in flight.
 @Suite struct RegistryReloadTests {
-    static func config(_ database: TestDatabase, versions: Bool) throws -> String {
+    static func config(_ database: TestDatabase, versions: Bool, extra: String = "") throws -> String {
         try writeConfig(
             """
             database: { url: "\(database.url)" }
@@ -19,6 +19,16 @@ import Testing
                 clock: saved_at
                 interval: { default: 30d, min: 1d, max: 1y }
             \(versions ? "    versions: { item: item, keep: 5 }" : "")
+            \(extra)
+            """)
+    }
+
+    /// The application's one table, under test.
+    static func createDocs(_ connection: Connection) throws {
+        try connection.executeScript(
+            """
+            CREATE SCHEMA app;
+            CREATE TABLE app.docs (id bigint PRIMARY KEY, account_id bigint, item bigint, saved_at timestamptz);
             """)
     }
 
@@ -26,11 +36,7 @@ import Testing
         try await withMigratedDatabase { database in
             let connection = try database.connect()
             defer { connection.close() }
-            try connection.executeScript(
-                """
-                CREATE SCHEMA app;
-                CREATE TABLE app.docs (id bigint PRIMARY KEY, account_id bigint, item bigint, saved_at timestamptz);
-                """)
+            try Self.createDocs(connection)
             let before = try Self.config(database, versions: false)
             let after = try Self.config(database, versions: true)
             defer { for path in [before, after] { try? FileManager.default.removeItem(atPath: path) } }
@@ -66,14 +72,9 @@ import Testing
         try await withMigratedDatabase { database in
             let connection = try database.connect()
             defer { connection.close() }
-            try connection.executeScript(
-                """
-                CREATE SCHEMA app;
-                CREATE TABLE app.docs (id bigint PRIMARY KEY, account_id bigint, item bigint, saved_at timestamptz);
-                """)
-            let path = try writeConfig(
-                try String(contentsOfFile: try Self.config(database, versions: false), encoding: .utf8)
-                    + "queue: { retry_base: 100ms, retry_max: 500ms }\n")
+            try Self.createDocs(connection)
+            let path = try Self.config(
+                database, versions: false, extra: "queue: { retry_base: 100ms, retry_max: 500ms }")
             defer { try? FileManager.default.removeItem(atPath: path) }
             #expect(try LetheProcess.run(["policy", "sync", "--config", path]).status == 0)
             #expect(try LetheProcess.run(["account", "add", "1", "--config", path]).status == 0)
