@@ -206,19 +206,25 @@ enum QueueSQL {
     /// Nothing due, nothing running, no retry pending, no schedule or retention check due. (A task enqueued
     /// for later — available with a future run_at — does not keep `--until-idle` running.)
     /// $1: only these kinds count (NULL: all) — a worker waits only for what it can run.
+    ///
+    /// "Due" compares with `clock_timestamp()`, not `now()`: `now()` is when this statement's
+    /// transaction began, which can be before another session's transaction began, committed
+    /// and became visible to this statement's snapshot. That session's task, stamped with its
+    /// own later `now()`, would look "enqueued for later" while the wake that enqueued it is
+    /// already cleared: `lethe run --until-idle` then exited with an approved job's task queued.
     static let isIdle = """
-        SELECT NOT EXISTS (SELECT 1 FROM lethe.tasks WHERE state = \(StateSQL.literal(TaskState.available)) AND run_at <= now()
+        SELECT NOT EXISTS (SELECT 1 FROM lethe.tasks WHERE state = \(StateSQL.literal(TaskState.available)) AND run_at <= clock_timestamp()
                            AND ($1::text[] IS NULL OR kind = ANY($1)))
            AND NOT EXISTS (SELECT 1 FROM lethe.tasks WHERE \(StateSQL.isIn("state", [TaskState.running, .failed]))
                            AND ($1::text[] IS NULL OR kind = ANY($1)))
-           AND NOT EXISTS (SELECT 1 FROM lethe.schedules WHERE enabled AND next_run_at <= now()
+           AND NOT EXISTS (SELECT 1 FROM lethe.schedules WHERE enabled AND next_run_at <= clock_timestamp()
                            AND ($1::text[] IS NULL OR kind = ANY($1)))
-           AND NOT EXISTS (SELECT 1 FROM lethe.retention_runs WHERE next_run_at <= now()
+           AND NOT EXISTS (SELECT 1 FROM lethe.retention_runs WHERE next_run_at <= clock_timestamp()
                            AND ($1::text[] IS NULL OR kind = ANY($1)))
            AND ($1::text[] IS NOT NULL AND NOT '\(TaskKind.archive.rawValue)' = ANY($1)
-                OR NOT EXISTS (SELECT 1 FROM lethe.archive_jobs WHERE wake_at <= now()
+                OR NOT EXISTS (SELECT 1 FROM lethe.archive_jobs WHERE wake_at <= clock_timestamp()
                                    AND state <> \(StateSQL.literal(ArchiveJobState.deleted)))
-                   AND NOT EXISTS (SELECT 1 FROM lethe.archive_settings WHERE enabled AND next_run_at <= now()))
+                   AND NOT EXISTS (SELECT 1 FROM lethe.archive_settings WHERE enabled AND next_run_at <= clock_timestamp()))
         """
 
     /// $1 batch size. Enqueues a task for each due schedule (skipping those whose previous

@@ -30,7 +30,8 @@ public struct ArchiveHandler: TaskHandler {
     public func run(_ task: ClaimedTask, context: TaskContext) async throws -> TaskProgress {
         guard let account = task.accountID else { throw PermanentTaskFailure("an archive task needs an account") }
         let jobs = self.jobs
-        for job in try await context.database.run({ try jobs.openJobs(account: account, on: $0) }) {
+        let open = try await context.database.run { try jobs.openJobs(account: account, on: $0) }
+        for (index, job) in open.enumerated() {
             try await context.database.run { try jobs.watch(job, on: $0) }
             var job = job
             var logger = context.logger
@@ -81,7 +82,9 @@ public struct ArchiveHandler: TaskHandler {
                 }
                 if context.shouldYield { return .more }
             }
-            if context.shouldYield { return .more }
+            // Only with another job left: a task whose jobs all wait (for approval, a site)
+            // is done, or a spent budget would requeue it at once, again and again.
+            if index < open.count - 1, context.shouldYield { return .more }
         }
         return .done
     }

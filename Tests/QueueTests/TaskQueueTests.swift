@@ -332,4 +332,21 @@ struct TaskQueueTests {
             #expect(try !queue.isIdle(on: connection))
         }
     }
+
+    /// A task committed by a transaction that began after the idle check's transaction is
+    /// due, not "enqueued for later": its run_at is its own `now()`, later than the checker's.
+    /// (Autocommit statements meet this too: a statement's `now()` is fixed before its
+    /// snapshot is taken. `lethe run --until-idle` exited with an approved job's task queued.)
+    @Test func aTaskCommittedAfterTheCheckersTransactionBeganIsNotIdle() async throws {
+        try await withMigratedDatabase { database in
+            let checker = try database.connect()
+            let enqueuer = try database.connect()
+            try checker.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+            _ = try checker.query("SELECT now()")
+            try await Task.sleep(for: .milliseconds(20))
+            #expect(try queue.enqueue([NewTask(kind: "noop")], on: enqueuer) == 1)
+            #expect(try !queue.isIdle(on: checker), "a task due since its enqueue counted as for later")
+            try checker.execute("ROLLBACK")
+        }
+    }
 }
