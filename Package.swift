@@ -63,10 +63,15 @@ let package = Package(
         .target(
             name: "Retention",
             swiftSettings: strict),
+        // migrations/*.sql compiled into the binary: the plugin lists the directory at every
+        // build and MigrationEmbedder writes the bytes into EmbeddedMigrations.files.
+        .executableTarget(name: "MigrationEmbedder"),
+        .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["MigrationEmbedder"]),
+        .target(name: "LetheMigrations", plugins: ["EmbedMigrations"]),
         .target(
             name: "Store",
             dependencies: [
-                "Postgres", "Retention", "ArchiveFormat",
+                "Postgres", "Retention", "ArchiveFormat", "LetheMigrations",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],

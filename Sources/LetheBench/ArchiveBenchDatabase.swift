@@ -36,9 +36,7 @@ struct ArchiveBenchDatabase: Sendable {
         }
         let conninfo = ConnectionString.withDatabase(context.conninfo, name)
         let thread = ConnectionThread(conninfo: conninfo, name: "lethe-bench-db")
-        let files = try MigrationFile.load(
-            directory: try MigrationsDirectory.resolve(flag: nil, configured: context.configuration.migrationsDirectory)
-        )
+        let files = try MigrationSet.resolve(flag: nil, configured: context.configuration.migrationsDirectory).files
         let schema = try String(contentsOf: example.appendingPathComponent("schema.sql"), encoding: .utf8)
         let seed = try String(contentsOf: example.appendingPathComponent("seed.sql"), encoding: .utf8)
         let parsed = try Configuration.parse(registryYAML, source: "bench")

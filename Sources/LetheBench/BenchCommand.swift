@@ -66,9 +66,8 @@ struct QueueBench: AsyncParsableCommand {
             try $0.execute("CREATE DATABASE \(SQLIdentifier.quote(scratch))")
         }
         do {
-            let directory = try MigrationsDirectory.resolve(
-                flag: nil, configured: context.configuration.migrationsDirectory)
-            let migrator = Migrator(files: try MigrationFile.load(directory: directory))
+            let migrations = try MigrationSet.resolve(flag: nil, configured: context.configuration.migrationsDirectory)
+            let migrator = Migrator(files: migrations.files)
             let bench = QueueBenchRun(
                 conninfo: conninfo, tasks: tasks, claimBatch: claimBatch, claimLoops: claimLoops,
                 concurrency: concurrency,

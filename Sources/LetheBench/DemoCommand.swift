@@ -67,8 +67,7 @@ struct DemoCommand: AsyncParsableCommand {
         let conninfo = cluster.conninfo()
         let setup = try Connection.connect(conninfo, applicationName: "lethe-demo")
         defer { setup.close() }
-        let migrations = try MigrationsDirectory.resolve(flag: nil, configured: nil)
-        try Migrator(files: try MigrationFile.load(directory: migrations)).apply(setup)
+        try Migrator(files: try MigrationSet.resolve(flag: nil, configured: nil).files).apply(setup)
         say("schema lethe migrated")
         for file in ["schema.sql", "seed.sql"] {
             let sql = try String(contentsOf: example.appendingPathComponent(file), encoding: .utf8)

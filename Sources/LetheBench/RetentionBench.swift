@@ -154,9 +154,7 @@ struct RetentionBench: AsyncParsableCommand {
     func build(context: CommandContext, template: String, example: URL, registryYAML: String) async throws {
         let conninfo = ConnectionString.withDatabase(context.conninfo, template)
         return try await Self.withThread(conninfo: conninfo, name: "lethe-bench-build") { database in
-            let migrations = try MigrationsDirectory.resolve(
-                flag: nil, configured: context.configuration.migrationsDirectory)
-            let files = try MigrationFile.load(directory: migrations)
+            let files = try MigrationSet.resolve(flag: nil, configured: context.configuration.migrationsDirectory).files
             let schema = try String(contentsOf: example.appendingPathComponent("schema.sql"), encoding: .utf8)
             let seed = try String(contentsOf: example.appendingPathComponent("seed.sql"), encoding: .utf8)
             let registry = try Configuration.parse(registryYAML, source: "bench")

@@ -2,6 +2,7 @@ import Foundation
 import LetheConfiguration
 import Logging
 import Postgres
+import Store
 
 /// What a subcommand needs before it runs: the configuration file, the log level and the
 /// database connection, each resolved from flag, environment and file in that order.
@@ -44,7 +45,8 @@ package struct CommandContext {
 }
 
 extension CommandContext {
-    /// Runs `body` on a dedicated database thread and closes it afterwards.
+    /// Runs `body` on a dedicated database thread and closes it afterwards. Refuses a server
+    /// older than Lethe supports (`ServerRequirement`) before `body` runs any SQL.
     @discardableResult
     package func withDatabase<T: Sendable>(
         name: String, _ body: @escaping @Sendable (Connection) throws -> T
@@ -53,7 +55,10 @@ extension CommandContext {
     {
         let thread = connectionThread(name: name)
         do {
-            let value = try await thread.run(body)
+            let value = try await thread.run { connection in
+                try ServerRequirement.check(connection)
+                return try body(connection)
+            }
             await thread.shutdown()
             return value
         } catch {

@@ -43,7 +43,8 @@ public enum LetheMain {
     /// Bad usage or configuration (exit 2), as opposed to a runtime failure (exit 1).
     static func isUsageError(_ error: any Error) -> Bool {
         switch error {
-        case is UsageError, is ArchivePartsError, is MigrationError, is ArchiveSettingsError, is MasterKeyError:
+        case is UsageError, is ArchivePartsError, is MigrationError, is ArchiveSettingsError, is MasterKeyError,
+            is BaselineError, is ServerVersionError:
             return true
         case let error as PostgresError: return error.code == .invalidConnectionString
         default: return false

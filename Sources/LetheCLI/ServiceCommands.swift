@@ -65,6 +65,7 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.worker")
         let settings = try LetheServices.workerConfiguration(context, options: worker, untilIdle: untilIdle)
+        try await LetheServices.requireCompatibleSchema(context)
         let pool = try await LetheServices.workerPool(context, configuration: settings)
         try await ServiceRunner.run([pool], logger: context.logger)
     }
@@ -160,6 +161,20 @@ package enum LetheServices {
             logger: context.logger, version: LetheVersion.current)
     }
 
+    /// Refuses (exit 1) a schema that is not migrated to exactly what this binary knows: the
+    /// embedded migrations, or the directory the configuration names.
+    static func requireCompatibleSchema(_ context: CommandContext) async throws {
+        let known = try MigrationSet.resolve(flag: nil, configured: context.configuration.migrationsDirectory).files
+        if let problem = try await context.withDatabase(
+            name: "lethe-schema",
+            { connection in
+                try SchemaCompatibility.check(connection, known: known)
+            })
+        {
+            throw problem
+        }
+    }
+
     /// The coordinator without the leader's registry check: what the demo runs.
     package static func coordinator(_ context: CommandContext, untilIdle: Bool) throws -> CoordinatorService {
         try coordinator(context, untilIdle: untilIdle, registryTick: nil)
@@ -178,6 +193,7 @@ package enum LetheServices {
     ) async throws -> CoordinatorService {
         // Bad settings exit 2 before any sync.
         _ = try context.configuration.coordinatorConfiguration(untilIdle: untilIdle)
+        try await requireCompatibleSchema(context)
         let registryTick = try await context.syncRegistryAsCoordinator(by: command)
         return try coordinator(context, untilIdle: untilIdle, registryTick: registryTick)
     }

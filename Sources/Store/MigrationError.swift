@@ -3,7 +3,6 @@ import Foundation
 /// Why `lethe migrate` refused to run; each case names the file and what is accepted.
 /// All are configuration problems (exit 2), not runtime failures.
 public enum MigrationError: Error, Equatable, CustomStringConvertible {
-    case directoryNotFound(searched: [String])
     case directoryUnreadable(String)
     case fileUnreadable(String)
     case invalidFileName(String)
@@ -16,9 +15,6 @@ public enum MigrationError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .directoryNotFound(let searched):
-            return "no migrations directory found; looked in \(searched.joined(separator: ", ")). "
-                + "Pass --migrations DIR or set LETHE_MIGRATIONS_DIR"
         case .directoryUnreadable(let path):
             return "cannot read the migrations directory \(path)"
         case .fileUnreadable(let name):

@@ -52,7 +52,12 @@ public struct MigrationFile: Sendable, Equatable {
             }
             files.append(try MigrationFile(fileName: name, contents: data))
         }
-        files.sort { $0.version < $1.version }
+        return try ordered(files)
+    }
+
+    /// `files` sorted by version; rejects two files with one version, naming both.
+    static func ordered(_ files: [MigrationFile]) throws(MigrationError) -> [MigrationFile] {
+        let files = files.sorted { $0.version < $1.version }
         for (a, b) in zip(files, files.dropFirst()) where a.version == b.version {
             throw .duplicateVersion(a.fileName, b.fileName)
         }

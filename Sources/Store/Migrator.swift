@@ -86,13 +86,13 @@ public struct Migrator: Sendable {
         return done
     }
 
-    private struct Applied {
+    struct Applied {
         var name: String
         var checksum: String
         var appliedAt: Date
     }
 
-    private func appliedMigrations(_ connection: Connection) throws -> [Int: Applied] {
+    func appliedMigrations(_ connection: Connection) throws -> [Int: Applied] {
         let exists = try connection.query("SELECT to_regclass('lethe.schema_migrations') IS NOT NULL")[0]
             .decode(Bool.self, at: 0)
         guard exists else { return [:] }

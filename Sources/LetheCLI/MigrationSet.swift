@@ -2,33 +2,32 @@ import Foundation
 import LetheConfiguration
 import Store
 
-/// Finds the `migrations/` directory: the flag, `LETHE_MIGRATIONS_DIR`, the config's
-/// `migrations.directory`, `./migrations`, a `migrations/` beside or above the executable
-/// (a build inside the repository), then `/usr/share/lethe/migrations`.
-package enum MigrationsDirectory {
+/// The migrations a command applies: a directory named by `--migrations`, then
+/// `LETHE_MIGRATIONS_DIR`, then the config's `migrations.directory`; with none of them, the
+/// migrations embedded in this binary (the same bytes, so the same checksums).
+package struct MigrationSet: Sendable {
+    package var files: [MigrationFile]
+    /// The directory they were read from; nil for the embedded set.
+    package var directory: URL?
+
+    /// Where they came from, for messages.
+    package var origin: String { directory.map { "migrations in \($0.path)" } ?? "migrations embedded in this binary" }
+
     package static func resolve(
         flag: String?, configured: String?, environment: [String: String] = ProcessInfo.processInfo.environment
-    ) throws -> URL {
-        if let explicit = flag ?? environment["LETHE_MIGRATIONS_DIR"] ?? configured {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: explicit, isDirectory: &isDirectory), isDirectory.boolValue
-            else {
-                throw UsageError("migrations directory \(explicit) does not exist or is not a directory")
-            }
-            return URL(fileURLWithPath: explicit)
+    ) throws -> MigrationSet {
+        guard
+            let explicit = flag ?? environment["LETHE_MIGRATIONS_DIR"].flatMap({ $0.isEmpty ? nil : $0 }) ?? configured
+        else {
+            return MigrationSet(files: try MigrationFile.embedded(), directory: nil)
         }
-        let candidates = BundledDirectory.candidates("migrations")
-        for candidate in candidates where containsMigrations(candidate) {
-            return URL(fileURLWithPath: candidate).standardizedFileURL
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: explicit, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw UsageError("migrations directory \(explicit) does not exist or is not a directory")
         }
-        throw MigrationError.directoryNotFound(searched: candidates)
+        let directory = URL(fileURLWithPath: explicit).standardizedFileURL
+        return MigrationSet(files: try MigrationFile.load(directory: directory), directory: directory)
     }
-
-    private static func containsMigrations(_ path: String) -> Bool {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-        return names.contains { $0.hasPrefix("0001_") && $0.hasSuffix(".sql") }
-    }
-
 }
 
 /// Where files shipped beside Lethe are looked for: `./relative`, then `relative` beside or
