@@ -61,19 +61,27 @@ struct AccountCommand: AsyncParsableCommand {
             abstract: "Show an account's policies: the interval in force per type, and why retention does not run.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The account id.") var account: String
+        @Flag(help: "Print a JSON object: account_id and policies (one object per entity type).") var json = false
 
         func run() async throws {
             let context = try CommandContext(global, label: "lethe.account")
-            try await AccountCommand.show(account, context: context)
+            try await AccountCommand.show(account, context: context, json: json)
         }
     }
 
-    static func show(_ account: String, context: CommandContext) async throws {
+    /// `account show --json`.
+    struct ShowDocument: Encodable {
+        var accountID: String
+        var policies: [AccountPolicyStatus]
+    }
+
+    static func show(_ account: String, context: CommandContext, json: Bool = false) async throws {
         let rows = try await PolicyCall.run(context) { connection in
             let administration = AccountAdministration()
             try administration.requireAccount(account, on: connection)
             return try administration.policies(account: account, on: connection)
         }
+        if json { return try JSONOutput.print(ShowDocument(accountID: account, policies: rows)) }
         var table = TextTable("TYPE", "INTERVAL", "FROM", "CUTOFF", "RUNS", "NEXT CHECK")
         for row in rows {
             let runs =

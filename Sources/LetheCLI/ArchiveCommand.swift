@@ -35,6 +35,7 @@ struct ArchiveCommand: AsyncParsableCommand {
             help: "Only this status (\(ArchiveCommand.statuses.joined(separator: ", ")), or failed for both failures).")
         var status: String?
         @Option(help: "At most this many files.") var limit = 50
+        @Flag(help: "Print a JSON array of archive files.") var json = false
 
         func run() async throws {
             let context = try CommandContext(global, label: "lethe.archive")
@@ -51,6 +52,7 @@ struct ArchiveCommand: AsyncParsableCommand {
                 try ArchiveAdministration(masterKey: nil).backupLog(
                     account: account, status: status, limit: limit, on: $0)
             }
+            if json { return try JSONOutput.print(rows) }
             var table = TextTable(
                 "ID", "ACCOUNT", "FILE", "CREATED", "SIZE", "FILES", "RECORDS", "STATUS", "SITES", "ERROR")
             for line in rows {

@@ -93,6 +93,8 @@ struct PolicyCommand: AsyncParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Option(help: "The account id.") var account: String
         @Option(name: .customLong("type"), help: "Only this entity type.") var entityType: String?
+        @Flag(help: "Print a JSON object: account_id and entity_types (rows now per table, oldest, newest, note).")
+        var json = false
 
         func run() async throws {
             let context = try CommandContext(global, label: "lethe.policy")
@@ -110,12 +112,27 @@ struct PolicyCommand: AsyncParsableCommand {
                 let previews = try types.map { try RetentionPreview.compute($0, account: account, on: connection) }
                 return (previews, try PolicyAdministration().runStatus(account: account, on: connection))
             }
-            var table = TextTable("TYPE", "ROWS NOW", "OLDEST", "NEWEST", "TABLE ROWS", "NOTE")
-            for preview in previews {
-                let note = status.first { $0.entityType == preview.entityType }.map { status in
+            func note(_ preview: RetentionPreview) -> String? {
+                status.first { $0.entityType == preview.entityType }.map { status in
                     status.runnable
                         ? (status.held ? "held: nothing is deleted" : "") : "not run: \(status.blockedReason ?? "")"
                 }
+            }
+            if json {
+                return try JSONOutput.print(
+                    PreviewDocument(
+                        accountID: account,
+                        entityTypes: previews.map { preview in
+                            PreviewDocument.EntityType(
+                                entityType: preview.entityType, rowsNow: preview.rows.first?.count ?? 0,
+                                oldest: preview.oldest, newest: preview.newest,
+                                tables: preview.rows.map { .init(table: $0.table, rows: $0.count) },
+                                note: note(preview).flatMap { $0.isEmpty ? nil : $0 })
+                        }))
+            }
+            var table = TextTable("TYPE", "ROWS NOW", "OLDEST", "NEWEST", "TABLE ROWS", "NOTE")
+            for preview in previews {
+                let note = note(preview)
                 table.add(
                     preview.entityType, "\(preview.rows.first?.count ?? 0)",
                     preview.oldest.map(HumanText.timestamp) ?? "-", preview.newest.map(HumanText.timestamp) ?? "-",
@@ -124,6 +141,25 @@ struct PolicyCommand: AsyncParsableCommand {
             print("account \(account): what retention would delete now (nothing is deleted by this command)")
             print(table.rendered)
         }
+    }
+
+    /// `policy preview --json`.
+    struct PreviewDocument: Encodable {
+        struct Table: Encodable {
+            var table: String
+            var rows: Int
+        }
+        struct EntityType: Encodable {
+            var entityType: String
+            var rowsNow: Int
+            var oldest: Date?
+            var newest: Date?
+            var tables: [Table]
+            /// Why nothing would be deleted (held, not run), or nil.
+            var note: String?
+        }
+        var accountID: String
+        var entityTypes: [EntityType]
     }
 
     struct Tier: AsyncParsableCommand {

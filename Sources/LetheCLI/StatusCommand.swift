@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LetheConfiguration
+import Retention
 import Store
 
 /// `lethe status`: the queue, the processes and the failures at a glance.
@@ -15,23 +16,107 @@ struct StatusCommand: AsyncParsableCommand {
             (account, clock) indexes).
 
             Exit status 0 whatever the state; --json prints the same as one JSON object.
+
+            --check judges instead, for cron and Kubernetes exec probes: one line per problem \
+            and exit status 1 (dead tasks; no live leading coordinator; no live worker; an \
+            account's oldest expired row behind policy by more than --max-behind; archive files \
+            that failed to upload or delete; archive jobs not uploaded --max-behind after they \
+            were created), else one OK line and exit status 0. It reads views only, so role \
+            lethe_monitor may run it. With --json it prints {"ok", "problems", "facts"}.
+
+            --watch redraws every --interval until Ctrl-C (on a terminal; otherwise it prints \
+            each report after the last).
             """)
 
     @OptionGroup var global: GlobalOptions
     @Flag(help: "Print JSON instead of tables.") var json = false
+    @Flag(help: "Print one line per problem and exit 1 when there is one (else one OK line, exit 0).")
+    var check = false
+    @Option(
+        name: .customLong("max-behind"),
+        help: ArgumentHelp(
+            "With --check: how far behind policy an account's oldest expired row (and how old an archive job not "
+                + "yet uploaded) may be (default \(StatusCheck.defaultMaxBehind)).",
+            valueName: "duration"))
+    var maxBehindText: String?
+    @Flag(help: "Redraw every --interval until interrupted.") var watch = false
+    @Option(help: ArgumentHelp("With --watch: time between reports (default 5s).", valueName: "duration"))
+    var interval: String?
+
+    var maxBehind: Duration { DurationText.parse(maxBehindText ?? StatusCheck.defaultMaxBehind) ?? .seconds(86_400) }
+    var pause: Duration { interval.flatMap(DurationText.parse) ?? .seconds(5) }
+
+    func validate() throws {
+        if let text = maxBehindText {
+            guard check else { throw ValidationError("--max-behind applies to --check only") }
+            guard let value = DurationText.parse(text), value > .zero else {
+                throw ValidationError(
+                    "--max-behind \(text) is not a positive duration; accepted: \(DurationText.accepted)")
+            }
+        }
+        if let text = interval {
+            guard watch else { throw ValidationError("--interval applies to --watch only") }
+            guard let value = DurationText.parse(text), value >= .seconds(1) else {
+                throw ValidationError(
+                    "--interval \(text) is not a duration of at least 1s; accepted: \(DurationText.accepted)")
+            }
+        }
+    }
 
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.status")
-        let report = try await context.withDatabase(name: "lethe-status") { try StatusReport.read(on: $0) }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            encoder.dateEncodingStrategy = .iso8601
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
-        } else {
-            print(Self.render(report))
+        guard watch else {
+            let (text, healthy) = try await report(context)
+            print(text)
+            if !healthy { throw ExitCode(1) }
+            return
         }
+        let terminal = isatty(STDOUT_FILENO) == 1
+        while !Task.isCancelled {
+            let text: String
+            do {
+                text = try await report(context).text
+            } catch {
+                text = "lethe status: \(error)"
+            }
+            let stamp =
+                "lethe status, \(HumanText.timestamp(Date())), every \(DurationText.format(pause)) (Ctrl-C ends)"
+            // Home and clear the screen on a terminal; a pipe gets each report after the last.
+            // Written unbuffered: a pipe sees each report as it comes.
+            let screen = (terminal ? "\u{1B}[H\u{1B}[2J" : "\n") + stamp + "\n\n" + text + "\n"
+            FileHandle.standardOutput.write(Data(screen.utf8))
+            try await Task.sleep(for: pause)
+        }
+    }
+
+    /// One report as text and whether it passes (always true without --check).
+    func report(_ context: CommandContext) async throws -> (text: String, healthy: Bool) {
+        if check {
+            let maxBehind = self.maxBehind
+            let facts = try await context.withDatabase(name: "lethe-status") {
+                try StatusCheckFacts.read(on: $0, maxBehind: maxBehind)
+            }
+            let problems = StatusCheck.problems(facts, maxBehind: maxBehind)
+            if json {
+                return (
+                    try JSONOutput.text(CheckDocument(ok: problems.isEmpty, problems: problems, facts: facts)),
+                    problems.isEmpty
+                )
+            }
+            return (
+                problems.isEmpty ? StatusCheck.okLine(facts, maxBehind: maxBehind) : problems.joined(separator: "\n"),
+                problems.isEmpty
+            )
+        }
+        let report = try await context.withDatabase(name: "lethe-status") { try StatusReport.read(on: $0) }
+        return (json ? try JSONOutput.text(report) : Self.render(report), true)
+    }
+
+    /// `status --check --json`.
+    struct CheckDocument: Encodable {
+        var ok: Bool
+        var problems: [String]
+        var facts: StatusCheckFacts
     }
 
     static func render(_ report: StatusReport) -> String {

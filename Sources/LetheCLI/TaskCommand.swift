@@ -29,6 +29,7 @@ struct TaskCommand: AsyncParsableCommand {
         var account: String?
         @Option(help: "At most this many.")
         var limit = 50
+        @Flag(help: "Print a JSON array of tasks (every column of lethe.tasks but the payload).") var json = false
 
         func validate() throws {
             for state in states where TaskState(rawValue: state) == nil {
@@ -49,6 +50,7 @@ struct TaskCommand: AsyncParsableCommand {
             let tasks = try await context.withDatabase(name: "lethe-task") { [filter] in
                 try TaskAdministration().list(filter, on: $0)
             }
+            if json { return try JSONOutput.print(tasks) }
             var table = TextTable("ID", "KIND", "ACCOUNT", "TYPE", "STATE", "ATTEMPTS", "RUN AT", "LAST ERROR")
             for task in tasks {
                 table.add(

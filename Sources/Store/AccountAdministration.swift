@@ -16,7 +16,7 @@ public struct AccountSummary: Sendable, Equatable {
 }
 
 /// One entity type of an account as `lethe.retention_status` has it.
-public struct AccountPolicyStatus: Sendable, Equatable {
+public struct AccountPolicyStatus: Sendable, Equatable, Codable {
     public var entityType: String
     /// The interval in force as PostgreSQL prints it; nil when none applies.
     public var effectiveInterval: String?

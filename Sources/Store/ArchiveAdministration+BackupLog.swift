@@ -2,7 +2,7 @@ import Foundation
 import Postgres
 
 /// One archive file as `lethe archive list` shows it (a row of `lethe.backup_log`).
-public struct BackupLogEntry: Sendable, Equatable {
+public struct BackupLogEntry: Sendable, Equatable, Codable {
     public var id: Int64
     public var accountID: String
     public var fileName: String
