@@ -19,8 +19,12 @@ struct DemoCommand: AsyncParsableCommand {
             loads the example application (examples/contact-centre), seeds tenants with two \
             years of skewed data, sets up tiers, policies, a hold and a suspended account, \
             previews, runs a coordinator and workers until nothing is due, and reports what \
-            was deleted and why some accounts were not touched. Everything is removed at the \
-            end unless --keep.
+            was deleted and why some accounts were not touched. With 6 tenants or more, \
+            accounts 5 and 6 archive before deleting (5 to a file:// site, 6 to an sftp:// site \
+            on a throwaway sshd on 127.0.0.1, or a second file:// site without sshd): the demo \
+            runs the real lethe commands to set it up, shows the backup log, verifies the files \
+            (lethe archive verify), approves the deletions and shows they came after the upload. \
+            Everything (keys, sites, database) is removed at the end unless --keep.
             """)
 
     @Option(help: "Sample tenants to create.") var tenants = 12
@@ -84,7 +88,16 @@ struct DemoCommand: AsyncParsableCommand {
         // A config of our own: the example's registry plus quick ticks for a short demo.
         let base = try String(contentsOf: example.appendingPathComponent("lethe.yml"), encoding: .utf8)
         let configPath = cluster.directory.appendingPathComponent("lethe.yml").path
-        try (base + "\ncoordinator:\n  tick_interval: 250ms\nworker:\n  poll_interval: 250ms\n")
+        let archiving: DemoArchiving? =
+            tenants >= Self.tenantsForArchiving
+            ? try DemoArchiving(
+                directory: cluster.directory.appendingPathComponent("archive"), accounts: Self.archivingAccounts,
+                conninfo: conninfo, configPath: configPath)
+            : nil
+        defer { archiving?.stop() }
+        try
+            (base + "\ncoordinator:\n  tick_interval: 250ms\nworker:\n  poll_interval: 250ms\n"
+            + (archiving?.configSection ?? ""))
             .write(toFile: configPath, atomically: true, encoding: .utf8)
         let options = try GlobalOptions.parse([
             "--config", configPath, "--database-url", conninfo, "--log-level", "warning",
@@ -101,32 +114,74 @@ struct DemoCommand: AsyncParsableCommand {
             "accounts: 1 on its own defaults; 2-3 gold, 4-6 silver; 7 keeps conversations 30d; 8 suspended; 9 on hold; 10 disabled by an operator"
         )
         try printPreview(registry: registry, account: "1", on: setup)
+        if let archiving {
+            let (file, sftp) = Self.archivingAccounts
+            say(
+                "accounts \(file) and \(sftp) archive before deleting: \(file) to a file:// site, \(sftp) to "
+                    + (archiving.sftpUnavailable.map { "a second file:// site (no SFTP: \($0))" }
+                        ?? "an sftp:// site on a throwaway sshd on 127.0.0.1"))
+            try archiving.enable()
+        } else {
+            say("no archiving: it needs --tenants \(Self.tenantsForArchiving) or more")
+        }
 
         say("running a coordinator and \(concurrency) worker slots until nothing is due")
         let before = try Self.deleted(on: setup)
         let runStarted = ContinuousClock.now
+        try await runUntilIdle(context, registry: registry, conninfo: conninfo, since: before)
+        let after = try Self.deleted(on: setup)
+        say(
+            "done in \(Self.seconds(ContinuousClock.now - runStarted)): \(after.rows - before.rows) rows deleted "
+                + "in \(after.batches - before.batches) batches")
+        if let archiving {
+            let files = try archiving.checkUploaded(on: setup, say: say)
+            try archiving.verifyAndApprove(files, say: say)
+            say("running the coordinator and workers again: the approved archive jobs delete what they archived")
+            let approved = try Self.deleted(on: setup)
+            try await runUntilIdle(context, registry: registry, conninfo: conninfo, since: approved)
+            try archiving.report(on: setup, say: say)
+        }
+        try report(on: setup)
+    }
+
+    /// The accounts that archive: the first to a file:// site, the second to an sftp:// one.
+    static let archivingAccounts = (file: "5", sftp: "6")
+    static let tenantsForArchiving = 6
+
+    /// A coordinator and the worker pool until nothing is due, with a line a second of the
+    /// rows deleted `since` a count.
+    func runUntilIdle(
+        _ context: CommandContext, registry: CompiledRegistry, conninfo: String, since before: (rows: Int, batches: Int)
+    ) async throws {
         let pool = try LetheServices.workerPool(
             context,
             configuration: try LetheServices.workerConfiguration(
                 context, options: try WorkerOptions.parse(["--concurrency", "\(concurrency)"]), untilIdle: true),
             registry: registry)
         let coordinator = try LetheServices.coordinator(context, untilIdle: true)
-        let progress = Task.detached {
-            let watcher = try Connection.connect(conninfo, applicationName: "lethe-demo-progress")
-            defer { watcher.close() }
-            while !Task.isCancelled {
-                try await Task.sleep(for: .seconds(1))
-                let (rows, batches) = try Self.deleted(on: watcher)
-                Console.line("    … \(rows - before.rows) rows deleted in \(batches - before.batches) batches")
+        let logger = context.logger
+        let watcher = ConnectionThread(
+            conninfo: conninfo, name: "lethe-demo-progress", applicationName: "lethe-demo-progress")
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await ServiceRunner.run([coordinator, pool], logger: logger) }
+                group.addTask {
+                    // A line a second until the services end; a failed count only skips a line.
+                    while (try? await Task.sleep(for: .seconds(1))) != nil {
+                        guard let (rows, batches) = try? await watcher.run({ try Self.deleted(on: $0) }) else {
+                            continue
+                        }
+                        Console.line("    … \(rows - before.rows) rows deleted in \(batches - before.batches) batches")
+                    }
+                }
+                try await group.next()
+                group.cancelAll()
             }
+        } catch {
+            await watcher.shutdown()
+            throw error
         }
-        try await ServiceRunner.run([coordinator, pool], logger: context.logger)
-        progress.cancel()
-        let after = try Self.deleted(on: setup)
-        say(
-            "done in \(Self.seconds(ContinuousClock.now - runStarted)): \(after.rows - before.rows) rows deleted "
-                + "in \(after.batches - before.batches) batches")
-        try report(on: setup)
+        await watcher.shutdown()
     }
 
     /// Tiers, policies and the special cases the report explains.

@@ -11,6 +11,8 @@ struct ExternalProgram {
     /// A program that starts `path` (e.g. `/usr/bin/setsid --wait`), or none.
     var launcher: [String] = []
     var directory: String?
+    /// The child's environment; nil inherits this process's.
+    var environment: [String: String]?
 
     /// In a session of its own, without a controlling terminal (setsid): bsdtar then reads a
     /// passphrase from stdin instead of prompting on the terminal.
@@ -31,6 +33,7 @@ struct ExternalProgram {
         process.executableURL = URL(fileURLWithPath: command[0])
         process.arguments = Array(command.dropFirst())
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        if let environment { process.environment = environment }
         let log = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("lethe-\(UUID().uuidString).out")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: log) }

@@ -97,7 +97,13 @@ struct CoordinatorCommand: AsyncParsableCommand {
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run a coordinator and workers in one process.")
+        abstract: "Run a coordinator and workers in one process.",
+        discussion: """
+            On a terminal (standard error, else standard output), a progress line is redrawn \
+            in place once a second: tasks this process ran, rows it deleted per second and in \
+            all, the queue's backlog (tasks due and running, every worker) and the time since \
+            the start; the last one stays when the run ends. Not on a terminal, nothing is added.
+            """)
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var worker: WorkerOptions
@@ -109,7 +115,11 @@ struct RunCommand: AsyncParsableCommand {
         let settings = try LetheServices.workerConfiguration(context, options: worker, untilIdle: untilIdle)
         let coordinator = try await LetheServices.leader(context, untilIdle: untilIdle, by: "lethe run")
         let pool = try await LetheServices.workerPool(context, configuration: settings)
-        try await ServiceRunner.run([coordinator, pool], logger: context.logger)
+        // On a terminal, a progress line; first in the group, so shut down last.
+        let progress = RunProgressReporter.forTerminal(pool: pool, conninfo: context.conninfo)
+        var services: [any Service] = [coordinator, pool]
+        if let progress { services.insert(progress, at: 0) }
+        try await ServiceRunner.run(services, logger: context.logger)
     }
 }
 

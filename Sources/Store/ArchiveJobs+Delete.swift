@@ -51,8 +51,26 @@ extension ArchiveJobs {
         return try connection.withTransaction { connection in
             try timeouts.apply(on: connection)
             try RegistryGuard.check(registry.version, proofs: registry.keyProofs, on: connection)
+            guard try RetentionBatch.lockAccount(job.accountID, on: connection) else {
+                return ArchiveDeletionBatch(
+                    status: .stopped("account \(job.accountID) is gone"), result: .init(status: .deleted))
+            }
+            // The keys first: a type of which the job archived nothing is done, whatever its
+            // policy says now (an account on a tier without an interval for every type has
+            // nothing of the others in the manifest, and must not stop the job on them).
+            let keys = try connection.query(
+                """
+                SELECT row_key FROM lethe.archive_manifest
+                WHERE job_id = $1 AND entity_type = $2 AND table_index = 0 AND ($3::text IS NULL OR row_key > $3)
+                ORDER BY row_key LIMIT $4
+                """, [job.id, type.name, after, type.type.batchSize]
+            ).map { try $0.decode(String.self, at: 0) }
+            guard let last = keys.last else {
+                try recordProgress(job, of: type.name, next: nil, spared: 0, on: connection)
+                return ArchiveDeletionBatch(status: .deleted(nextAfter: nil), result: .init(status: .deleted))
+            }
+            // A new statement after the lock: it sees a hold or policy change the lock waited for.
             guard
-                try RetentionBatch.lockAccount(job.accountID, on: connection),
                 let status = try connection.query(
                     """
                     SELECT s.policy_runnable, s.blocked_reason, s.held, s.hold_reason, s.cutoff::text, s.effective_interval::text
@@ -71,17 +89,6 @@ extension ArchiveJobs {
             }
             guard runnable, let cutoff else {
                 return ArchiveDeletionBatch(status: .stopped(blocked ?? "retention does not run"), result: result)
-            }
-            let keys = try connection.query(
-                """
-                SELECT row_key FROM lethe.archive_manifest
-                WHERE job_id = $1 AND entity_type = $2 AND table_index = 0 AND ($3::text IS NULL OR row_key > $3)
-                ORDER BY row_key LIMIT $4
-                """, [job.id, type.name, after, type.type.batchSize]
-            ).map { try $0.decode(String.self, at: 0) }
-            guard let last = keys.last else {
-                try recordProgress(job, of: type.name, next: nil, spared: 0, on: connection)
-                return ArchiveDeletionBatch(status: .deleted(nextAfter: nil), result: result)
             }
 
             let roots = try connection.query(type.lockArchivedRoots, [job.accountID, cutoff, keys])

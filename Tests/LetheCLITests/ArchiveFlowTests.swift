@@ -99,6 +99,33 @@ import Testing
         }
     }
 
+    /// An account whose policy runs for some types only (a tier without an interval for every
+    /// type, or types switched off): the job archives and deletes those, and the types it holds
+    /// nothing of do not stop its deletion (they once did, for good: "deletion stopped: no policy").
+    @Test func typesWithoutARunningPolicyDoNotStopTheDeletion() async throws {
+        try await withMigratedDatabase { database in
+            let fixture = try ArchiveFixture(database: database)
+            try fixture.connection.execute(
+                """
+                SELECT lethe.set_policy_enabled('1', t.name, false) FROM lethe.entity_types t
+                WHERE t.deletes AND t.name <> 'conversations'
+                """)
+            try fixture.addFileSite()
+            try fixture.enableArchiving()
+            try fixture.snapshot()
+            let job = try fixture.startJob()
+            try fixture.preApprove(job)
+            try fixture.runUntilIdle()
+            #expect(try fixture.jobState(job) == "deleted", "\(fixture.diagnostics())")
+            #expect(try fixture.files(job: job).map(\.status) == ["deleted"])
+            let gone = try fixture.gone(account: 1)
+            let conversations = try fixture.manifestIDs(job: job, type: "conversations", index: 0)
+            #expect(!conversations.isEmpty && Set(gone["app.conversations"] ?? []) == conversations)
+            #expect(gone["app.audit_log"] == nil && gone["app.webhook_calls"] == nil, "\(gone.keys.sorted())")
+            #expect(gone["app.person_presences"] == nil && gone["app.persons"] == nil, "\(gone.keys.sorted())")
+        }
+    }
+
     @Test func unknownOrChangedHostKeysAreRefusedAndNothingIsDeleted() async throws {
         try await withMigratedDatabase { database in
             let fixture = try ArchiveFixture(database: database)

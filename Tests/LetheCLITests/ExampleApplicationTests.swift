@@ -98,13 +98,58 @@ import Testing
         }
     }
 
-    @Test func demoRunsEndToEnd() throws {
-        let result = try LetheProcess.run(["demo", "--tenants", "10", "--scale", "300"])
+    /// The demo runs end to end, and its two archiving accounts (5 to a file:// site, 6 to an
+    /// sftp:// site on the demo's own sshd) were archived, verified and deleted only after the
+    /// upload. With --keep, the sites stay for the test to check the files itself.
+    @Test func demoRunsEndToEndAndArchivesBeforeDeleting() throws {
+        let result = try LetheProcess.run(["demo", "--tenants", "10", "--scale", "300", "--keep"])
+        let kept = result.stdout.components(separatedBy: "the database directory is kept: ").last?
+            .split(separator: "\n").first.map(String.init)
+        defer { if let kept, kept.contains("lethe-demo-") { try? FileManager.default.removeItem(atPath: kept) } }
         #expect(result.status == 0, "\(result.output)")
         #expect(result.stdout.contains("rows deleted in"))
         #expect(result.stdout.contains("account suspended"))
         #expect(result.stdout.contains("held: litigation"))
-        #expect(result.stdout.contains("stopped and removed"))
+        #expect(result.stdout.contains("stopped; the database directory is kept"))
+
+        // The archive part, as the demo reports it.
+        let out = result.stdout
+        #expect(
+            out.contains("accounts 5 and 6 archive before deleting: 5 to a file:// site, 6 to an sftp:// site"),
+            "\(out)")
+        #expect(out.contains("$ lethe account site add 6 sftp://"), "\(out)")
+        #expect(out.contains("backup log of the archiving accounts (lethe.backup_log): uploaded, waiting for approval"))
+        #expect(out.contains("nothing of accounts 5 and 6 deleted yet"), "\(out)")
+        #expect(out.components(separatedBy: "$ lethe archive verify ").count == 3, "\(out)")
+        #expect(out.components(separatedBy: ": OK, ").count == 3, "\(out)")
+        #expect(out.components(separatedBy: "$ lethe archive approve ").count == 3, "\(out)")
+        #expect(out.contains("backup log after the approved deletion"))
+        #expect(
+            out.contains("every batch of accounts 5 and 6 names its archive file and came after its upload"), "\(out)")
+        // Each archiving account has a deletion row in the report, with rows deleted.
+        let evidence = out.components(separatedBy: "archived first, deleted after").last ?? ""
+        for (account, scheme) in [("5", "file://"), ("6", "sftp://")] {
+            let line = evidence.split(separator: "\n").first { $0.hasPrefix("    \(account) ") }
+            let fields = line?.split(separator: " ") ?? []
+            #expect(fields.count == 6 && fields[1].hasPrefix(scheme), "\(line ?? "no line for account \(account)")")
+            #expect((fields.count == 6 ? Int(fields[4]) ?? 0 : 0) > 0, "\(line ?? "")")
+        }
+
+        // The files are on the sites, and open and verify with each account's own key.
+        let directory = try #require(kept, "\(out)")
+        for (account, site) in [("5", "file-5"), ("6", "sftp-6")] {
+            let siteDirectory = "\(directory)/archive/sites/\(site)"
+            let names = try FileManager.default.contentsOfDirectory(atPath: siteDirectory)
+            let archives = names.filter { $0.hasPrefix("backup_\(account)_") && $0.hasSuffix(".zip") }
+            #expect(archives.count == 1 && archives.count == names.count, "\(names)")
+            for name in archives {
+                let verified = try LetheProcess.run([
+                    "archive", "verify", "\(siteDirectory)/\(name)", "--key-file",
+                    "\(directory)/archive/archive-key-\(account)",
+                ])
+                #expect(verified.status == 0 && verified.stdout.contains(": OK, "), "\(verified.output)")
+            }
+        }
     }
 
     /// The short version of `lethe bench retention`: every measurement ends, and Lethe's
