@@ -25,6 +25,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
         // C libraries, each wrapped once.
@@ -63,6 +66,12 @@ let package = Package(
         .target(
             name: "Retention",
             swiftSettings: strict),
+        // The metrics Lethe exports: names, types, labels and help in one catalog, emitted
+        // through swift-metrics (a no-op until a command bootstraps the Prometheus exporter).
+        .target(
+            name: "LetheMetrics",
+            dependencies: [.product(name: "CoreMetrics", package: "swift-metrics")],
+            swiftSettings: strict),
         .target(
             name: "Store",
             dependencies: [
@@ -74,7 +83,7 @@ let package = Package(
         .target(
             name: "Coordinator",
             dependencies: [
-                "Store", "Postgres", "Retention",
+                "Store", "Postgres", "Retention", "LetheMetrics",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -82,7 +91,7 @@ let package = Package(
         .target(
             name: "Worker",
             dependencies: [
-                "Store", "Postgres", "Retention", "Archive", "ArchiveFormat", "BackupSites",
+                "Store", "Postgres", "Retention", "Archive", "ArchiveFormat", "BackupSites", "LetheMetrics",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -108,6 +117,11 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                "LetheMetrics",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "FlyingFox", package: "FlyingFox"),
+                .product(name: "FlyingSocks", package: "FlyingFox"),
             ],
             swiftSettings: strict),
         // The benchmarks and the demo: commands of their own, built on LetheCLI's context.
@@ -158,7 +172,7 @@ let package = Package(
             name: "LetheCLITests",
             dependencies: [
                 "LetheCLI", "LetheConfiguration", "SFTP", "Archive", "ArchiveFormat", "Postgres", "Retention",
-                "TestSupport",
+                "TestSupport", "LetheMetrics", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
 

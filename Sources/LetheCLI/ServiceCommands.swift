@@ -59,14 +59,17 @@ struct WorkerCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var worker: WorkerOptions
+    @OptionGroup var metrics: MetricsOptions
     @Flag(name: .customLong("until-idle"), help: "Exit 0 once nothing is due, queued or running.")
     var untilIdle = false
 
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.worker")
+        let address = try metrics.address(context)
         let settings = try LetheServices.workerConfiguration(context, options: worker, untilIdle: untilIdle)
         let pool = try await LetheServices.workerPool(context, configuration: settings)
-        try await ServiceRunner.run([pool], logger: context.logger)
+        try await ServiceRunner.run(
+            LetheServices.observed([pool], context, address: address, queueGauges: false), logger: context.logger)
     }
 }
 
@@ -82,13 +85,17 @@ struct CoordinatorCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var global: GlobalOptions
+    @OptionGroup var metrics: MetricsOptions
     @Flag(name: .customLong("until-idle"), help: "Exit 0 once nothing is due, queued or running.")
     var untilIdle = false
 
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.coordinator")
+        let address = try metrics.address(context)
         let coordinator = try await LetheServices.leader(context, untilIdle: untilIdle, by: "lethe coordinator")
-        try await ServiceRunner.run([coordinator], logger: context.logger)
+        try await ServiceRunner.run(
+            LetheServices.observed([coordinator], context, address: address, queueGauges: true),
+            logger: context.logger)
     }
 }
 
@@ -100,15 +107,19 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var worker: WorkerOptions
+    @OptionGroup var metrics: MetricsOptions
     @Flag(name: .customLong("until-idle"), help: "Exit 0 once nothing is due, queued or running.")
     var untilIdle = false
 
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.run")
+        let address = try metrics.address(context)
         let settings = try LetheServices.workerConfiguration(context, options: worker, untilIdle: untilIdle)
         let coordinator = try await LetheServices.leader(context, untilIdle: untilIdle, by: "lethe run")
         let pool = try await LetheServices.workerPool(context, configuration: settings)
-        try await ServiceRunner.run([coordinator, pool], logger: context.logger)
+        try await ServiceRunner.run(
+            LetheServices.observed([coordinator, pool], context, address: address, queueGauges: true),
+            logger: context.logger)
     }
 }
 
@@ -158,6 +169,18 @@ package enum LetheServices {
             conninfo: context.conninfo, configuration: configuration,
             handlers: try handlers(context, registry: registry), queue: context.configuration.taskQueue(),
             logger: context.logger, version: LetheVersion.current)
+    }
+
+    /// `services`, behind the metrics endpoint when `address` is set: they start once it
+    /// listens. `queueGauges`: this process also exports the queue depth (coordinators).
+    static func observed(
+        _ services: [any Service], _ context: CommandContext, address: MetricsAddress?, queueGauges: Bool
+    ) -> [any Service] {
+        guard let address else { return services }
+        let server = ObservabilityServer(
+            address: address, checks: .standard(context),
+            queue: queueGauges ? QueueGauges(conninfo: context.conninfo) : nil, logger: context.logger)
+        return [server] + services.map { AfterListening(gate: server.gate, service: $0) }
     }
 
     /// The coordinator without the leader's registry check: what the demo runs.
