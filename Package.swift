@@ -25,6 +25,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
         // C libraries, each wrapped once.
@@ -68,6 +71,12 @@ let package = Package(
         .executableTarget(name: "MigrationEmbedder"),
         .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["MigrationEmbedder"]),
         .target(name: "LetheMigrations", plugins: ["EmbedMigrations"]),
+        // The metrics Lethe exports: names, types, labels and help in one catalog, emitted
+        // through swift-metrics (a no-op until a command bootstraps the Prometheus exporter).
+        .target(
+            name: "LetheMetrics",
+            dependencies: [.product(name: "CoreMetrics", package: "swift-metrics")],
+            swiftSettings: strict),
         .target(
             name: "Store",
             dependencies: [
@@ -79,7 +88,7 @@ let package = Package(
         .target(
             name: "Coordinator",
             dependencies: [
-                "Store", "Postgres", "Retention",
+                "Store", "Postgres", "Retention", "LetheMetrics",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -87,7 +96,7 @@ let package = Package(
         .target(
             name: "Worker",
             dependencies: [
-                "Store", "Postgres", "Retention", "Archive", "ArchiveFormat", "BackupSites",
+                "Store", "Postgres", "Retention", "Archive", "ArchiveFormat", "BackupSites", "LetheMetrics",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -113,6 +122,11 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                "LetheMetrics",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "FlyingFox", package: "FlyingFox"),
+                .product(name: "FlyingSocks", package: "FlyingFox"),
             ],
             swiftSettings: strict),
         // The benchmarks and the demo: commands of their own, built on LetheCLI's context.
@@ -163,7 +177,7 @@ let package = Package(
             name: "LetheCLITests",
             dependencies: [
                 "LetheCLI", "LetheConfiguration", "SFTP", "Archive", "ArchiveFormat", "Postgres", "Retention",
-                "TestSupport",
+                "TestSupport", "LetheMetrics", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
 

@@ -14,7 +14,7 @@
 set -euo pipefail
 
 readonly APT_PACKAGES=(libpq-dev libssh2-1-dev libarchive-dev postgresql openssh-server
-  libarchive-tools p7zip-full pkg-config)
+  libarchive-tools p7zip-full pkg-config prometheus)
 readonly PG_PORT_BASE=55432
 readonly SSH_PORT_BASE=52222
 readonly ROOT_SFTP_USER=lethe-sftp

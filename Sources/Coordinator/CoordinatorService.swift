@@ -1,4 +1,5 @@
 import Foundation
+import LetheMetrics
 import Logging
 import Postgres
 import Retention
@@ -78,6 +79,7 @@ public final class CoordinatorService: Service {
             await database.shutdown()
             throw error
         }
+        LetheMetric.leader.set(0)
         logger.info("coordinator started")
         var leaderSession: UUID?
         let clock = ContinuousClock()
@@ -94,6 +96,7 @@ public final class CoordinatorService: Service {
                         database, leaderSession: leaderSession, rescue: rescueDue, prune: pruneDue)
                     leaderSession = report.leading ? report.session : nil
                     leading.withLock { $0 = report.leading }
+                    LetheMetric.leader.set(report.leading ? 1 : 0)
                     if report.becameLeader { logger.notice("this coordinator is now the leader") }
                     if report.leading {
                         if rescueDue { lastRescue = clock.now }
@@ -115,6 +118,7 @@ public final class CoordinatorService: Service {
                         if leaderSession != nil { logger.warning("lost the database session: no longer the leader") }
                         leaderSession = nil
                         leading.withLock { $0 = false }
+                        LetheMetric.leader.set(0)
                     }
                     logger.warning("coordinator tick failed", metadata: [LogKey.error: "\(error)"])
                 }

@@ -29,7 +29,13 @@ package struct CommandContext {
                 "invalid log level \"\(levelText)\"; accepted: "
                     + Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))
         }
-        LetheLogging.bootstrap(level: level)
+        let formatText = options.logFormat ?? environment["LETHE_LOG_FORMAT"] ?? configuration.logFormat ?? "text"
+        guard let format = LetheLogging.Format(rawValue: formatText) else {
+            throw UsageError(
+                "invalid log format \"\(formatText)\"; accepted: "
+                    + LetheLogging.Format.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        LetheLogging.bootstrap(level: level, format: format)
         logger = Logger(label: label)
 
         conninfo = options.databaseURL ?? environment["LETHE_DATABASE_URL"] ?? configuration.databaseURL ?? ""

@@ -22,4 +22,11 @@ package struct GlobalOptions: ParsableArguments {
             "trace, debug, info, notice, warning, error or critical (default: $LETHE_LOG_LEVEL, then log.level, then info).",
             valueName: "level"))
     var logLevel: String?
+
+    @Option(
+        name: .customLong("log-format"),
+        help: ArgumentHelp(
+            "text or json: one JSON object per line (default: $LETHE_LOG_FORMAT, then log.format, then text).",
+            valueName: "format"))
+    var logFormat: String?
 }

@@ -59,15 +59,18 @@ struct WorkerCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var worker: WorkerOptions
+    @OptionGroup var metrics: MetricsOptions
     @Flag(name: .customLong("until-idle"), help: "Exit 0 once nothing is due, queued or running.")
     var untilIdle = false
 
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.worker")
+        let address = try metrics.address(context)
         let settings = try LetheServices.workerConfiguration(context, options: worker, untilIdle: untilIdle)
         try await LetheServices.requireCompatibleSchema(context)
         let pool = try await LetheServices.workerPool(context, configuration: settings)
-        try await ServiceRunner.run([pool], logger: context.logger)
+        try await ServiceRunner.run(
+            LetheServices.observed([pool], context, address: address, queueGauges: false), logger: context.logger)
     }
 }
 
@@ -83,13 +86,17 @@ struct CoordinatorCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var global: GlobalOptions
+    @OptionGroup var metrics: MetricsOptions
     @Flag(name: .customLong("until-idle"), help: "Exit 0 once nothing is due, queued or running.")
     var untilIdle = false
 
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.coordinator")
+        let address = try metrics.address(context)
         let coordinator = try await LetheServices.leader(context, untilIdle: untilIdle, by: "lethe coordinator")
-        try await ServiceRunner.run([coordinator], logger: context.logger)
+        try await ServiceRunner.run(
+            LetheServices.observed([coordinator], context, address: address, queueGauges: true),
+            logger: context.logger)
     }
 }
 
@@ -107,17 +114,19 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var worker: WorkerOptions
+    @OptionGroup var metrics: MetricsOptions
     @Flag(name: .customLong("until-idle"), help: "Exit 0 once nothing is due, queued or running.")
     var untilIdle = false
 
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.run")
+        let address = try metrics.address(context)
         let settings = try LetheServices.workerConfiguration(context, options: worker, untilIdle: untilIdle)
         let coordinator = try await LetheServices.leader(context, untilIdle: untilIdle, by: "lethe run")
         let pool = try await LetheServices.workerPool(context, configuration: settings)
         // On a terminal, a progress line; first in the group, so shut down last.
         let progress = RunProgressReporter.forTerminal(pool: pool, conninfo: context.conninfo)
-        var services: [any Service] = [coordinator, pool]
+        var services = LetheServices.observed([coordinator, pool], context, address: address, queueGauges: true)
         if let progress { services.insert(progress, at: 0) }
         try await ServiceRunner.run(services, logger: context.logger)
     }
@@ -183,6 +192,18 @@ package enum LetheServices {
         {
             throw problem
         }
+    }
+
+    /// `services`, behind the metrics endpoint when `address` is set: they start once it
+    /// listens. `queueGauges`: this process also exports the queue depth (coordinators).
+    static func observed(
+        _ services: [any Service], _ context: CommandContext, address: MetricsAddress?, queueGauges: Bool
+    ) -> [any Service] {
+        guard let address else { return services }
+        let server = ObservabilityServer(
+            address: address, checks: .standard(context),
+            queue: queueGauges ? QueueGauges(conninfo: context.conninfo) : nil, logger: context.logger)
+        return [server] + services.map { AfterListening(gate: server.gate, service: $0) }
     }
 
     /// The coordinator without the leader's registry check: what the demo runs.

@@ -22,6 +22,8 @@ package struct Configuration: Equatable {
         case text, duration, positiveInteger, boolean, byteSize
         /// A whole number within the range (`archive.compression_level`).
         case integer(ClosedRange<Int>)
+        /// One of these words (`log.format`).
+        case choice([String])
         var accepted: String {
             switch self {
             case .text: return "text"
@@ -30,6 +32,7 @@ package struct Configuration: Equatable {
             case .boolean: return "true or false"
             case .byteSize: return ByteSizeText.accepted
             case .integer(let range): return "a whole number from \(range.lowerBound) to \(range.upperBound)"
+            case .choice(let words): return "one of " + words.joined(separator: ", ")
             }
         }
     }
@@ -38,6 +41,8 @@ package struct Configuration: Equatable {
     static let keys: [String: Kind] = [
         "database.url": .text,
         "log.level": .text,
+        "log.format": .choice(["text", "json"]),
+        "metrics.address": .text,
         "migrations.directory": .text,
         "worker.concurrency": .positiveInteger,
         "worker.claim_batch": .positiveInteger,
@@ -80,6 +85,10 @@ package struct Configuration: Equatable {
 
     package var databaseURL: String? { values["database.url"] }
     package var logLevel: String? { values["log.level"] }
+    /// `text` or `json` (checked on load).
+    package var logFormat: String? { values["log.format"] }
+    /// `HOST:PORT` for `/metrics`, `/healthz` and `/readyz` (checked by the command).
+    package var metricsAddress: String? { values["metrics.address"] }
     package var migrationsDirectory: String? { values["migrations.directory"] }
 
     func duration(_ key: String) -> Duration? { values[key].flatMap(DurationText.parse) }
@@ -147,6 +156,7 @@ package struct Configuration: Equatable {
         case .boolean: valid = BooleanText.parse(value) != nil
         case .byteSize: valid = ByteSizeText.parse(value).map { $0 >= 1 } ?? false
         case .integer(let range): valid = Int(value).map(range.contains) ?? false
+        case .choice(let words): valid = words.contains(value)
         }
         if !valid {
             throw UsageError(

@@ -10,4 +10,15 @@ public enum LogKey {
     public static let archive = "lethe.archive"
     public static let site = "lethe.site"
     public static let error = "lethe.error"
+    /// How a task slice ended: succeeded, yielded, failed, dead or released.
+    public static let outcome = "lethe.outcome"
+    /// Rows a task deleted.
+    public static let rows = "lethe.rows"
+    /// Bytes of archive files a task packed.
+    public static let bytes = "lethe.bytes"
+    /// Files a task uploaded (and failed to upload).
+    public static let uploads = "lethe.uploads"
+    public static let failedUploads = "lethe.failed_uploads"
+    /// How long a task slice ran, in milliseconds.
+    public static let durationMilliseconds = "lethe.duration_ms"
 }

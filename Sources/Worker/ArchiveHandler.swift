@@ -1,6 +1,7 @@
 import ArchiveFormat
 import BackupSites
 import Foundation
+import LetheMetrics
 import Logging
 import Postgres
 import Retention
@@ -103,6 +104,7 @@ public struct ArchiveHandler: TaskHandler {
         }
         let bytes = files.reduce(Int64(0)) { $0 + $1.size }
         let records = files.reduce(Int64(0)) { $0 + $1.records }
+        context.recordArchived(bytes: bytes)
         logger.info("archive packed: \(files.count) file(s), \(records) records, \(bytes) bytes")
     }
 
@@ -180,6 +182,7 @@ public struct ArchiveHandler: TaskHandler {
                 }
             }
             for (_, result) in results {
+                context.recordUpload(siteKind: site.url.scheme.metricName, succeeded: (try? result.get()) != nil)
                 if case .failure(let error) = result {
                     logger.warning("upload to \(site.url) failed: \(error)")
                     failure = failure ?? error
@@ -306,7 +309,7 @@ public struct ArchiveHandler: TaskHandler {
             // Each type (then each blob store) resumes after the last batch that committed.
             for type in jobs.types where type.type.deletes && progress[type.name] != .done {
                 let outcome = try await deleteBatches(
-                    job, from: progress[type.name], context: context, logger: logger, deleted: &deleted
+                    job, from: progress[type.name], of: type.name, context: context, logger: logger, deleted: &deleted
                 ) { cursor, connection in
                     let batch = try jobs.deleteBatch(
                         job, type: type, after: cursor, archive: archive, task: id, worker: worker, on: connection)
@@ -321,8 +324,8 @@ public struct ArchiveHandler: TaskHandler {
             for store in jobs.registry.blobStores.values.sorted(by: { $0.store.name < $1.store.name })
             where progress[ArchiveJobs.blobProgressKey(store)] != .done {
                 let outcome = try await deleteBatches(
-                    job, from: progress[ArchiveJobs.blobProgressKey(store)], context: context, logger: logger,
-                    deleted: &deleted
+                    job, from: progress[ArchiveJobs.blobProgressKey(store)], of: store.store.name, context: context,
+                    logger: logger, deleted: &deleted
                 ) { cursor, connection in
                     try jobs.deleteBlobBatch(
                         job, store: store, after: cursor, archive: archive, task: id, worker: worker, on: connection)
@@ -346,7 +349,8 @@ public struct ArchiveHandler: TaskHandler {
     /// `.finished` when a batch stops the deletion (the job sleeps until `recheck`);
     /// `.yielded` when the task should give its slot back.
     private func deleteBatches(
-        _ job: ArchiveJob, from progress: DeletionProgress?, context: TaskContext, logger: Logger, deleted: inout Int,
+        _ job: ArchiveJob, from progress: DeletionProgress?, of name: String, context: TaskContext, logger: Logger,
+        deleted: inout Int,
         _ batch:
             @escaping @Sendable (_ after: String?, Connection) throws -> (
                 deleted: Int, nextAfter: String?, stopped: String?
@@ -367,6 +371,7 @@ public struct ArchiveHandler: TaskHandler {
                 return .finished
             }
             deleted += step.deleted
+            context.recordDeleted(rows: step.deleted, entityType: name)
             after = step.nextAfter
             if after != nil, context.shouldYield { return .yielded }
         } while after != nil
@@ -378,4 +383,14 @@ public struct ArchiveHandler: TaskHandler {
 struct ArchiveUploadFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+extension BackupSiteURL.Scheme {
+    /// The `site_kind` label of `lethe_uploads_total`.
+    var metricName: String {
+        switch self {
+        case .sftp: return "sftp"
+        case .file: return "file"
+        }
+    }
 }

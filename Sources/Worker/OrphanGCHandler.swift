@@ -1,4 +1,5 @@
 import Foundation
+import LetheMetrics
 import Logging
 import Postgres
 import Retention
@@ -40,6 +41,7 @@ public struct OrphanGCHandler: TaskHandler {
             if context.leaseLost { throw CancellationError() }
             let limit = min(store.store.batchSize, store.store.capPerRun - deleted)
             let outcome: (deleted: Int, taken: Int)
+            let started = ContinuousClock.now
             do {
                 outcome = try await context.database.run { connection in
                     try collector.collectBatch(account: account, limit: limit, task: id, worker: worker, on: connection)
@@ -48,7 +50,9 @@ public struct OrphanGCHandler: TaskHandler {
                 context.logger.info("orphan GC stopped: \(blocked.reason)")
                 return .done
             }
+            LetheMetric.batchDuration.observe(.now - started, name)
             deleted += outcome.deleted
+            context.recordDeleted(rows: outcome.deleted, entityType: name)
             if outcome.taken < limit { return .done }
             // One slice per run: the cap then counts exactly, and the rest waits for the next run.
             if context.shouldYield {

@@ -1,4 +1,5 @@
 import Foundation
+import LetheMetrics
 import Logging
 import Postgres
 import Retention
@@ -48,9 +49,11 @@ public struct RetentionHandler: TaskHandler {
         var deleted = 0
         for _ in 0..<maxBatches {
             if context.leaseLost { throw CancellationError() }
+            let started = ContinuousClock.now
             let result = try await context.database.run { connection in
                 try batch.run(account: account, task: id, worker: worker, on: connection)
             }
+            LetheMetric.batchDuration.observe(.now - started, type.name)
             switch result.status {
             case .blocked(let reason):
                 context.logger.info("retention not run: \(reason)")
@@ -60,6 +63,7 @@ public struct RetentionHandler: TaskHandler {
                 return (.done, deleted)
             case .deleted:
                 deleted += result.totalRows
+                context.recordDeleted(rows: result.totalRows, entityType: type.name)
             }
             if result.roots < type.type.batchSize { return (.done, deleted) }  // nothing more expired
             if context.shouldYield { break }

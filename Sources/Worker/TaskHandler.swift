@@ -1,4 +1,5 @@
 import Foundation
+import LetheMetrics
 import Logging
 import Postgres
 import Retention
@@ -43,6 +44,7 @@ public final class TaskContext: Sendable {
     let slot: Int
     private let slots: SlotDatabases
     private let flags = Mutex<(leaseLost: Bool, stopping: Bool)>((false, false))
+    private let tally = Mutex(TaskCounts())
 
     init(
         task: ClaimedTask, logger: Logger, workerID: UUID, deadline: ContinuousClock.Instant, slot: Int,
@@ -81,6 +83,38 @@ public final class TaskContext: Sendable {
         return lost || stopping || ContinuousClock.now >= deadline
     }
 
+    /// What the task did so far: the worker's line for the finished task reports it.
+    public var counts: TaskCounts { tally.withLock { $0 } }
+
+    /// Counts rows deleted for `entityType` (an entity type or blob store): the task's line
+    /// and `lethe_rows_deleted_total`.
+    public func recordDeleted(rows: Int, entityType: String) {
+        guard rows > 0 else { return }
+        tally.withLock { $0.rowsDeleted += rows }
+        LetheMetric.rowsDeleted.increment(by: rows, entityType)
+    }
+
+    /// Counts bytes of archive files packed: the task's line and `lethe_archived_bytes_total`.
+    public func recordArchived(bytes: Int64) {
+        guard bytes > 0 else { return }
+        tally.withLock { $0.bytesArchived += bytes }
+        LetheMetric.archivedBytes.increment(by: Int(bytes))
+    }
+
+    /// Counts one file upload to a site of `siteKind` (`sftp`, `file`).
+    public func recordUpload(siteKind: String, succeeded: Bool) {
+        tally.withLock { succeeded ? ($0.uploads += 1) : ($0.failedUploads += 1) }
+        LetheMetric.uploads.increment(siteKind, succeeded ? "success" : "failure")
+    }
+
     func markLeaseLost() { flags.withLock { $0.leaseLost = true } }
     func markStopping() { flags.withLock { $0.stopping = true } }
+}
+
+/// What one task slice did, for the worker's line about the finished task.
+public struct TaskCounts: Sendable, Equatable {
+    public var rowsDeleted = 0
+    public var bytesArchived: Int64 = 0
+    public var uploads = 0
+    public var failedUploads = 0
 }

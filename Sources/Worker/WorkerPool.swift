@@ -1,4 +1,5 @@
 import Foundation
+import LetheMetrics
 import Logging
 import Postgres
 import Retention
@@ -158,11 +159,14 @@ public final class WorkerPool: Service {
             // Acknowledge what finished since the last cycle in the same statement.
             let acks = takeAcknowledgements()
             let claimed: [ClaimedTask]
+            let claimStarted = ContinuousClock.now
             do {
                 claimed = try await control.run {
                     try queue.claim(
                         limit: limit, worker: worker, lease: lease, kinds: kinds, acknowledging: acks, on: $0)
                 }
+                LetheMetric.claimDuration.observe(.now - claimStarted)
+                for task in claimed { LetheMetric.tasksClaimed.increment(task.kind.rawValue) }
             } catch {
                 logger.warning("claim failed; retrying", metadata: [LogKey.error: "\(error)"])
                 restoreAcknowledgements(acks)
@@ -211,6 +215,7 @@ public final class WorkerPool: Service {
     }
 
     private func execute(_ task: ClaimedTask, context: TaskContext) async {
+        let started = ContinuousClock.now
         let outcome: TaskOutcome
         if isStopping {
             outcome = .released  // claimed as the shutdown began: give it back untouched
@@ -236,14 +241,8 @@ public final class WorkerPool: Service {
         if context.leaseLost {
             context.logger.warning("lease lost before the task finished; its acknowledgement will be ignored")
         }
-        switch outcome {
-        case .failed(let error, let after):
-            context.logger.warning("task attempt failed", metadata: [LogKey.error: "\(error)", "retry_in": "\(after)"])
-        case .dead(let error):
-            context.logger.error("task is dead", metadata: [LogKey.error: "\(error)"])
-        default:
-            break
-        }
+        TaskReport(task: task, outcome: outcome, counts: context.counts, duration: .now - started)
+            .record(logger: context.logger)
         state.withLock { state in
             state.running[task.hold] = nil
             state.acks.append(TaskAcknowledgement(task.hold, outcome: outcome))
