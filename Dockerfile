@@ -25,6 +25,8 @@ WORKDIR /build
 COPY Package.swift ./
 RUN swift package resolve
 COPY Sources ./Sources
+# The manifest names the test targets' directories: SwiftPM needs them to load the package.
+COPY Tests ./Tests
 COPY migrations ./migrations
 RUN swift build -c release --static-swift-stdlib --product lethe \
     && install -D -m 755 "$(swift build -c release --show-bin-path)/lethe" /out/usr/local/bin/lethe \

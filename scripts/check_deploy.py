@@ -176,6 +176,22 @@ def check_dockerfiles(hadolint: str) -> None:
         else:
             ok(f"hadolint {relative(path)}")
 
+    # The top-level Dockerfile's COPY sources exist and the .dockerignore allow-list lets them in.
+    allowed = [
+        line[1:].strip("/") for line in (ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")
+    ]
+    for instruction in dockerfile_instructions(ROOT / "Dockerfile"):
+        words = instruction.split()
+        if words[0].upper() != "COPY" or any(w.startswith("--from") for w in words):
+            continue
+        for source in [w for w in words[1:-1] if not w.startswith("--")]:
+            source = source.rstrip("/")
+            if not (ROOT / source).exists():
+                fail(f"Dockerfile copies {source}, which does not exist")
+            elif not any(source == a or source.startswith(a + "/") for a in allowed):
+                fail(f"Dockerfile copies {source}, which .dockerignore keeps out of the build context")
+    ok("Dockerfile's COPY sources exist and are in the build context (.dockerignore)")
+
     release = dict(
         line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line
     ) if Path("/etc/os-release").is_file() else {}
