@@ -27,11 +27,11 @@ RUN swift package resolve
 COPY Sources ./Sources
 # The manifest names the test targets' directories: SwiftPM needs them to load the package.
 COPY Tests ./Tests
+# The EmbedMigrations plugin compiles migrations/*.sql into the binary: none at run time.
+COPY Plugins ./Plugins
 COPY migrations ./migrations
 RUN swift build -c release --static-swift-stdlib --product lethe \
-    && install -D -m 755 "$(swift build -c release --show-bin-path)/lethe" /out/usr/local/bin/lethe \
-    && install -d -m 755 /out/usr/share/lethe \
-    && cp -R migrations /out/usr/share/lethe/migrations
+    && install -D -m 755 "$(swift build -c release --show-bin-path)/lethe" /out/usr/local/bin/lethe
 
 FROM ${RUNTIME_IMAGE} AS runtime
 # Unpinned for the same reason as above.

@@ -201,6 +201,22 @@ def check_dockerfiles(hadolint: str) -> None:
                 fail(f"Dockerfile copies {source}, which .dockerignore keeps out of the build context")
     ok_if_clean(before, "Dockerfile's COPY sources exist and are in the build context (.dockerignore)")
 
+    # The build stage copies everything `swift build` reads: the manifest, the directories of
+    # its targets and plugins, and migrations/ (the EmbedMigrations plugin's input).
+    before = len(problems)
+    copied = {
+        w.rstrip("/")
+        for instruction in dockerfile_instructions(ROOT / "Dockerfile")
+        if instruction.split()[0].upper() == "COPY" and "--from" not in instruction
+        for w in instruction.split()[1:-1]
+        if not w.startswith("--")
+    }
+    needed = ["Package.swift"] + [d for d in ("Sources", "Tests", "Plugins", "migrations") if (ROOT / d).is_dir()]
+    for source in needed:
+        if source not in copied:
+            fail(f"Dockerfile's build stage does not copy {source}, which `swift build` needs")
+    ok_if_clean(before, "Dockerfile copies everything the package build reads")
+
     release = dict(
         line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line
     ) if Path("/etc/os-release").is_file() else {}
