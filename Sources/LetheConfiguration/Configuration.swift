@@ -22,6 +22,8 @@ package struct Configuration: Equatable {
         case text, duration, positiveInteger, boolean, byteSize
         /// A whole number within the range (`archive.compression_level`).
         case integer(ClosedRange<Int>)
+        /// `0` (off) or a duration within the range (`coordinator.backlog_interval`).
+        case durationOrOff(ClosedRange<Duration>)
         var accepted: String {
             switch self {
             case .text: return "text"
@@ -30,6 +32,9 @@ package struct Configuration: Equatable {
             case .boolean: return "true or false"
             case .byteSize: return ByteSizeText.accepted
             case .integer(let range): return "a whole number from \(range.lowerBound) to \(range.upperBound)"
+            case .durationOrOff(let range):
+                return "0 (off) or a duration from \(DurationText.format(range.lowerBound)) to "
+                    + "\(DurationText.format(range.upperBound)), \(DurationText.accepted)"
             }
         }
     }
@@ -59,6 +64,7 @@ package struct Configuration: Equatable {
         "coordinator.keep_dead": .duration,
         "coordinator.prune_batch": .positiveInteger,
         "coordinator.registry_check_interval": .duration,
+        "coordinator.backlog_interval": .durationOrOff(backlogIntervalRange),
         "retention.check_interval": .duration,
         "retention.orphan_interval": .duration,
         "retention.notice_interval": .duration,
@@ -147,6 +153,10 @@ package struct Configuration: Equatable {
         case .boolean: valid = BooleanText.parse(value) != nil
         case .byteSize: valid = ByteSizeText.parse(value).map { $0 >= 1 } ?? false
         case .integer(let range): valid = Int(value).map(range.contains) ?? false
+        case .durationOrOff(let range):
+            valid =
+                value.trimmingCharacters(in: .whitespaces) == "0"
+                || DurationText.parse(value).map { $0 == .zero || range.contains($0) } ?? false
         }
         if !valid {
             throw UsageError(
