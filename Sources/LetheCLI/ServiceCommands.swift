@@ -234,6 +234,7 @@ package enum LetheServices {
         _ context: CommandContext, untilIdle: Bool, registryTick: RegistryTick?
     ) throws -> CoordinatorService {
         let settings = context.configuration
+        let (id, backlog) = backlogRefresher(context)
         return CoordinatorService(
             conninfo: context.conninfo, configuration: try settings.coordinatorConfiguration(untilIdle: untilIdle),
             queue: settings.taskQueue(),
@@ -243,7 +244,8 @@ package enum LetheServices {
                         orphanInterval: settings.orphanInterval, maxAttempts: settings.taskQueue().defaultMaxAttempts),
                     noticeInterval: settings.noticeInterval),
                 ArchiveTick(schedule: ArchiveSchedule(maxAttempts: settings.taskQueue().defaultMaxAttempts)),
+                backlog,
             ] + (registryTick.map { [$0] } ?? []),
-            logger: context.logger, version: LetheVersion.current)
+            logger: context.logger, version: LetheVersion.current, id: id)
     }
 }

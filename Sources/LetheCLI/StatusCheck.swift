@@ -30,6 +30,7 @@ enum StatusCheck {
                 "NO WORKER: no live worker (\(facts.workersLost) lost); \(facts.dueTasks) task\(plural(facts.dueTasks)) "
                     + "due wait; start lethe worker")
         }
+        if let line = backlogProblem(facts.backlog) { lines.append(line) }
         if facts.behindCount > 0 {
             let worst = facts.behind.map {
                 "\($0.accountID)/\($0.entityType) \(HumanText.age(seconds: $0.behindSeconds))"
@@ -38,7 +39,8 @@ enum StatusCheck {
             lines.append(
                 "BEHIND: \(facts.behindCount) account×type pair\(plural(facts.behindCount)) behind policy by more "
                     + "than \(limit) (worst: \(worst.joined(separator: ", "))\(more > 0 ? ", … \(more) more" : "")); "
-                    + "see lethe.retention_backlog")
+                    + "see \(facts.backlog?.source == .snapshot ? "lethe.retention_backlog_snapshot" : "lethe.retention_backlog")"
+            )
         }
         if facts.failedFiles > 0 {
             let accounts = facts.failedFileAccounts.joined(separator: ", ")
@@ -62,7 +64,32 @@ enum StatusCheck {
     /// The line printed when there is no problem.
     static func okLine(_ facts: StatusCheckFacts, maxBehind: Duration) -> String {
         "OK: leader alive, \(facts.workersAlive) worker\(plural(facts.workersAlive)) alive, no dead tasks, "
-            + "no account behind policy by more than \(DurationText.format(maxBehind)), no failing uploads"
+            + "no account behind policy by more than \(DurationText.format(maxBehind)) (\(backlogSource(facts.backlog))), "
+            + "no failing uploads"
+    }
+
+    /// Where BEHIND was judged, for the OK line.
+    static func backlogSource(_ backlog: BacklogSnapshot.Freshness?) -> String {
+        guard let backlog, backlog.source == .snapshot, let age = backlog.ageSeconds else {
+            return "live backlog"
+        }
+        return "backlog snapshot of \(HumanText.age(seconds: age)) ago"
+    }
+
+    /// A missing or stale backlog snapshot while the leader should refresh it: BEHIND was then
+    /// judged on the live view (exact, but slow on many accounts), and the refresh needs a look.
+    static func backlogProblem(_ backlog: BacklogSnapshot.Freshness?) -> String? {
+        guard let backlog, let problem = backlog.problem else { return nil }
+        let live = "BEHIND was judged on the live lethe.retention_backlog instead (slow on many accounts)"
+        if problem == "missing" {
+            return "BACKLOG SNAPSHOT MISSING: no leader has refreshed lethe.retention_backlog_snapshot yet; \(live); "
+                + "start lethe coordinator (coordinator.backlog_interval 0 turns the snapshot off)"
+        }
+        let age = backlog.ageSeconds.map { HumanText.age(seconds: $0) } ?? "?"
+        let interval = backlog.intervalSeconds.map { HumanText.age(seconds: $0) } ?? "?"
+        return "BACKLOG SNAPSHOT STALE: lethe.retention_backlog_snapshot was measured \(age) ago, more than twice the "
+            + "leader's coordinator.backlog_interval (\(interval)); \(live); check that a coordinator leads and "
+            + "its log for \"backlog snapshot\" failures"
     }
 
     private static func plural(_ count: Int) -> String { count == 1 ? "" : "s" }

@@ -10,10 +10,13 @@ struct StatusCommand: AsyncParsableCommand {
         commandName: "status",
         abstract: "Show the queue, the retention backlog, workers, coordinators, the backup log and failures.",
         discussion: """
-            Reads lethe.queue_summary, lethe.retention_backlog, lethe.worker_status, \
-            lethe.failures, lethe.backup_log and lethe.archive_status in one snapshot (the \
-            backlog counts expired rows in the application's tables, through their \
-            (account, clock) indexes).
+            Reads lethe.queue_summary, the retention backlog, lethe.worker_status, \
+            lethe.failures, lethe.backup_log and lethe.archive_status in one snapshot. The \
+            backlog comes from lethe.retention_backlog_snapshot, which the leading coordinator \
+            refreshes every coordinator.backlog_interval (default 5m), while it is younger than \
+            two intervals; otherwise from the live lethe.retention_backlog, which counts \
+            expired rows in the application's tables (seconds or more on thousands of \
+            accounts). The retention heading says which.
 
             Exit status 0 whatever the state; --json prints the same as one JSON object.
 
@@ -21,7 +24,9 @@ struct StatusCommand: AsyncParsableCommand {
             and exit status 1 (dead tasks; no live leading coordinator; no live worker; an \
             account's oldest expired row behind policy by more than --max-behind; archive files \
             that failed to upload or delete; archive jobs not uploaded --max-behind after they \
-            were created), else one OK line and exit status 0. It reads views only, so role \
+            were created; a backlog snapshot missing or stale while the leader should refresh \
+            it, BEHIND then being judged on the live view), else one OK line and exit status \
+            0. It reads views only, so role \
             lethe_monitor may run it. With --json it prints {"ok", "problems", "facts"}.
 
             --watch redraws every --interval until Ctrl-C (on a terminal; otherwise it prints \
@@ -141,7 +146,7 @@ struct StatusCommand: AsyncParsableCommand {
                     line.behindSeconds.map { HumanText.age(seconds: $0) } ?? "-", "\(line.deletedLastDay)")
             }
             sections.append(
-                "Retention (lethe.retention_backlog; why accounts are blocked: lethe.retention_status)\n"
+                "Retention (\(retentionSource(report.backlog)); why accounts are blocked: lethe.retention_status)\n"
                     + table.rendered)
         }
         if report.processes.isEmpty {
@@ -174,6 +179,19 @@ struct StatusCommand: AsyncParsableCommand {
         if let backupLog = report.backupLog { sections.append(contentsOf: Self.render(backupLog)) }
         sections.append("Schema lethe at version \(report.schemaVersion)")
         return sections.joined(separator: "\n\n")
+    }
+
+    /// Where the retention section came from.
+    static func retentionSource(_ backlog: BacklogSnapshot.Freshness?) -> String {
+        guard let backlog else { return "lethe.retention_backlog" }
+        if backlog.source == .snapshot, let age = backlog.ageSeconds {
+            return "lethe.retention_backlog_snapshot, measured \(HumanText.age(seconds: age)) ago"
+        }
+        switch backlog.problem {
+        case "missing": return "lethe.retention_backlog, live: no leader has refreshed the snapshot yet"
+        case "stale": return "lethe.retention_backlog, live: the snapshot is stale (older than two refresh intervals)"
+        default: return "lethe.retention_backlog, live: the snapshot is off"
+        }
     }
 
     /// Accounts shown in the text output (the stalest uploads first); --json has them all.

@@ -24,6 +24,8 @@ package struct Configuration: Equatable {
         case integer(ClosedRange<Int>)
         /// One of these words (`log.format`).
         case choice([String])
+        /// `0` (off) or a duration within the range (`coordinator.backlog_interval`).
+        case durationOrOff(ClosedRange<Duration>)
         var accepted: String {
             switch self {
             case .text: return "text"
@@ -33,6 +35,9 @@ package struct Configuration: Equatable {
             case .byteSize: return ByteSizeText.accepted
             case .integer(let range): return "a whole number from \(range.lowerBound) to \(range.upperBound)"
             case .choice(let words): return "one of " + words.joined(separator: ", ")
+            case .durationOrOff(let range):
+                return "0 (off) or a duration from \(DurationText.format(range.lowerBound)) to "
+                    + "\(DurationText.format(range.upperBound)), \(DurationText.accepted)"
             }
         }
     }
@@ -64,6 +69,7 @@ package struct Configuration: Equatable {
         "coordinator.keep_dead": .duration,
         "coordinator.prune_batch": .positiveInteger,
         "coordinator.registry_check_interval": .duration,
+        "coordinator.backlog_interval": .durationOrOff(backlogIntervalRange),
         "retention.check_interval": .duration,
         "retention.orphan_interval": .duration,
         "retention.notice_interval": .duration,
@@ -157,6 +163,10 @@ package struct Configuration: Equatable {
         case .byteSize: valid = ByteSizeText.parse(value).map { $0 >= 1 } ?? false
         case .integer(let range): valid = Int(value).map(range.contains) ?? false
         case .choice(let words): valid = words.contains(value)
+        case .durationOrOff(let range):
+            valid =
+                value.trimmingCharacters(in: .whitespaces) == "0"
+                || DurationText.parse(value).map { $0 == .zero || range.contains($0) } ?? false
         }
         if !valid {
             throw UsageError(

@@ -31,6 +31,9 @@ public struct StatusCheckFacts: Sendable, Codable {
     public var workersLost: Int
     /// Tasks due now (available or failed, run_at passed).
     public var dueTasks: Int
+    /// Where BEHIND was judged: the leader's backlog snapshot when fresh, else the live view
+    /// (nil before migration 0010: live).
+    public var backlog: BacklogSnapshot.Freshness?
     public var behindCount: Int
     /// The furthest behind first.
     public var behind: [Behind]
@@ -41,7 +44,8 @@ public struct StatusCheckFacts: Sendable, Codable {
     /// The oldest first.
     public var stuckJobs: [StuckJob]
 
-    /// Reads the facts in one repeatable-read snapshot. `maxBehind` bounds how far behind
+    /// Reads the facts in one repeatable-read snapshot; the backlog from the leader's snapshot
+    /// when it is fresh (`BacklogSnapshot.freshness`), else from the live view. `maxBehind` bounds how far behind
     /// policy an account's oldest expired row may be, and how old an archive job may grow
     /// before it reaches `uploaded`.
     public static func read(
@@ -66,10 +70,11 @@ public struct StatusCheckFacts: Sendable, Codable {
                        (SELECT coalesce(sum(due), 0)::int FROM lethe.queue_summary)
                 FROM lethe.worker_status
                 """)[0]
+            let backlog = try BacklogSnapshot.freshness(on: connection)
             let behind = try connection.query(
                 """
                 SELECT account_id, entity_type, extract(epoch FROM behind_by)::float8, count(*) OVER ()::int
-                FROM lethe.retention_backlog
+                FROM \(BacklogSnapshot.view(backlog))
                 WHERE runnable AND NOT held AND behind_by > make_interval(secs => $1)
                 ORDER BY behind_by DESC, account_id, entity_type LIMIT $2
                 """, [seconds, sample]
@@ -97,7 +102,7 @@ public struct StatusCheckFacts: Sendable, Codable {
                 oldestDeadSeconds: dead.compactMap(\.2).max(),
                 coordinatorsAlive: try processes.decode(at: 0), leaderAlive: try processes.decode(at: 1),
                 workersAlive: try processes.decode(at: 2), workersLost: try processes.decode(at: 3),
-                dueTasks: try processes.decode(at: 4),
+                dueTasks: try processes.decode(at: 4), backlog: backlog,
                 behindCount: behind.first?.3 ?? 0,
                 behind: behind.map { Behind(accountID: $0.0, entityType: $0.1, behindSeconds: $0.2) },
                 failedFiles: try files.decode(at: 0), failedFileAccounts: try files.decode(at: 2),

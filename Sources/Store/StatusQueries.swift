@@ -74,6 +74,9 @@ public struct StatusReport: Sendable, Codable {
     public var schemaVersion: Int
     public var queue: [QueueLine]
     public var retention: [RetentionLine]
+    /// Where `retention` came from: the leader's backlog snapshot when fresh, else the live
+    /// view (nil before migration 0010: live).
+    public var backlog: BacklogSnapshot.Freshness?
     public var processes: [ProcessLine]
     public var failures: [FailureLine]
     public var retrying: Int
@@ -127,6 +130,7 @@ public struct StatusReport: Sendable, Codable {
                 "SELECT count(*) FILTER (WHERE state = 'failed'), count(*) FILTER (WHERE state = 'dead') FROM lethe.failures"
             )[0]
             let (retrying, dead) = try counts.decode((Int, Int).self)
+            let backlog = try BacklogSnapshot.freshness(on: connection)
             let retention = try connection.query(
                 """
                 SELECT b.entity_type,
@@ -137,7 +141,7 @@ public struct StatusReport: Sendable, Codable {
                        extract(epoch FROM max(b.behind_by) FILTER (WHERE b.runnable))::float8,
                        coalesce((SELECT sum(d.total_rows) FROM lethe.deletion_records d
                                  WHERE d.entity_type = b.entity_type AND d.deleted_at > now() - interval '24 hours'), 0)::int8
-                FROM lethe.retention_backlog b
+                FROM \(BacklogSnapshot.view(backlog)) b
                 GROUP BY b.entity_type ORDER BY b.entity_type
                 """
             ).map { row in
@@ -148,7 +152,8 @@ public struct StatusReport: Sendable, Codable {
                     deletedLastDay: try row.decode(at: 6))
             }
             return StatusReport(
-                schemaVersion: version, queue: queue, retention: retention, processes: processes, failures: failures,
+                schemaVersion: version, queue: queue, retention: retention, backlog: backlog, processes: processes,
+                failures: failures,
                 retrying: retrying, dead: dead, backupLog: try readBackupLog(on: connection, failureLimit: failureLimit)
             )
         }

@@ -80,7 +80,7 @@ import Testing
         let titles = Set(panels.compactMap { $0["title"] as? String })
         for title in [
             "Queue depth by state", "Workers alive", "Failures", "Behind policy", "Backup files failing",
-            "Backup log", "Rows deleted", "Deletion rate",
+            "Backup log", "Rows deleted", "Deletion rate", "Backlog snapshot",
         ] {
             #expect(titles.contains(title), "the dashboard has no panel \(title)")
         }

@@ -47,7 +47,7 @@ struct OperatorFixture {
             arguments, environment: ["LETHE_DATABASE_URL": url ?? database.url, "LETHE_CONFIG": config])
     }
 
-    /// A fake live coordinator that leads and a fake live worker.
+    /// A fake live coordinator that leads (and has refreshed the backlog snapshot) and a fake live worker.
     func registerLiveFleet(on connection: Connection) throws {
         try connection.executeScript(
             """
@@ -55,6 +55,7 @@ struct OperatorFixture {
                 ('00000000-0000-0000-0000-000000000001', 'coordinator', 'test', 1, 'test', 0, 3600),
                 ('00000000-0000-0000-0000-000000000002', 'worker', 'test', 2, 'test', 4, 3600);
             INSERT INTO lethe.leader (process_id, host, pid) VALUES ('00000000-0000-0000-0000-000000000001', 'test', 1);
+            SELECT lethe.refresh_backlog_snapshot(interval '1 hour', '00000000-0000-0000-0000-000000000001');
             """)
     }
 }
