@@ -126,6 +126,37 @@ import Testing
         }
     }
 
+    /// A hold on one type, placed after the job archived it and before its deletion is
+    /// approved: none of that type's rows go (the manifest keys are now read before the
+    /// policy check, c52b57e; the hold must still stop the type), and once it is released
+    /// exactly the archived rows go.
+    @Test func aTypeHoldPlacedAfterPlanningStopsThatTypesDeletion() async throws {
+        try await withMigratedDatabase { database in
+            let fixture = try ArchiveFixture(database: database)
+            try fixture.addFileSite()
+            try fixture.enableArchiving()
+            try fixture.snapshot()
+            let job = try fixture.startJob()
+            try fixture.runUntilIdle()
+            #expect(try fixture.jobState(job) == "uploaded", "\(fixture.diagnostics())")
+            let conversations = try fixture.manifestIDs(job: job, type: "conversations", index: 0)
+            #expect(!conversations.isEmpty)
+            try fixture.connection.execute("SELECT lethe.place_hold('1', 'conversations', 'type hold', NULL)")
+            let files = try fixture.files(job: job)
+            try fixture.expectSuccess(["archive", "approve", "\(try #require(files.first).id)"])
+            try fixture.runUntilIdle()
+            #expect(try fixture.jobState(job) != "deleted", "\(fixture.diagnostics())")
+            #expect(try fixture.gone(account: 1)["app.conversations"] == nil)
+            let hold: Int64 = try fixture.connection.scalar("SELECT max(id) FROM lethe.holds")
+            try fixture.expectSuccess(["account", "release", "\(hold)"])
+            try fixture.connection.execute(
+                "UPDATE lethe.archive_jobs SET wake_at = now() WHERE job_id = $1::uuid", [job])
+            try fixture.runUntilIdle()
+            #expect(try fixture.jobState(job) == "deleted", "\(fixture.diagnostics())")
+            #expect(Set(try fixture.gone(account: 1)["app.conversations"] ?? []) == conversations)
+        }
+    }
+
     @Test func unknownOrChangedHostKeysAreRefusedAndNothingIsDeleted() async throws {
         try await withMigratedDatabase { database in
             let fixture = try ArchiveFixture(database: database)

@@ -15,6 +15,55 @@ import Testing
         )[0].decode((Bool, String?, Date?).self)
     }
 
+    /// Migration 0009 rewrote `lethe.interval_is_positive` (inlinable, `date_part` instead of
+    /// `extract`, no STRICT) for the backlog's speed. It decides every cutoff: it must give
+    /// exactly what 0006's definition gave, NULL included, on every kind of interval (mixed
+    /// signs, months against days, sub-second negatives, the extremes of each field).
+    @Test func theRewrittenIntervalCheckAgreesWithTheOriginalEverywhere() async throws {
+        try await withMigratedDatabase { database in
+            let connection = try database.connect()
+            defer { connection.close() }
+            try connection.executeScript(
+                """
+                CREATE FUNCTION pg_temp.original_is_positive(keep interval) RETURNS boolean
+                LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+                RETURN keep > interval '0'
+                   AND extract(year FROM keep) >= 0 AND extract(month FROM keep) >= 0 AND extract(day FROM keep) >= 0
+                   AND extract(hour FROM keep) >= 0 AND extract(minute FROM keep) >= 0
+                   AND extract(microseconds FROM keep) >= 0;
+                CREATE TEMP TABLE parts(v bigint);
+                INSERT INTO parts VALUES (0), (1), (-1), (11), (-11), (12), (-12), (13), (29), (30), (31), (-30),
+                    (1200), (-1200), (36031), (-36031), (2147483647), (-2147483648);
+                CREATE TEMP TABLE times(v bigint);
+                INSERT INTO times VALUES (0), (1), (-1), (999999), (-999999), (1000000), (-1000000), (59999999),
+                    (-60000000), (3599999999), (-3600000000), (86400000000), (-86400000000),
+                    (9007199254740993), (-9007199254740993), (9223372036854775807), (-9223372036854775807);
+                CREATE TEMP TABLE samples AS
+                SELECT make_interval(months => m.v::int, days => d.v::int) + make_interval(secs => 0)
+                       + (t.v::text || ' microseconds')::interval AS i
+                FROM parts m, parts d, times t;
+                INSERT INTO samples
+                SELECT make_interval(months => (random() * 200 - 100)::int, days => (random() * 2000 - 1000)::int)
+                       + ((random() * 2e12 - 1e12)::bigint::text || ' microseconds')::interval
+                FROM generate_series(1, 20000);
+                INSERT INTO samples VALUES (NULL), ('-0 seconds'), ('-0.000001 s'), ('1 mon -30 days'),
+                    ('1 day -24 hours'), ('-1 mon 31 days'), ('-1 year 13 mons');
+                """)
+            let (total, differ, positive): (Int, Int, Int) = try connection.query(
+                """
+                SELECT count(*)::int8,
+                       count(*) FILTER (WHERE pg_temp.original_is_positive(i)
+                                        IS DISTINCT FROM lethe.interval_is_positive(i))::int8,
+                       count(*) FILTER (WHERE lethe.interval_is_positive(i))::int8
+                FROM pg_temp.samples
+                """)[0].decode((Int, Int, Int).self)
+            #expect(total > 20_000 && positive > 100)
+            #expect(differ == 0, "\(differ) of \(total) intervals judged differently")
+            let nullGivesNull: Bool = try connection.scalar("SELECT lethe.interval_is_positive(NULL) IS NULL")
+            #expect(nullGivesNull)
+        }
+    }
+
     @Test func mixedSignAndNonPositiveIntervalsAreRefused() async throws {
         try await withMigratedDatabase { database in
             let connection = try database.connect()
