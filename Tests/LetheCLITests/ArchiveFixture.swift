@@ -6,7 +6,6 @@ import TestSupport
 /// for archiving account 1, for the archive tests. Every process output is kept so a test
 /// can check that no secret ever reached it.
 final class ArchiveFixture: @unchecked Sendable {
-    static let example = Repository.root().appendingPathComponent("examples/contact-centre")
     /// The account's archive key (the tests pass it to bsdtar and 7z themselves; Lethe never does).
     static let archiveKey = "Archive-Key-2026"
     /// The application tables whose rows the tests compare, with their account column.
@@ -40,11 +39,7 @@ final class ArchiveFixture: @unchecked Sendable {
     ) throws {
         self.database = database
         connection = try database.connect()
-        for file in ["schema.sql", "seed.sql"] {
-            try connection.executeScript(
-                try String(contentsOf: Self.example.appendingPathComponent(file), encoding: .utf8))
-        }
-        try connection.execute("SELECT app.seed_demo(2, $1::int)", [scale])
+        try ExampleApplication.load(on: connection, tenants: 2, scale: scale)
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-archive-\(UUID().uuidString)")
         siteDirectory = directory.appendingPathComponent("site").path
         try FileManager.default.createDirectory(atPath: siteDirectory, withIntermediateDirectories: true)
@@ -54,7 +49,7 @@ final class ArchiveFixture: @unchecked Sendable {
         chmod(masterPath, 0o600)
         keyFile = directory.appendingPathComponent("archive.key").path
         try (Self.archiveKey + "\n").write(toFile: keyFile, atomically: true, encoding: .utf8)
-        let registry = try String(contentsOf: Self.example.appendingPathComponent("lethe.yml"), encoding: .utf8)
+        let registry = try ExampleApplication.registry()
         configPath = try writeConfig(
             edit(
                 """

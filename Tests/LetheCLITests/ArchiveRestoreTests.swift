@@ -9,7 +9,6 @@ import Testing
 /// `lethe archive verify | extract | restore` against real archives of the example
 /// application (examples/contact-centre), made and uploaded by a real `lethe run`.
 @Suite struct ArchiveRestoreTests {
-    static let example = Repository.root().appendingPathComponent("examples/contact-centre")
     static let archiveKey = "Archive-Key-2026"
     /// Every table of the example application that holds account rows.
     static let tables = [
@@ -57,11 +56,7 @@ import Testing
         try await withMigratedDatabase { database in
             let connection = try database.connect()
             defer { connection.close() }
-            for file in ["schema.sql", "seed.sql"] {
-                try connection.executeScript(
-                    try String(contentsOf: Self.example.appendingPathComponent(file), encoding: .utf8))
-            }
-            try connection.execute("SELECT app.seed_demo(2, 300)")
+            try ExampleApplication.load(on: connection, tenants: 2, scale: 300)
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
                 "lethe-restore-\(UUID().uuidString)"
             ).path
@@ -71,15 +66,11 @@ import Testing
             let masterKey = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
             try masterKey.write(toFile: "\(directory)/master.key", atomically: true, encoding: .utf8)
             try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: "\(directory)/master.key")
-            let registry = try String(contentsOf: Self.example.appendingPathComponent("lethe.yml"), encoding: .utf8)
-            let config = try writeConfig(
-                """
-                database: { url: "\(database.url)" }
-                coordinator: { tick_interval: 200ms }
-                worker: { poll_interval: 200ms }
-                archive: { master_key_file: "\(directory)/master.key", spool_directory: "\(directory)/spool" }
-                \(registry)
-                """)
+            let config = try ExampleApplication.configuration(
+                url: database.url,
+                settings:
+                    "archive: { master_key_file: \"\(directory)/master.key\", spool_directory: \"\(directory)/spool\" }"
+            )
             defer { try? FileManager.default.removeItem(atPath: config) }
             var archived = Archived(
                 connection: connection, directory: directory, config: config, keyFile: "", files: [])

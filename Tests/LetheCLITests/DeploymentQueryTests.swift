@@ -115,25 +115,13 @@ import Testing
         let targets = try Self.targets()
         let keda = try Self.kedaQuery()
         #expect(keda.contains("lethe.queue_summary"))
-        let example = Self.root.appendingPathComponent("examples/contact-centre")
         let outcome = try await withMigratedDatabase { database in
             try await offThePool {
                 var outcome = Outcome()
                 let connection = try database.connect()
                 defer { connection.close() }
-                for file in ["schema.sql", "seed.sql"] {
-                    try connection.executeScript(
-                        try String(contentsOf: example.appendingPathComponent(file), encoding: .utf8))
-                }
-                try connection.execute("SELECT app.seed_demo(2, 80)")
-                let registry = try String(contentsOf: example.appendingPathComponent("lethe.yml"), encoding: .utf8)
-                let path = try writeConfig(
-                    """
-                    database: { url: "\(database.url)" }
-                    coordinator: { tick_interval: 200ms }
-                    worker: { poll_interval: 200ms }
-                    \(registry)
-                    """)
+                try ExampleApplication.load(on: connection, tenants: 2, scale: 80)
+                let path = try ExampleApplication.configuration(url: database.url)
                 defer { try? FileManager.default.removeItem(atPath: path) }
                 outcome.setupStatuses.append(try LetheProcess.run(["policy", "sync", "--config", path]).status)
                 outcome.setupStatuses.append(

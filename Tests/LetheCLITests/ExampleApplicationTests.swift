@@ -6,25 +6,13 @@ import Testing
 /// The example application (examples/contact-centre) under retention: its guards hold, and
 /// `lethe demo` runs end to end.
 @Suite struct ExampleApplicationTests {
-    static let example = Repository.root().appendingPathComponent("examples/contact-centre")
 
     @Test func guardsKeepWhatMustStay() async throws {
         try await withMigratedDatabase { database in
             let connection = try database.connect()
             defer { connection.close() }
-            for file in ["schema.sql", "seed.sql"] {
-                try connection.executeScript(
-                    try String(contentsOf: Self.example.appendingPathComponent(file), encoding: .utf8))
-            }
-            try connection.execute("SELECT app.seed_demo(3, 600)")
-            let registry = try String(contentsOf: Self.example.appendingPathComponent("lethe.yml"), encoding: .utf8)
-            let path = try writeConfig(
-                """
-                database: { url: "\(database.url)" }
-                coordinator: { tick_interval: 200ms }
-                worker: { poll_interval: 200ms }
-                \(registry)
-                """)
+            try ExampleApplication.load(on: connection, tenants: 3, scale: 600)
+            let path = try ExampleApplication.configuration(url: database.url)
             defer { try? FileManager.default.removeItem(atPath: path) }
             #expect(try LetheProcess.run(["policy", "sync", "--config", path]).status == 0)
             #expect(try LetheProcess.run(["account", "add", "1", "2", "3", "--config", path]).status == 0)

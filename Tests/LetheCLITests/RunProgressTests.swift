@@ -64,7 +64,6 @@ import Testing
 }
 
 @Suite struct RunProgressTerminalTests {
-    static let example = Repository.root().appendingPathComponent("examples/contact-centre")
 
     /// The same work twice: through a pseudo-terminal (`script`), the line is drawn and its last
     /// drawing counts the run; through pipes, nothing of it appears.
@@ -72,19 +71,8 @@ import Testing
         try await withMigratedDatabase { database in
             let connection = try database.connect()
             defer { connection.close() }
-            for file in ["schema.sql", "seed.sql"] {
-                try connection.executeScript(
-                    try String(contentsOf: Self.example.appendingPathComponent(file), encoding: .utf8))
-            }
-            try connection.execute("SELECT app.seed_demo(2, 300)")
-            let registry = try String(contentsOf: Self.example.appendingPathComponent("lethe.yml"), encoding: .utf8)
-            let path = try writeConfig(
-                """
-                database: { url: "\(database.url)" }
-                coordinator: { tick_interval: 200ms }
-                worker: { poll_interval: 200ms }
-                \(registry)
-                """)
+            try ExampleApplication.load(on: connection, tenants: 2, scale: 300)
+            let path = try ExampleApplication.configuration(url: database.url)
             defer { try? FileManager.default.removeItem(atPath: path) }
             #expect(try LetheProcess.run(["policy", "sync", "--config", path]).status == 0)
             #expect(try LetheProcess.run(["account", "add", "1", "2", "--config", path]).status == 0)
