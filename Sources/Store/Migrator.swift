@@ -68,8 +68,7 @@ public struct Migrator: Sendable {
             let clock = ContinuousClock()
             let start = clock.now
             try connection.withTransaction { connection in
-                try connection.executeScript(file.sql)
-                guard connection.isInTransaction else { throw MigrationError.transactionControlInFile(file.fileName) }
+                try run(file, on: connection)
                 let elapsed = start.duration(to: clock.now)
                 try connection.execute(
                     """
@@ -84,6 +83,12 @@ public struct Migrator: Sendable {
             done.append(file)
         }
         return done
+    }
+
+    /// Runs one file's SQL inside the caller's transaction, recording nothing.
+    func run(_ file: MigrationFile, on connection: Connection) throws {
+        try connection.executeScript(file.sql)
+        guard connection.isInTransaction else { throw MigrationError.transactionControlInFile(file.fileName) }
     }
 
     struct Applied {
