@@ -45,6 +45,7 @@ extension Migrator {
 
             let through = files.filter { $0.version <= version }
             let next = files.first { $0.version > version }
+            try Self.refuseTransactionControl(in: through + (next.map { [$0] } ?? []))
             // Every definition is printed schema-qualified: the same text in both schemas.
             try connection.setLocalSearchPath()
             let existing = try SchemaFingerprint.read(connection)

@@ -146,4 +146,26 @@ struct BaselineSafetyTests {
             }
         }
     }
+
+    /// A file (from --migrations DIR) that commits would make baseline's scratch work, the
+    /// existing schema dropped, permanent: it is refused before anything runs.
+    @Test func aFileWithTransactionControlIsRefusedBeforeAnythingRuns() async throws {
+        let embedded = try MigrationFile.embedded()
+        let highest = try #require(embedded.last?.version)
+        let commits = try MigrationFile(
+            fileName: String(format: "%04d_commits.sql", highest + 1),
+            contents: Data("CREATE TABLE lethe.later (a int);\n-- a comment; then\ncommit ;\n".utf8))
+        try await TestDatabase.with { database in
+            let connection = try database.connect()
+            defer { connection.close() }
+            try Migrator(files: embedded).apply(connection)
+            try connection.execute("INSERT INTO lethe.tiers (name) VALUES ('kept')")
+            try connection.execute("DELETE FROM lethe.schema_migrations")
+            #expect(throws: MigrationError.transactionControlInFile(commits.fileName)) {
+                try Migrator(files: embedded + [commits]).baseline(connection, through: highest + 1)
+            }
+            let kept = try connection.query("SELECT count(*) FROM lethe.tiers WHERE name = 'kept'")[0]
+            #expect(try kept.decode(Int.self, at: 0) == 1)
+        }
+    }
 }
