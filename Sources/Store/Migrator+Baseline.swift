@@ -62,7 +62,10 @@ extension Migrator {
                 let after = built[through.count]
                 let ahead = after.entries.keys.filter {
                     after.entries[$0] != expected.entries[$0] && existing.entries[$0] == after.entries[$0]
-                }.sorted()
+                }.sorted {  // columns last: their tables say more
+                    ($0.kind == "column" ? 1 : 0, $0.kind, $0.name, $0.aspect)
+                        < ($1.kind == "column" ? 1 : 0, $1.kind, $1.name, $1.aspect)
+                }
                 guard ahead.isEmpty else {
                     throw BaselineError.schemaAhead(version, next: next.fileName, objects: ahead.map(\.description))
                 }
@@ -156,7 +159,7 @@ public enum BaselineError: Error, Equatable, CustomStringConvertible {
         case .schemaMismatch(let version, let problems):
             return "cannot baseline version \(version): schema lethe does not match the migrations up to it: "
                 + Self.list(problems) + ". Nothing was recorded; apply the missing migrations first "
-                + "(lethe migrate --print --from N | psql) or baseline a lower version"
+                + "(lethe migrate --print --from N | psql), restore what differs, or baseline a lower version"
         case .schemaAhead(let version, let next, let objects):
             return "cannot baseline version \(version): schema lethe already holds what \(next) creates ("
                 + Self.list(objects) + "); baseline the highest version that was applied. Nothing was recorded"

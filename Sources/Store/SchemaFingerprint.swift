@@ -159,6 +159,12 @@ struct SchemaFingerprint: Sendable, Equatable {
     func describe(_ key: Key, expected: SchemaFingerprint) -> String {
         guard let found = entries[key] else { return "missing \(key)" }
         guard let wanted = expected.entries[key] else { return "unexpected \(key) (no migration creates it)" }
+        if key.aspect == "grants" {
+            let (have, want) = (Set(found.components(separatedBy: ", ")), Set(wanted.components(separatedBy: ", ")))
+            let extra = have.subtracting(want).sorted().map { "extra \($0)" }
+            let missing = want.subtracting(have).sorted().map { "missing \($0)" }
+            return "\(key) differ: " + (extra + missing).joined(separator: ", ")
+        }
         let foundLines = found.split(separator: "\n", omittingEmptySubsequences: false)
         let wantedLines = wanted.split(separator: "\n", omittingEmptySubsequences: false)
         let index =
