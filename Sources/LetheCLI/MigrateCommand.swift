@@ -20,7 +20,9 @@ struct MigrateCommand: AsyncParsableCommand {
 
             --print writes the SQL, with the rows lethe.schema_migrations needs, for psql \
             (no database needed). --baseline N records migrations up to N that psql, dbmate or \
-            Flyway applied, after checking that the schema holds what they create.
+            Flyway applied, after checking that schema lethe defines exactly what they define \
+            (built under a rolled-back savepoint and compared: columns, constraints, indexes, \
+            triggers, views, functions, grants; extra indexes are allowed).
             """)
 
     @OptionGroup var global: GlobalOptions

@@ -36,8 +36,8 @@ public enum MigrationError: Error, Equatable, CustomStringConvertible {
             return "migration \(name) is pending but version \(latest) is already applied; "
                 + "renumber it above \(latest)"
         case .transactionControlInFile(let name):
-            return "migration \(name) ended the transaction it runs in (COMMIT or ROLLBACK in the file); "
-                + "remove transaction control from it"
+            return "migration \(name) holds transaction control (BEGIN, COMMIT, ROLLBACK or the like), which "
+                + "would end the transaction it runs in; remove it: each file runs in a transaction of its own"
         }
     }
 }

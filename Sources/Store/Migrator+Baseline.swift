@@ -9,9 +9,15 @@ extension Migrator {
 
     /// Records migrations up to `version` as applied, with their checksums, for a schema that
     /// psql, dbmate or Flyway applied: after checking, under the migration lock and in one
-    /// transaction, that what is recorded agrees with these files, that the schema holds every
-    /// object those migrations create (each function with its body), and none that the next
-    /// migration creates. Throws `BaselineError` (writing nothing) when any check fails.
+    /// transaction, that what is recorded agrees with these files and that schema `lethe`
+    /// defines exactly what migrations 1…`version` define (`SchemaFingerprint`), and not
+    /// already what the next migration does. Throws `BaselineError` (writing nothing) when
+    /// any check fails.
+    ///
+    /// The reference is built, not derived: under a savepoint, the existing schema is dropped,
+    /// the migrations are applied as `apply` runs them, creating a fresh `lethe`, and its
+    /// fingerprint is read after each; rolling back to the savepoint undoes all of it (the
+    /// drop, every object created, any role a migration created).
     public func baseline(_ connection: Connection, through version: Int) throws -> BaselineReport {
         guard files.contains(where: { $0.version == version }) else {
             throw BaselineError.unknownVersion(version, known: files.map(\.version))
@@ -38,26 +44,44 @@ extension Migrator {
             guard inconsistent.isEmpty else { throw BaselineError.inconsistentRecords(version, inconsistent) }
 
             let through = files.filter { $0.version <= version }
-            let signature = MigrationSignature(after: through)
-            let catalog = try SchemaCatalog.read(connection)
-            // A schema further on than `version` first: its replaced functions would read as mismatches.
-            if let next = files.first(where: { $0.version > version }) {
-                var after = signature
-                after.apply(next)
-                var ahead = after.objects.keys.filter { signature.objects[$0] == nil && catalog.objects.contains($0) }
-                for (function, body) in after.bodies where signature.bodies[function] != body {
-                    if catalog.bodies[function]?.contains(body) == true { ahead.append(function) }
+            let next = files.first { $0.version > version }
+            try Self.refuseTransactionControl(in: through + (next.map { [$0] } ?? []))
+            // Every definition is printed schema-qualified: the same text in both schemas.
+            try connection.setLocalSearchPath()
+            let existing = try SchemaFingerprint.read(connection)
+            let built = try fingerprints(after: through + (next.map { [$0] } ?? []), on: connection)
+            let expected = built[through.count - 1]
+            // An object missing whole is named once, not once more for its grants.
+            let differing = existing.differences(from: expected).filter { key in
+                let definition = SchemaFingerprint.Key(kind: key.kind, name: key.name, aspect: "definition")
+                return key.aspect != "grants" || existing.entries[definition] != nil
+                    || expected.entries[definition] == nil
+            }
+            if let next {
+                // A schema further on than `version` first: what next changed would read as mismatches.
+                let after = built[through.count]
+                let ahead = after.entries.keys.filter {
+                    after.entries[$0] != expected.entries[$0] && existing.entries[$0] == after.entries[$0]
+                }.sorted {  // columns last: their tables say more
+                    ($0.kind == "column" ? 1 : 0, $0.kind, $0.name, $0.aspect)
+                        < ($1.kind == "column" ? 1 : 0, $1.kind, $1.name, $1.aspect)
                 }
                 guard ahead.isEmpty else {
-                    throw BaselineError.schemaAhead(
-                        version, next: next.fileName, objects: ahead.sorted().map(\.description))
+                    throw BaselineError.schemaAhead(version, next: next.fileName, objects: ahead.map(\.description))
                 }
             }
-            let differences = catalog.differences(from: signature).map { difference in
-                let name = files.first { $0.version == difference.version }?.fileName ?? "\(difference.version)"
-                return "\(name): \(difference.problem)"
+            guard differing.isEmpty else {
+                throw BaselineError.schemaMismatch(
+                    version,
+                    differing.map { key in
+                        // The migration that last defined the object as expected, if any.
+                        let last = through.indices.last { index in
+                            index == 0 || built[index - 1].entries[key] != expected.entries[key]
+                        }
+                        let origin = expected.entries[key] == nil ? nil : last.map { through[$0].fileName }
+                        return (origin.map { "\($0): " } ?? "") + existing.describe(key, expected: expected)
+                    })
             }
-            guard differences.isEmpty else { throw BaselineError.schemaMismatch(version, differences) }
             var report = BaselineReport(recorded: [], alreadyRecorded: [])
             for file in through {
                 if applied[file.version] != nil {
@@ -71,6 +95,49 @@ extension Migrator {
             }
             return report
         }
+    }
+}
+
+extension Migrator {
+    /// The fingerprint of schema `lethe` after each of `files`, applied in order as `apply`
+    /// applies them to a fresh schema, the existing one dropped meanwhile; all undone before
+    /// returning (rolled back to a savepoint of the caller's transaction). Dropped rather than
+    /// renamed away: a migration may look an object up by name alone (0004 does, for a
+    /// constraint), and would find the old one.
+    fileprivate func fingerprints(
+        after files: [MigrationFile], on connection: Connection
+    ) throws
+        -> [SchemaFingerprint]
+    {
+        try connection.execute("SAVEPOINT lethe_baseline")
+        do {
+            // DROP locks every table of the schema until the transaction ends: wait for
+            // running services' transactions a bounded time rather than forever.
+            _ = try connection.query("SELECT set_config('lock_timeout', '60s', true)")
+            try connection.execute("DROP SCHEMA IF EXISTS lethe CASCADE")
+            var result: [SchemaFingerprint] = []
+            for file in files {
+                try run(file, on: connection)
+                try connection.setLocalSearchPath()
+                result.append(try SchemaFingerprint.read(connection))
+            }
+            try connection.execute("ROLLBACK TO SAVEPOINT lethe_baseline")
+            try connection.execute("RELEASE SAVEPOINT lethe_baseline")
+            return result
+        } catch {
+            if !connection.isBroken, connection.isInTransaction {
+                _ = try? connection.execute("ROLLBACK TO SAVEPOINT lethe_baseline")
+            }
+            throw error
+        }
+    }
+}
+
+extension Connection {
+    /// search_path = pg_catalog until the transaction ends, so catalog functions print every
+    /// name of schema `lethe` qualified.
+    fileprivate func setLocalSearchPath() throws {
+        _ = try query("SELECT set_config('search_path', 'pg_catalog', true)")
     }
 }
 
@@ -92,7 +159,7 @@ public enum BaselineError: Error, Equatable, CustomStringConvertible {
         case .schemaMismatch(let version, let problems):
             return "cannot baseline version \(version): schema lethe does not match the migrations up to it: "
                 + Self.list(problems) + ". Nothing was recorded; apply the missing migrations first "
-                + "(lethe migrate --print --from N | psql) or baseline a lower version"
+                + "(lethe migrate --print --from N | psql), restore what differs, or baseline a lower version"
         case .schemaAhead(let version, let next, let objects):
             return "cannot baseline version \(version): schema lethe already holds what \(next) creates ("
                 + Self.list(objects) + "); baseline the highest version that was applied. Nothing was recorded"
@@ -100,7 +167,7 @@ public enum BaselineError: Error, Equatable, CustomStringConvertible {
     }
 
     private static func list(_ items: [String]) -> String {
-        let shown = items.prefix(12).joined(separator: "; ")
-        return items.count > 12 ? shown + "; and \(items.count - 12) more" : shown
+        let shown = items.prefix(10).joined(separator: "; ")
+        return items.count > 10 ? shown + "; and \(items.count - 10) more" : shown
     }
 }

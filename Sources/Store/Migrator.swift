@@ -63,13 +63,13 @@ public struct Migrator: Sendable {
         defer { _ = try? connection.advisoryUnlock(Self.lockKey) }
         // Read what is applied only once the lock is held: a concurrent run may just have finished.
         let pending = try plan(against: try appliedMigrations(connection))
+        try Self.refuseTransactionControl(in: pending)
         var done: [MigrationFile] = []
         for file in pending {
             let clock = ContinuousClock()
             let start = clock.now
             try connection.withTransaction { connection in
-                try connection.executeScript(file.sql)
-                guard connection.isInTransaction else { throw MigrationError.transactionControlInFile(file.fileName) }
+                try run(file, on: connection)
                 let elapsed = start.duration(to: clock.now)
                 try connection.execute(
                     """
@@ -84,6 +84,30 @@ public struct Migrator: Sendable {
             done.append(file)
         }
         return done
+    }
+
+    /// Refuses, before anything runs, a file with a statement that would end or split the
+    /// transaction it runs in (BEGIN, COMMIT, ROLLBACK, …): part of it would be committed
+    /// whatever follows, and `baseline` runs files where a COMMIT would make its scratch work
+    /// permanent.
+    static func refuseTransactionControl(in files: [MigrationFile]) throws(MigrationError) {
+        let control: Set<String> = ["begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release"]
+        for file in files {
+            for statement in SQLTokens.statements(file.sql) {
+                guard let first = statement.first?.word else { continue }
+                if control.contains(first)
+                    || (first == "prepare" && statement.dropFirst().first == .word("transaction"))
+                {
+                    throw .transactionControlInFile(file.fileName)
+                }
+            }
+        }
+    }
+
+    /// Runs one file's SQL inside the caller's transaction, recording nothing.
+    func run(_ file: MigrationFile, on connection: Connection) throws {
+        try connection.executeScript(file.sql)
+        guard connection.isInTransaction else { throw MigrationError.transactionControlInFile(file.fileName) }
     }
 
     struct Applied {

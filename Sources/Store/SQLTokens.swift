@@ -1,6 +1,7 @@
-/// A migration's SQL as statements of tokens: enough of PostgreSQL's lexer to find the
-/// objects a statement creates or drops (comments skipped; quoted and dollar-quoted strings
-/// kept whole). Not a parser: `MigrationSignature` reads the few statement shapes it knows.
+/// A migration's SQL as statements of tokens: enough of PostgreSQL's lexer to find where
+/// statements start (comments skipped; quoted and dollar-quoted strings kept whole, so a
+/// function body's BEGIN/END is not a statement). Not a parser: `Migrator` only looks for
+/// transaction control before it runs a file.
 enum SQLToken: Equatable {
     /// An identifier or keyword: unquoted ones lower-cased, quoted ones as written.
     case word(String)

@@ -228,7 +228,7 @@ struct MigrationToolingTests {
                 #expect(edited.stderr.contains("0007_registry_source.sql: missing view lethe.registry_in_force"))
                 #expect(
                     edited.stderr.contains(
-                        "0008_registry_keys.sql: function lethe.lock_account_of_change (0 arguments) has a different body"
+                        "0008_registry_keys.sql: function lethe.lock_account_of_change() differs: expected"
                     ),
                     "\(edited.output)")
                 #expect(try Self.recorded(database).isEmpty)
