@@ -44,6 +44,26 @@ enum SQLTokens {
         func isIdentifierPart(_ c: Unicode.Scalar) -> Bool {
             isIdentifierStart(c) || c == "$" || ("0"..."9").contains(c)
         }
+        /// The text between the quote at `i` and its closing one (a doubled quote stands for
+        /// itself), moving `i` past it: `'…'` literals and `"…"` identifiers alike.
+        func quoted(by quote: Unicode.Scalar) -> String {
+            var text = String.UnicodeScalarView()
+            i += 1
+            while i < chars.count {
+                if chars[i] == quote {
+                    if at(i + 1) == quote {
+                        text.append(quote)
+                        i += 2
+                        continue
+                    }
+                    i += 1
+                    break
+                }
+                text.append(chars[i])
+                i += 1
+            }
+            return String(text)
+        }
         while i < chars.count {
             let c = chars[i]
             if c.properties.isWhitespace {
@@ -64,39 +84,9 @@ enum SQLTokens {
                     }
                 } while depth > 0 && i < chars.count
             } else if c == "'" {
-                var text = String.UnicodeScalarView()
-                i += 1
-                while i < chars.count {
-                    if chars[i] == "'" {
-                        if at(i + 1) == "'" {
-                            text.append("'")
-                            i += 2
-                            continue
-                        }
-                        i += 1
-                        break
-                    }
-                    text.append(chars[i])
-                    i += 1
-                }
-                tokens.append(.string(String(text)))
+                tokens.append(.string(quoted(by: c)))
             } else if c == "\"" {
-                var text = String.UnicodeScalarView()
-                i += 1
-                while i < chars.count {
-                    if chars[i] == "\"" {
-                        if at(i + 1) == "\"" {
-                            text.append("\"")
-                            i += 2
-                            continue
-                        }
-                        i += 1
-                        break
-                    }
-                    text.append(chars[i])
-                    i += 1
-                }
-                tokens.append(.word(String(text)))
+                tokens.append(.word(quoted(by: c)))
             } else if c == "$", let tagEnd = dollarTagEnd(chars, from: i) {
                 let tag = Array(chars[i...tagEnd])
                 var j = tagEnd + 1
