@@ -261,10 +261,15 @@ import Testing
 /// Another program (not lethe), run to completion with stdin from /dev/null: its exit
 /// status and its output (both streams).
 enum ExternalTool {
-    static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    /// `directory` and `environment` (the whole environment) default to this process's.
+    static func run(
+        _ executable: String, _ arguments: [String], directory: String? = nil, environment: [String: String]? = nil
+    ) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        if let environment { process.environment = environment }
         let out = Pipe()
         process.standardOutput = out
         process.standardError = out

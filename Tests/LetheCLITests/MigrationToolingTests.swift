@@ -15,19 +15,9 @@ struct MigrationToolingTests {
     /// Runs psql on `database` with `arguments`, stopping at the first error.
     static func psql(_ database: TestDatabase, _ arguments: [String]) throws -> Output {
         let bin = ProcessInfo.processInfo.environment["LETHE_TEST_PG_BIN"].map { $0 + "/psql" }
-        let process = Process()
-        process.executableURL = URL(
-            fileURLWithPath: bin.flatMap { FileManager.default.isExecutableFile(atPath: $0) ? $0 : nil }
-                ?? "/usr/bin/psql")
-        process.arguments = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database.url] + arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Output(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
+        let psql = bin.flatMap { FileManager.default.isExecutableFile(atPath: $0) ? $0 : nil } ?? "/usr/bin/psql"
+        let result = try ExternalTool.run(psql, ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database.url] + arguments)
+        return Output(status: result.status, output: result.output)
     }
 
     /// A child's exit status and its output, both streams together.
@@ -79,20 +69,12 @@ struct MigrationToolingTests {
                     #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["lethe"])
                     let env = ["LETHE_BIN": copy]
                     func lethe(_ arguments: [String]) throws -> Output {
-                        let process = Process()
-                        process.executableURL = URL(fileURLWithPath: copy)
-                        process.arguments = arguments
-                        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-                        process.environment = ProcessInfo.processInfo.environment.filter {
+                        let environment = ProcessInfo.processInfo.environment.filter {
                             !($0.key.hasPrefix("LETHE_") || $0.key.hasPrefix("PG"))
                         }.merging(env) { $1 }
-                        let out = Pipe()
-                        process.standardOutput = out
-                        process.standardError = out
-                        try process.run()
-                        let data = out.fileHandleForReading.readDataToEndOfFile()
-                        process.waitUntilExit()
-                        return Output(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
+                        let result = try ExternalTool.run(
+                            copy, arguments, directory: directory, environment: environment)
+                        return Output(status: result.status, output: result.output)
                     }
                     let first = try lethe(["migrate", "--database-url", database.url])
                     #expect(first.status == 0, "\(first.output)")
