@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Throwaway test servers (PostgreSQL 15 and an OpenSSH sshd for SFTP) kept in one
-# state directory, so a test run can start them, point the tests at them and
+# Throwaway test servers (PostgreSQL 15, a PgBouncer in transaction-pooling mode in
+# front of it, and an OpenSSH sshd for SFTP) kept in one state directory, so a test run can start them, point the tests at them and
 # throw everything away afterwards.
 #
-#   scripts/services.sh start DIR   install missing packages, start both servers
+#   scripts/services.sh start DIR   install missing packages, start the servers
 #                                   from scratch, write DIR/env.sh
-#   scripts/services.sh stop DIR    stop both servers (idempotent, never fails)
+#   scripts/services.sh stop DIR    stop the servers (idempotent, never fails)
 #   scripts/services.sh env DIR     print DIR/env.sh
 #   scripts/services.sh install     only install missing packages (scripts/demo)
 #
@@ -14,8 +14,12 @@
 set -euo pipefail
 
 readonly APT_PACKAGES=(libpq-dev libssh2-1-dev libarchive-dev postgresql openssh-server
-  libarchive-tools p7zip-full pkg-config prometheus)
+  libarchive-tools p7zip-full pkg-config prometheus pgbouncer)
 readonly PG_PORT_BASE=55432
+# Not PgBouncer's packaged 6432: on a machine with systemd, installing the package starts
+# the system daemon there.
+readonly PGBOUNCER_PORT_BASE=56432
+readonly PGBOUNCER=/usr/sbin/pgbouncer
 readonly SSH_PORT_BASE=52222
 readonly ROOT_SFTP_USER=lethe-sftp
 readonly SSHD=/usr/sbin/sshd # sshd refuses to start unless run by absolute path
@@ -246,6 +250,87 @@ stop_postgres() {
 }
 
 # ---------------------------------------------------------------------------
+# PgBouncer
+
+pgbouncer_pid() {
+  local pid
+  [[ -f $1/pgbouncer.pid ]] || return 1
+  pid=$(<"$1/pgbouncer.pid")
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  # A stale pid may have been reused: only trust a pgbouncer running our ini.
+  [[ $(ps -o args= -p "$pid" 2>/dev/null) == *"pgbouncer"*"$1/pgbouncer.ini"* ]] || return 1
+  echo "$pid"
+}
+
+# Transaction pooling in front of the test cluster (any database name, trust auth), as a
+# large deployment runs it between many workers and PostgreSQL. The startup parameter
+# `options` is deliberately not ignored: PgBouncer refuses it, and the tests check that
+# Lethe copes.
+start_pgbouncer() { # start_pgbouncer DIR PG_PORT
+  local dir=$1 pg_port=$2 bd=$1/pgbouncer
+  [[ -x $PGBOUNCER ]] || die "$PGBOUNCER not found (package pgbouncer)"
+  mkdir -p "$bd"
+  # trust still needs the user listed in auth_file.
+  printf '"postgres" ""\n' >"$bd/userlist.txt"
+  local port=$PGBOUNCER_PORT_BASE attempt log=$bd/pgbouncer.log
+  for ((attempt = 1; ; attempt++)); do
+    port=$(free_port "$port")
+    cat >"$bd/pgbouncer.ini" <<EOF
+; Throwaway PgBouncer for Lethe's tests (scripts/services.sh).
+[databases]
+* = host=127.0.0.1 port=$pg_port
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = trust
+auth_file = $bd/userlist.txt
+pool_mode = transaction
+max_client_conn = 1000
+default_pool_size = 40
+ignore_startup_parameters = extra_float_digits
+logfile = $log
+pidfile = $bd/pgbouncer.pid
+admin_users = postgres
+EOF
+    : >"$log"
+    if is_root; then
+      chown -R postgres: "$bd"
+    fi
+    say "starting PgBouncer (transaction pooling) on 127.0.0.1:$port"
+    if ! as_pg "$PGBOUNCER" -d -q "$bd/pgbouncer.ini" 2>"$bd/start.log"; then
+      cat "$bd/start.log" "$log" >&2
+      die "PgBouncer did not start (log above: $log)"
+    fi
+    if wait_for_port "$port" 10 && pgbouncer_pid "$bd" >/dev/null; then
+      break
+    fi
+    if ((attempt < START_ATTEMPTS)) && grep -qE 'Address already in use|bind' "$log" "$bd/start.log"; then
+      say "port $port was taken meanwhile, trying the next one"
+      port=$((port + 1))
+      continue
+    fi
+    cat "$bd/start.log" "$log" >&2
+    die "PgBouncer on port $port did not come up (log above: $log)"
+  done
+  PGBOUNCER_PORT=$port
+}
+
+stop_pgbouncer() {
+  local bd=$1/pgbouncer pid
+  pid=$(pgbouncer_pid "$bd") || return 0
+  say "stopping PgBouncer (pid $pid)"
+  kill -INT "$pid" 2>/dev/null || true # SIGINT: shut down now, without waiting for clients
+  local deadline=$((SECONDS + 5))
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$bd/pgbouncer.pid"
+}
+
+# ---------------------------------------------------------------------------
 # sshd
 
 write_sshd_config() { # write_sshd_config SSHD_DIR PORT USER EXTRA-LINE...
@@ -419,6 +504,7 @@ write_env() {
     export_line LETHE_TEST_PG_SOCKET_DIR "$dir/pg-socket"
     export_line LETHE_TEST_PG_DATA "$dir/pg"
     export_line LETHE_TEST_PG_BIN "$PG_BIN"
+    export_line LETHE_TEST_PGBOUNCER_URL "postgresql://postgres@127.0.0.1:$PGBOUNCER_PORT/postgres"
     export_line LETHE_TEST_SSH_HOST 127.0.0.1
     export_line LETHE_TEST_SSH_PORT "$SSH_PORT"
     export_line LETHE_TEST_SSH_USER "$SSH_USER"
@@ -451,12 +537,13 @@ cmd_start() {
 
   # Always start from scratch; leave nothing running if a step below fails.
   cmd_stop "$dir"
-  rm -rf "${dir:?}/pg" "$dir/pg-socket" "$dir/sshd" "$dir/sftp-root" "$dir/env.sh" \
+  rm -rf "${dir:?}/pg" "$dir/pg-socket" "$dir/pgbouncer" "$dir/sshd" "$dir/sftp-root" "$dir/env.sh" \
     "$dir/postgres.log" "$dir/initdb.log" "$dir/pg_ctl.log"
   # shellcheck disable=SC2064 # expand $dir now
   trap "cmd_stop $(printf %q "$dir")" EXIT
 
   start_postgres "$dir"
+  start_pgbouncer "$dir" "$PG_PORT"
   start_sshd "$dir"
   write_env "$dir"
 
@@ -469,6 +556,7 @@ cmd_stop() {
   [[ -d $dir ]] || return 0
   dir=$(abs_dir "$dir") || return 0
   stop_sshd "$dir" || true
+  stop_pgbouncer "$dir" || true
   stop_postgres "$dir" || true
 }
 

@@ -74,6 +74,17 @@ public final class CoordinatorService: Service {
         let registration = ProcessRegistry.Registration(
             id: id, role: "coordinator", slots: 0, lease: configuration.lease, version: version)
         do {
+            // The leader lock is a session advisory lock: a transaction-pooling PgBouncer would
+            // hand its session to other clients between statements (two leaders). Refuse any
+            // pooler rather than guess its mode. PgBouncer also refuses the keepalive
+            // `options`; Connection.connect then drops them (optionsRefused).
+            let (pooled, optionsRefused) = try await database.run { (try $0.isThroughPooler(), $0.optionsRefused) }
+            if pooled { throw CoordinatorConnectionError.throughPooler }
+            if optionsRefused {
+                logger.warning(
+                    "the server refused the startup parameter options: server-side TCP keepalives are off for the coordinator's session"
+                )
+            }
             try await database.run { try ProcessRegistry().register(registration, on: $0) }
         } catch {
             await database.shutdown()

@@ -14,6 +14,9 @@ public final class Connection {
     public let sessionID = UUID()
     /// True once the server connection is known to be gone.
     public private(set) var isBroken = false
+    /// True when the server refused the `options` startup parameter that `defaults` asked
+    /// for, so this connection was opened without it (see `connect`).
+    public private(set) var optionsRefused = false
 
     private init(takingOwnershipOf handle: OpaquePointer) {
         self.handle = handle
@@ -28,9 +31,27 @@ public final class Connection {
     /// them: `connect_timeout` is 10 s, `application_name` is `applicationName`, TCP
     /// keepalives notice a dead peer within about 25 s, and data unacknowledged for 30 s
     /// (`tcp_user_timeout`) breaks the connection. `defaults` adds more keywords the
-    /// same way (the connection string wins). Wraps `PQconnectdbParams`.
+    /// same way (the connection string wins). PgBouncer refuses an `options` startup
+    /// parameter ("unsupported startup parameter: options"): when one from `defaults` is
+    /// refused, the connection is opened again without it and `optionsRefused` is true.
+    /// Wraps `PQconnectdbParams`.
     public static func connect(
         _ conninfo: String, applicationName: String = "lethe", defaults: [(String, String)] = []
+    ) throws -> Connection {
+        do {
+            return try open(conninfo, applicationName: applicationName, defaults: defaults)
+        } catch let error as PostgresError
+            where defaults.contains(where: { $0.0 == "options" }) && error.refusesOptionsParameter
+        {
+            let connection = try open(
+                conninfo, applicationName: applicationName, defaults: defaults.filter { $0.0 != "options" })
+            connection.optionsRefused = true
+            return connection
+        }
+    }
+
+    private static func open(
+        _ conninfo: String, applicationName: String, defaults: [(String, String)]
     ) throws -> Connection {
         if !conninfo.isEmpty { try ConnectionString.validate(conninfo) }
         // Earlier keywords are overridden by the same keyword inside `conninfo` (expanded last).

@@ -77,3 +77,10 @@ public struct PostgresError: Error, CustomStringConvertible, CustomDebugStringCo
         return text
     }
 }
+
+extension PostgresError {
+    /// True for PgBouncer's refusal of the `options` startup parameter.
+    var refusesOptionsParameter: Bool {
+        code == .connectionFailed && message.contains("unsupported startup parameter: options")
+    }
+}

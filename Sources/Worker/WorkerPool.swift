@@ -392,12 +392,25 @@ public final class WorkerPool: Service {
         while !state.withLock({ $0.finished }), !Task.isCancelled {
             let known = listeningOn
             do {
-                let (session, woke) = try await listener.run { connection -> (UUID, Bool) in
-                    // LISTEN belongs to a session: a reconnected one must LISTEN again.
-                    if connection.sessionID != known { try connection.listen(TaskQueue.channel) }
+                let heard = try await listener.run { connection -> (UUID, Bool)? in
+                    // LISTEN belongs to a session: a reconnected one must LISTEN again. Through a
+                    // pooler (PgBouncer in transaction mode) the session is not ours to keep.
+                    if connection.sessionID != known {
+                        if try connection.isThroughPooler() { return nil }
+                        try connection.listen(TaskQueue.channel)
+                    }
                     let first = try connection.waitForNotification(timeout: timeout)
                     if first != nil { _ = try connection.pendingNotifications() }  // coalesce a burst
                     return (connection.sessionID, first != nil)
+                }
+                guard let (session, woke) = heard else {
+                    logger.warning(
+                        """
+                        worker.listen is on but database.url goes through a connection pooler (such as PgBouncer), \
+                        where LISTEN does not keep its session: not listening, polling every worker.poll_interval; \
+                        run workers behind a pooler with --poll-only (or worker.listen: false)
+                        """)
+                    return
                 }
                 listeningOn = session
                 if woke { wakeup.signal() }

@@ -12,6 +12,7 @@ struct SQLPlacementTests {
         ("Sources/LetheBench/", "benchmarks and the demo build and fill their own throwaway databases"),
         ("Sources/Postgres/Connection+AdvisoryLock.swift", "the driver wraps pg_advisory_lock and its kin"),
         ("Sources/Postgres/Connection+Notifications.swift", "the driver wraps pg_notify"),
+        ("Sources/Postgres/Connection+Pooler.swift", "the driver asks the server for its backend pid"),
     ]
 
     /// Statements, not words: upper case as the code writes SQL, so prose ("select a tier") passes.

@@ -13,6 +13,16 @@ public enum TestEnvironment {
         }
         return url
     }
+
+    /// The test cluster behind the throwaway PgBouncer in transaction-pooling mode.
+    public static func pgBouncerURL() throws -> String {
+        guard let url = ProcessInfo.processInfo.environment["LETHE_TEST_PGBOUNCER_URL"], !url.isEmpty else {
+            throw TestSetupError(
+                "LETHE_TEST_PGBOUNCER_URL is not set: run the tests with scripts/test, which starts a throwaway "
+                    + "PgBouncer and sets it")
+        }
+        return url
+    }
 }
 
 /// A test environment that is missing or broken.
@@ -60,6 +70,11 @@ public struct TestDatabase: Sendable {
     /// A new connection to this database.
     public func connect() throws -> Connection {
         try Connection.connect(url)
+    }
+
+    /// This database through the test PgBouncer (transaction pooling).
+    public func pgBouncerURL() throws -> String {
+        Self.url(try TestEnvironment.pgBouncerURL(), database: name)
     }
 
     /// `base` pointing at `database` instead.
