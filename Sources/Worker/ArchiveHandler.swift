@@ -122,13 +122,17 @@ public struct ArchiveHandler: TaskHandler {
         return try await context.database.run { connection in
             try administration.sites(account: account, on: connection).map { record in
                 let secret = record.hasSecret ? try administration.siteSecret(site: record.id, on: connection) : nil
+                let stored =
+                    record.hasStoredIdentity || record.hasStoredKnownHosts
+                    ? try administration.siteKeys(site: record.id, on: connection) : StoredSiteKeys()
                 let url = try BackupSiteURL(parsing: record.url)
+                let keyLogin = record.identityFile != nil || stored.identity != nil
                 return Site(
                     record: record, url: url,
                     credentials: SiteCredentials(
-                        identityFile: record.identityFile,
-                        identityPassphrase: record.identityFile == nil ? nil : secret,
-                        password: record.identityFile == nil ? secret : nil, knownHostsFile: record.knownHostsFile))
+                        identityFile: record.identityFile, identityPassphrase: keyLogin ? secret : nil,
+                        password: keyLogin ? nil : secret, knownHostsFile: record.knownHostsFile,
+                        identity: stored.identity, knownHosts: stored.knownHosts))
             }
         }
     }
