@@ -17,6 +17,10 @@ public protocol BackupSite: AnyObject {
     /// Removes `name` from `url.path`; succeeds when it is already gone.
     func remove(_ name: String) throws
 
+    /// Copies `name` from `url.path` into `localPath`, which must not exist yet; returns the
+    /// bytes copied. The caller verifies the content and gives the copy its final name.
+    func download(_ name: String, to localPath: String) throws -> Int64
+
     /// Removes what uploads that died (a killed worker, a dropped connection) left behind:
     /// regular files named as temporary uploads (`isTemporaryName`) not modified for `age`.
     /// A live upload writes continually, so it is never taken. One that cannot be removed is

@@ -66,6 +66,19 @@ final class LocalDirectorySite: BackupSite {
         try syncDirectory()
     }
 
+    func download(_ name: String, to localPath: String) throws -> Int64 {
+        try validateName(name, site: url)
+        let source = try Descriptor(path(name), O_RDONLY)
+        let size = try source.size()
+        do {
+            try copy(source, toNew: localPath, expected: size)
+        } catch {
+            _ = unlink(localPath)
+            throw error
+        }
+        return size
+    }
+
     func removeAbandonedUploads(olderThan age: Duration) throws -> [String] {
         let names: [String]
         do {
@@ -91,7 +104,8 @@ final class LocalDirectorySite: BackupSite {
 
     private func path(_ name: String) -> String { directory == "/" ? "/\(name)" : "\(directory)/\(name)" }
 
-    /// Creates `temporary` with `O_EXCL`, copies `source` into it in 1 MiB chunks and fsyncs it.
+    /// Creates `temporary` with `O_EXCL` (a site's temporary name, or a local file a download
+    /// writes), copies `source` into it in 1 MiB chunks and fsyncs it.
     private func copy(_ source: Descriptor, toNew temporary: String, expected: Int64) throws(BackupSiteError) {
         let target = try Descriptor(temporary, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)

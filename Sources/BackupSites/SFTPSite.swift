@@ -45,6 +45,12 @@ final class SFTPSite: BackupSite {
         try withSession { session throws(SFTPError) in try Self.removeIfPresent(path, session) }
     }
 
+    func download(_ name: String, to localPath: String) throws -> Int64 {
+        try validateName(name, site: url)
+        let path = remotePath(name)
+        return try withSession { session throws(SFTPError) in try session.download(path, to: localPath) }
+    }
+
     func removeAbandonedUploads(olderThan age: Duration) throws -> [String] {
         let directory = url.path
         return try withSession { session throws(SFTPError) in
@@ -100,21 +106,25 @@ final class SFTPSite: BackupSite {
         -> SFTPCredentials
     {
         let authentication: SFTPCredentials.Authentication
-        if let identityFile = site.identityFile {
+        if let identity = site.identity {
+            authentication = .privateKeyContents(identity, passphrase: site.identityPassphrase)
+        } else if let identityFile = site.identityFile {
             authentication = .privateKey(path: identityFile, passphrase: site.identityPassphrase)
         } else if let password = site.password {
             authentication = .password(password)
         } else {
             throw BackupSiteError(.configuration, "backup site \(url) has neither an identity file nor a password")
         }
-        let knownHosts: String
-        if let file = site.knownHostsFile {
-            knownHosts = file
+        let knownHosts: KnownHostsSource
+        if let lines = site.knownHosts {
+            knownHosts = .text(lines, origin: "\(url)")
+        } else if let file = site.knownHostsFile {
+            knownHosts = .file(file)
         } else if let home = getenv("HOME") {
-            knownHosts = String(cString: home) + "/.ssh/known_hosts"
+            knownHosts = .file(String(cString: home) + "/.ssh/known_hosts")
         } else {
             throw BackupSiteError(.configuration, "backup site \(url) has no known_hosts file and HOME is not set")
         }
-        return SFTPCredentials(user: url.user ?? "", authentication: authentication, knownHostsPath: knownHosts)
+        return SFTPCredentials(user: url.user ?? "", authentication: authentication, knownHosts: knownHosts)
     }
 }

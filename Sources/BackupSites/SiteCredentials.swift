@@ -8,11 +8,17 @@ public struct SiteCredentials: Sendable {
     public var password: String?
     /// An OpenSSH known_hosts file; `$HOME/.ssh/known_hosts` when nil.
     public var knownHostsFile: String?
+    /// The private key file's contents (stored in the database): used instead of `identityFile`.
+    public var identity: String?
+    /// The known_hosts lines (stored in the database): used instead of `knownHostsFile`.
+    public var knownHosts: String?
 
     public init(
         identityFile: String? = nil, identityPassphrase: String? = nil, password: String? = nil,
-        knownHostsFile: String? = nil
+        knownHostsFile: String? = nil, identity: String? = nil, knownHosts: String? = nil
     ) {
+        self.identity = identity
+        self.knownHosts = knownHosts
         self.identityFile = identityFile
         self.identityPassphrase = identityPassphrase
         self.password = password
@@ -24,11 +30,13 @@ extension SiteCredentials: CustomStringConvertible {
     /// Says which secrets are set, never what they are.
     public var description: String {
         var parts: [String] = []
-        if let identityFile {
+        if identity != nil {
+            parts.append("stored identity" + (identityPassphrase == nil ? "" : " (passphrase set)"))
+        } else if let identityFile {
             parts.append("identity \(identityFile)" + (identityPassphrase == nil ? "" : " (passphrase set)"))
         }
         if password != nil { parts.append("password set") }
-        parts.append("known hosts \(knownHostsFile ?? "~/.ssh/known_hosts")")
+        parts.append(knownHosts != nil ? "stored known hosts" : "known hosts \(knownHostsFile ?? "~/.ssh/known_hosts")")
         return parts.joined(separator: ", ")
     }
 }

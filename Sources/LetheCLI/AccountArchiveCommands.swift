@@ -85,7 +85,10 @@ extension AccountCommand {
             @OptionGroup var global: GlobalOptions
             @Argument(help: "The account id.") var account: String
             @Argument(help: "sftp://USER@HOST[:PORT]/PATH or file:///PATH (no password in the URL).") var url: String
-            @Option(help: ArgumentHelp("SSH private key (ed25519/ECDSA) on the worker hosts.", valueName: "file"))
+            @Option(
+                help: ArgumentHelp(
+                    "SSH private key (ed25519/ECDSA), read once and stored sealed: workers need no copy.",
+                    valueName: "file"))
             var identity: String?
             @Option(
                 help: ArgumentHelp("A file whose first line is the SFTP password (- for stdin).", valueName: "file"))
@@ -94,7 +97,9 @@ extension AccountCommand {
                 help: ArgumentHelp(
                     "A file whose first line is the identity's passphrase (- for stdin).", valueName: "file"))
             var passphraseFile: String?
-            @Option(help: ArgumentHelp("OpenSSH known_hosts file on the worker hosts.", valueName: "file"))
+            @Option(
+                help: ArgumentHelp(
+                    "OpenSSH known_hosts file holding the host key, read once and stored sealed.", valueName: "file"))
             var knownHosts: String?
 
             func run() async throws {
@@ -109,12 +114,21 @@ extension AccountCommand {
                 let secret = try (passwordFile ?? passphraseFile).map {
                     try SecretFile.firstLine($0, what: passwordFile != nil ? "password file" : "passphrase file")
                 }
+                let identityText = try identity.map {
+                    try SecretFile.contents(
+                        $0, option: "--identity", marker: "PRIVATE KEY-----",
+                        expected: "an SSH private key file (ed25519 or ECDSA, OpenSSH or PEM format)")
+                }
+                let knownHostsText = try knownHosts.map {
+                    try SecretFile.contents($0, option: "--known-hosts", expected: "an OpenSSH known_hosts file")
+                }
                 let administration = ArchiveAdministration(masterKey: try context.configuration.masterKey())
-                let (account, shown, identity, knownHosts) = (self.account, site.description, identity, knownHosts)
+                let (account, shown) = (self.account, site.description)
+                let (identity, knownHosts) = (identity.map(SecretFile.absolute), knownHosts.map(SecretFile.absolute))
                 let id = try await ArchiveCall.run(context, needsRegistry: true) { connection in
                     try administration.addSite(
                         account: account, url: shown, identityFile: identity, secret: secret,
-                        knownHostsFile: knownHosts, on: connection)
+                        knownHostsFile: knownHosts, identity: identityText, knownHosts: knownHostsText, on: connection)
                 }
                 print("backup site \(id) added to account \(account): \(shown)")
             }
@@ -133,7 +147,7 @@ extension AccountCommand {
                         )
                     }
                 case .sftp:
-                    guard let knownHosts else {
+                    guard knownHosts != nil else {
                         throw UsageError(
                             "sftp site \(site) needs --known-hosts FILE (an OpenSSH known_hosts file holding its host key)"
                         )
@@ -146,9 +160,7 @@ extension AccountCommand {
                     if passphraseFile != nil, identity == nil {
                         throw UsageError("--passphrase-file belongs to --identity; a password goes in --password-file")
                     }
-                    for (option, path) in [("--identity", identity), ("--known-hosts", knownHosts)] {
-                        if let path { try SecretFile.checkWorkerPath(path, option: option) }
-                    }
+
                 }
             }
         }
@@ -165,10 +177,13 @@ extension AccountCommand {
                     return try administration.sites(account: account, on: connection)
                 }
                 var table = TextTable("SITE", "URL", "IDENTITY", "SECRET", "KNOWN HOSTS")
+                func shown(_ path: String?, stored: Bool) -> String {
+                    stored ? "sealed (read from \(path ?? "-"))" : path ?? "-"
+                }
                 for site in sites {
                     table.add(
-                        "\(site.id)", site.url, site.identityFile ?? "-", site.hasSecret ? "sealed" : "-",
-                        site.knownHostsFile ?? "-")
+                        "\(site.id)", site.url, shown(site.identityFile, stored: site.hasStoredIdentity),
+                        site.hasSecret ? "sealed" : "-", shown(site.knownHostsFile, stored: site.hasStoredKnownHosts))
                 }
                 print(
                     sites.isEmpty
@@ -218,15 +233,25 @@ enum SecretFile {
         return text
     }
 
-    /// Workers read `path` later, wherever they run: it must be absolute. A file missing
-    /// here is only noted (the CLI may run on another host).
-    static func checkWorkerPath(_ path: String, option: String) throws {
-        guard path.hasPrefix("/") else {
-            throw UsageError("\(option) \"\(path)\" is not allowed; expected an absolute path on the worker hosts")
+    /// The whole of `path` (read once: it is stored sealed, workers need no copy), which must
+    /// be UTF-8 text of at most 1 MiB containing `marker` when given (an empty known_hosts is
+    /// taken: every host key is then refused). Errors name the option and the path, never the
+    /// contents.
+    static func contents(_ path: String, option: String, marker: String? = nil, expected: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw UsageError("cannot read \(option) \(path): no such readable file; expected \(expected)")
         }
-        if !FileManager.default.isReadableFile(atPath: path) {
-            LetheMain.printError("lethe: note: \(path) is not readable here; it must be on every worker host")
+        guard data.count <= 1 << 20, let text = String(data: data, encoding: .utf8),
+            marker.map({ text.contains($0) }) ?? true
+        else {
+            throw UsageError("\(option) \(path) is not \(expected)")
         }
+        return text
+    }
+
+    /// `path` made absolute, as recorded beside the stored contents (where they were read from).
+    static func absolute(_ path: String) -> String {
+        URL(fileURLWithPath: path).standardizedFileURL.path
     }
 }
 

@@ -22,13 +22,15 @@ final class KnownHosts {
         ("ssh-rsa", LIBSSH2_KNOWNHOST_KEY_SSHRSA),
     ]
 
-    /// Reads `path` for `session`. Wraps `libssh2_knownhost_init` and `libssh2_knownhost_readfile`.
-    init(session: OpaquePointer, path: String) throws(SFTPError) {
+    /// Reads `source` for `session`. Wraps `libssh2_knownhost_init`, and
+    /// `libssh2_knownhost_readfile` for a file or `libssh2_knownhost_readline` for stored lines.
+    init(session: OpaquePointer, source: KnownHostsSource) throws(SFTPError) {
+        let path = "\(source)"
         // libssh2 reports an unreadable file only as "Failed to open file": say why ourselves.
-        if access(path, R_OK) != 0 {
+        if case .file(let file) = source, access(file, R_OK) != 0 {
             let code = errno
             throw SFTPError(
-                .hostKeyUnknown, "cannot read known_hosts file \(path): \(String(cString: strerror(code)))",
+                .hostKeyUnknown, "cannot read known_hosts file \(file): \(String(cString: strerror(code)))",
                 function: "access", code: code, isTransient: false)
         }
         guard let handle = libssh2_knownhost_init(session) else {
@@ -36,11 +38,30 @@ final class KnownHosts {
         }
         self.handle = handle
         self.path = path
-        let rc = libssh2_knownhost_readfile(handle, path, LIBSSH2_KNOWNHOST_FILE_OPENSSH)
-        if rc < 0 {
-            throw SFTPError(
-                .hostKeyUnknown, "cannot parse known_hosts file \(path): \(lastError(session))",
-                function: "libssh2_knownhost_readfile", code: rc, isTransient: false)
+        switch source {
+        case .file(let file):
+            let rc = libssh2_knownhost_readfile(handle, file, LIBSSH2_KNOWNHOST_FILE_OPENSSH)
+            if rc < 0 {
+                throw SFTPError(
+                    .hostKeyUnknown, "cannot parse known_hosts file \(file): \(lastError(session))",
+                    function: "libssh2_knownhost_readfile", code: rc, isTransient: false)
+            }
+        case .text(let text, _):
+            for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let trimmed = line.hasSuffix("\r") ? line.dropLast() : line
+                if trimmed.allSatisfy({ $0 == " " || $0 == "\t" }) || trimmed.first == "#" { continue }
+                let bytes = Array(trimmed.utf8)
+                let rc = bytes.withUnsafeBufferPointer { buffer in
+                    buffer.withMemoryRebound(to: CChar.self) {
+                        libssh2_knownhost_readline(handle, $0.baseAddress, $0.count, LIBSSH2_KNOWNHOST_FILE_OPENSSH)
+                    }
+                }
+                if rc < 0 {
+                    throw SFTPError(
+                        .hostKeyUnknown, "cannot parse line \(number + 1) of the \(path): \(lastError(session))",
+                        function: "libssh2_knownhost_readline", code: rc, isTransient: false)
+                }
+            }
         }
     }
 

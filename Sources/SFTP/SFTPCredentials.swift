@@ -5,18 +5,39 @@ public struct SFTPCredentials: Sendable {
         /// An ed25519 or ECDSA private key file (OpenSSH or PEM format), optionally encrypted.
         /// libssh2 1.10 signs RSA keys with SHA-1, which OpenSSH 9 refuses.
         case privateKey(path: String, passphrase: String?)
+        /// The same, from the key file's contents (a key stored sealed in the database).
+        case privateKeyContents(String, passphrase: String?)
         case password(String)
     }
 
     public var user: String
     public var authentication: Authentication
-    /// An OpenSSH known_hosts file holding the server's host key(s).
-    public var knownHostsPath: String
+    /// The OpenSSH known_hosts lines holding the server's host key(s).
+    public var knownHosts: KnownHostsSource
 
-    public init(user: String, authentication: Authentication, knownHostsPath: String) {
+    public init(user: String, authentication: Authentication, knownHosts: KnownHostsSource) {
         self.user = user
         self.authentication = authentication
-        self.knownHostsPath = knownHostsPath
+        self.knownHosts = knownHosts
+    }
+
+    /// With the known_hosts file at `knownHostsPath`.
+    public init(user: String, authentication: Authentication, knownHostsPath: String) {
+        self.init(user: user, authentication: authentication, knownHosts: .file(knownHostsPath))
+    }
+}
+
+/// Where the trusted host keys come from: an OpenSSH known_hosts file, or its lines as text
+/// (stored in the database), `origin` naming them in messages.
+public enum KnownHostsSource: Sendable, CustomStringConvertible {
+    case file(String)
+    case text(String, origin: String)
+
+    public var description: String {
+        switch self {
+        case .file(let path): path
+        case .text(_, let origin): "known_hosts lines stored for \(origin)"
+        }
     }
 }
 
@@ -26,6 +47,8 @@ extension SFTPCredentials: CustomStringConvertible {
         switch authentication {
         case .privateKey(let path, let passphrase):
             "\(user) with key \(path)\(passphrase == nil ? "" : " (passphrase set)")"
+        case .privateKeyContents(_, let passphrase):
+            "\(user) with a stored key\(passphrase == nil ? "" : " (passphrase set)")"
         case .password: "\(user) with a password"
         }
     }

@@ -21,7 +21,7 @@ public final class SFTPSession {
     /// False once the connection broke or timed out: the session is then useless, open a new one.
     public private(set) var isConnected = false
 
-    /// Connects, checks the host key against `credentials.knownHostsPath`, logs in and starts
+    /// Connects, checks the host key against `credentials.knownHosts`, logs in and starts
     /// SFTP. The host key is checked before any credential is sent.
     public init(
         host: String, port: Int, credentials: SFTPCredentials, timeout: Duration = .seconds(30)
@@ -39,14 +39,14 @@ public final class SFTPSession {
             libssh2_session_set_blocking(session, 1)
             // The default, 0, waits forever for a silent server.
             libssh2_session_set_timeout(session, max(1, Int(milliseconds(timeout))))
-            let knownHosts = try KnownHosts(session: session, path: credentials.knownHostsPath)
+            let knownHosts = try KnownHosts(session: session, source: credentials.knownHosts)
             let pinned = try preferKnownHostKeyTypes(
-                knownHosts, host: host, port: port, path: credentials.knownHostsPath)
+                knownHosts, host: host, port: port, path: "\(credentials.knownHosts)")
 
             let connection = try TCPConnection(host: host, port: port, timeout: timeout)
             self.connection = connection
             isConnected = true
-            let note = pinned.isEmpty ? "" : " (offering only the host key types \(credentials.knownHostsPath) lists)"
+            let note = pinned.isEmpty ? "" : " (offering only the host key types \(credentials.knownHosts) lists)"
             try check(
                 libssh2_session_handshake(session, connection.descriptor), .handshake, "libssh2_session_handshake",
                 "SSH handshake with \(endpoint) failed\(note)")
@@ -102,7 +102,8 @@ public final class SFTPSession {
         return algorithms
     }
 
-    /// Wraps `libssh2_userauth_publickey_fromfile_ex` and `libssh2_userauth_password_ex`.
+    /// Wraps `libssh2_userauth_publickey_fromfile_ex`, `libssh2_userauth_publickey_frommemory`
+    /// (the public key derived from the private one) and `libssh2_userauth_password_ex`.
     private func authenticate(_ credentials: SFTPCredentials) throws(SFTPError) {
         guard let session else { return }
         let login = "\(credentials.user)@\(endpoint)"
@@ -112,6 +113,18 @@ public final class SFTPSession {
             try check(
                 rc, .authentication, "libssh2_userauth_publickey_fromfile_ex",
                 "key login as \(login) with \(path) failed")
+        case .privateKeyContents(let key, let passphrase):
+            let bytes = Array(key.utf8)
+            let rc = bytes.withUnsafeBufferPointer { buffer in
+                buffer.withMemoryRebound(to: CChar.self) {
+                    libssh2_userauth_publickey_frommemory(
+                        session, credentials.user, credentials.user.utf8.count, nil, 0, $0.baseAddress, $0.count,
+                        passphrase)
+                }
+            }
+            try check(
+                rc, .authentication, "libssh2_userauth_publickey_frommemory",
+                "key login as \(login) with the stored key failed")
         case .password(let password):
             let rc = CLibSSH2_userauth_password(session, credentials.user, password)
             try check(rc, .authentication, "libssh2_userauth_password_ex", "password login as \(login) failed")

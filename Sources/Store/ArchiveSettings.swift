@@ -22,6 +22,20 @@ public struct BackupSiteRecord: Sendable, Equatable {
     public var identityFile: String?
     public var knownHostsFile: String?
     public var hasSecret: Bool
+    /// The identity's contents are stored sealed (`identityFile` only says where they came from).
+    public var hasStoredIdentity: Bool = false
+    /// The known_hosts lines are stored sealed (`knownHostsFile` only says where they came from).
+    public var hasStoredKnownHosts: Bool = false
+}
+
+/// A site's SSH identity and known_hosts lines as stored sealed, opened (nil: not stored,
+/// the site's files are read instead).
+public struct StoredSiteKeys: Sendable {
+    public var identity: String?
+    public var knownHosts: String?
+    public init(identity: String? = nil, knownHosts: String? = nil) {
+        (self.identity, self.knownHosts) = (identity, knownHosts)
+    }
 }
 
 /// Changes to an account's archive settings; nil leaves a value as it is.
@@ -46,6 +60,10 @@ public struct ArchiveAdministration: Sendable {
     public static func keyContext(account: String) -> String { "archive key of account \(account)" }
     /// The context a site's secret is sealed for.
     public static func siteContext(site: Int64) -> String { "backup site \(site)" }
+    /// What a site's stored identity is bound to.
+    public static func identityContext(site: Int64) -> String { "identity of backup site \(site)" }
+    /// What a site's stored known_hosts lines are bound to.
+    public static func knownHostsContext(site: Int64) -> String { "known_hosts of backup site \(site)" }
 
     func requireMasterKey() throws(MasterKeyError) -> MasterKey {
         guard let masterKey else {
@@ -151,12 +169,14 @@ public struct ArchiveAdministration: Sendable {
     }
 
     /// Adds a site (`url` already validated and without a password); `secret` is the
-    /// password or the identity file's passphrase. Returns the site's id.
+    /// password or the identity file's passphrase; `identity` and `knownHosts`, the contents
+    /// of those files (read from `identityFile` and `knownHostsFile`), are stored sealed.
+    /// Returns the site's id.
     public func addSite(
         account: String, url: String, identityFile: String?, secret: String?, knownHostsFile: String?,
-        on connection: Connection
+        identity: String? = nil, knownHosts: String? = nil, on connection: Connection
     ) throws -> Int64 {
-        let master = try secret.map { _ in try requireMasterKey() }
+        let master = try (secret ?? identity ?? knownHosts).map { _ in try requireMasterKey() }
         return try connection.withTransaction { connection in
             guard try connection.query("SELECT 1 FROM lethe.accounts WHERE account_id = $1", [account]).count > 0 else {
                 throw ArchiveSettingsError("no account \"\(account)\"; add it first: lethe account add \(account)")
@@ -172,13 +192,37 @@ public struct ArchiveAdministration: Sendable {
                 INSERT INTO lethe.backup_sites (account_id, url, identity_file, known_hosts_file)
                 VALUES ($1, $2, $3, $4) RETURNING site_id
                 """, [account, url, identityFile, knownHostsFile])[0].decode(Int64.self, at: 0)
-            if let secret, let master {
+            if let master {
                 try connection.execute(
-                    "UPDATE lethe.backup_sites SET sealed_secret = $2 WHERE site_id = $1",
-                    [id, try master.seal(secret, context: Self.siteContext(site: id))])
+                    """
+                    UPDATE lethe.backup_sites SET sealed_secret = $2, sealed_identity = $3, sealed_known_hosts = $4
+                    WHERE site_id = $1
+                    """,
+                    [
+                        id, try secret.map { try master.seal($0, context: Self.siteContext(site: id)) },
+                        try identity.map { try master.seal($0, context: Self.identityContext(site: id)) },
+                        try knownHosts.map { try master.seal($0, context: Self.knownHostsContext(site: id)) },
+                    ])
             }
             return id
         }
+    }
+
+    /// A site's stored identity and known_hosts lines, opened with the master key.
+    public func siteKeys(site: Int64, on connection: Connection) throws -> StoredSiteKeys {
+        guard
+            let row = try connection.query(
+                "SELECT sealed_identity, sealed_known_hosts FROM lethe.backup_sites WHERE site_id = $1", [site]
+            ).first
+        else { return StoredSiteKeys() }
+        let (identity, knownHosts) = try row.decode((Data?, Data?).self)
+        return StoredSiteKeys(
+            identity: try identity.map {
+                try requireMasterKey().open($0, context: Self.identityContext(site: site), sealedBy: nil)
+            },
+            knownHosts: try knownHosts.map {
+                try requireMasterKey().open($0, context: Self.knownHostsContext(site: site), sealedBy: nil)
+            })
     }
 
     /// Removes a site: files uploaded later no longer go there. The last site of an account
@@ -202,15 +246,16 @@ public struct ArchiveAdministration: Sendable {
     public func sites(account: String, on connection: Connection) throws -> [BackupSiteRecord] {
         try connection.query(
             """
-            SELECT site_id, url, identity_file, known_hosts_file, sealed_secret IS NOT NULL FROM lethe.backup_sites
-            WHERE account_id = $1 AND removed_at IS NULL ORDER BY site_id
+            SELECT site_id, url, identity_file, known_hosts_file, sealed_secret IS NOT NULL,
+                   sealed_identity IS NOT NULL, sealed_known_hosts IS NOT NULL
+            FROM lethe.backup_sites WHERE account_id = $1 AND removed_at IS NULL ORDER BY site_id
             """, [account]
         ).map { row in
-            let (id, url, identity, knownHosts, hasSecret) = try row.decode(
-                (Int64, String, String?, String?, Bool).self)
+            let (id, url, identity, knownHosts, hasSecret, storedIdentity, storedKnownHosts) = try row.decode(
+                (Int64, String, String?, String?, Bool, Bool, Bool).self)
             return BackupSiteRecord(
                 id: id, accountID: account, url: url, identityFile: identity, knownHostsFile: knownHosts,
-                hasSecret: hasSecret)
+                hasSecret: hasSecret, hasStoredIdentity: storedIdentity, hasStoredKnownHosts: storedKnownHosts)
         }
     }
 

@@ -122,19 +122,24 @@ public struct ArchiveHandler: TaskHandler {
         return try await context.database.run { connection in
             try administration.sites(account: account, on: connection).map { record in
                 let secret = record.hasSecret ? try administration.siteSecret(site: record.id, on: connection) : nil
+                let stored =
+                    record.hasStoredIdentity || record.hasStoredKnownHosts
+                    ? try administration.siteKeys(site: record.id, on: connection) : StoredSiteKeys()
                 let url = try BackupSiteURL(parsing: record.url)
+                let keyLogin = record.identityFile != nil || stored.identity != nil
                 return Site(
                     record: record, url: url,
                     credentials: SiteCredentials(
-                        identityFile: record.identityFile,
-                        identityPassphrase: record.identityFile == nil ? nil : secret,
-                        password: record.identityFile == nil ? secret : nil, knownHostsFile: record.knownHostsFile))
+                        identityFile: record.identityFile, identityPassphrase: keyLogin ? secret : nil,
+                        password: keyLogin ? nil : secret, knownHostsFile: record.knownHostsFile,
+                        identity: stored.identity, knownHosts: stored.knownHosts))
             }
         }
     }
 
-    /// Uploads every file to every site that does not hold it yet. False when the local
-    /// files are gone and no site holds any of them (the job is sent back to packing).
+    /// Uploads every file to every site that does not hold it yet. Files missing from this
+    /// worker's spool are fetched back from a site that holds them first. False when the
+    /// local files are gone and no site holds any of them (the job is sent back to packing).
     private func upload(_ job: ArchiveJob, context: TaskContext, logger: Logger) async throws -> Bool {
         let jobs = self.jobs
         let (files, done) = try await context.database.run { connection in
@@ -152,9 +157,19 @@ public struct ArchiveHandler: TaskHandler {
                 try await context.database.run { try jobs.repack(job, on: $0) }
                 return false
             }
-            throw ArchiveJobError(
-                "archive file \(missing[0].name) is missing from the spool directory \(directory) of this worker, "
-                    + "but a site already holds part of the job: run this job's task on the worker that packed it")
+            guard let wanted = Self.holders(of: missing, sites: sites, done: done) else {
+                let lost = missing.first { file in !sites.contains { done.contains([file.id, $0.record.id]) } }!
+                throw ArchiveJobError(
+                    "archive file \(lost.name) is missing from the spool directory \(directory) of this worker and no "
+                        + "backup site holds it, while sites hold other files of the job: run this job's task on the "
+                        + "worker that packed it")
+            }
+            let timeout = settings.siteTimeout
+            let (fetched, refused) = try await DedicatedThread.run(name: "lethe-fetch") {
+                try Self.fetch(wanted, into: directory, timeout: timeout)
+            }
+            for line in refused { logger.warning("\(line)") }
+            logger.notice("archive files fetched back into the spool, SHA-256 verified: \(fetched)")
         }
         let (timeout, attempts) = (settings.siteTimeout, settings.uploadAttempts)
         var failure: (any Error)?

@@ -70,6 +70,42 @@ struct ConnectionTests {
         #expect(size != nil)
     }
 
+    /// A key and known_hosts lines given as text (as stored in the database) log in like the
+    /// files; a host key missing from the lines is refused, a wrong passphrase fails the login.
+    @Test func keyAndKnownHostsFromMemory() async throws {
+        let fixture = try SFTPFixture()
+        defer { fixture.cleanUp() }
+        let copy = "\(fixture.localDirectory)/client_copy"
+        try FileManager.default.copyItem(atPath: fixture.server.keyPath, toPath: copy)
+        try fixture.run("/usr/bin/ssh-keygen", ["-q", "-p", "-N", "s3cret", "-f", copy])
+        let key = try String(contentsOfFile: copy, encoding: .utf8)
+        let lines = "# comment\n\n" + (try String(contentsOfFile: fixture.server.knownHostsPath, encoding: .utf8))
+        @Sendable func credentials(_ passphrase: String, _ knownHosts: String) -> SFTPCredentials {
+            SFTPCredentials(
+                user: fixture.server.user, authentication: .privateKeyContents(key, passphrase: passphrase),
+                knownHosts: .text(knownHosts, origin: "site 7"))
+        }
+        let size = try await blocking {
+            try SFTPSession(
+                host: fixture.server.host, port: fixture.server.port, credentials: credentials("s3cret", lines)
+            )
+            .stat(fixture.server.root)
+        }
+        #expect(size != nil)
+        let wrong = try await sftpError {
+            _ = try SFTPSession(
+                host: fixture.server.host, port: fixture.server.port, credentials: credentials("wrong", lines))
+        }
+        #expect(wrong.kind == .authentication)
+        #expect(!"\(wrong) \(wrong.message)".contains("s3cret"))
+        let unknown = try await sftpError {
+            _ = try SFTPSession(
+                host: fixture.server.host, port: fixture.server.port, credentials: credentials("s3cret", "# none\n"))
+        }
+        #expect(unknown.kind == .hostKeyUnknown)
+        #expect(unknown.message.contains("known_hosts lines stored for site 7"), "\(unknown.message)")
+    }
+
     @Test func refusedConnectionIsTransient() async throws {
         let fixture = try SFTPFixture()
         defer { fixture.cleanUp() }
