@@ -68,10 +68,10 @@ public final class HealthMonitor: Sendable {
                 oldestTransactionAge: sample.oldestTransactionAge, lockWaits: sample.lockWaits)
             let causes = Throttle.causes(signals, limits: settings.limits)
             state.entries[type.name] = Entry(causes: causes, at: now)
-            // This process's reasons: the shared signals as just sampled, lock waits of any
-            // type sampled lately.
+            // This process's reasons: this sample's, and lock waits on another type's tables
+            // sampled lately.
+            var reasons = Set(causes.map(\.reason))
             let recent = state.entries.values.filter { now - $0.at < settings.checkInterval * 2 }
-            var reasons = Set(causes.map(\.reason)).subtracting([.lockWaits])
             if recent.contains(where: { $0.causes.contains { $0.reason == .lockWaits } }) {
                 reasons.insert(.lockWaits)
             }
