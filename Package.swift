@@ -177,7 +177,7 @@ let package = Package(
             name: "LetheCLITests",
             dependencies: [
                 "LetheCLI", "LetheConfiguration", "SFTP", "Archive", "ArchiveFormat", "Postgres", "Retention",
-                "TestSupport", "LetheMetrics", .product(name: "Logging", package: "swift-log"),
+                "TestSupport", "LetheMetrics", "Worker", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
 

@@ -143,12 +143,17 @@ package enum LetheServices {
         var archive = try context.configuration.archiveOptions()
         archive.deletionTimeouts = timeouts
         let (maxBatches, archiveSettings) = (context.configuration.maxBatches, archive)
+        // One throttle cache and one set of batch sizes per process, kept across registry reloads.
+        let throttle = try context.configuration.throttleSettings(path: context.configurationPath)
+        let monitor = HealthMonitor(settings: throttle, logger: context.logger)
+        let sizer = BatchSizer(target: throttle.targetBatchDuration)
         let load: @Sendable (Connection) throws -> CompiledRegistry = { try RegistryInForce.load(on: $0) }
         // Each registry-driven handler follows the registry in force (a sync while this runs).
         return [
             NoopHandler(),
             RegistryReloadingHandler(registry: registry, load: load) {
-                RetentionHandler(registry: $0, maxBatches: maxBatches, timeouts: timeouts)
+                RetentionHandler(
+                    registry: $0, maxBatches: maxBatches, timeouts: timeouts, monitor: monitor, sizer: sizer)
             },
             RegistryReloadingHandler(registry: registry, load: load) {
                 OrphanGCHandler(registry: $0, timeouts: timeouts)
@@ -167,6 +172,7 @@ package enum LetheServices {
     {
         // Refused before anything connects.
         _ = try context.configuration.deletionTimeouts(path: context.configurationPath)
+        _ = try context.configuration.throttleSettings(path: context.configurationPath)
         return try context.configuration.workerConfiguration(
             concurrency: options.concurrency, untilIdle: untilIdle, pollOnly: options.pollOnly)
     }
@@ -178,6 +184,25 @@ package enum LetheServices {
             conninfo: context.conninfo, configuration: configuration,
             handlers: try handlers(context, registry: registry), queue: context.configuration.taskQueue(),
             logger: context.logger, version: LetheVersion.current)
+    }
+
+    /// Runs `throttle.replication_lag_query` once: one that fails or returns anything but one
+    /// number is a configuration error (exit 2) naming the key, before any task is claimed.
+    static func checkLagQuery(_ context: CommandContext) async throws {
+        let settings = try context.configuration.throttleSettings(path: context.configurationPath)
+        guard settings.limits.replicationLag != nil else { return }
+        let query = settings.lagQuery
+        do {
+            try await context.withDatabase(name: "lethe-throttle") { try DatabaseHealth.checkLagQuery(query, on: $0) }
+        } catch let error as LagQueryShape {
+            throw UsageError(
+                "configuration file \(context.configurationPath ?? "(none)"): key throttle.replication_lag_query: \(error)"
+            )
+        } catch let error as PostgresError where error.sqlState != nil {
+            throw UsageError(
+                "configuration file \(context.configurationPath ?? "(none)"): key throttle.replication_lag_query "
+                    + "failed: \(error)")
+        }
     }
 
     /// Refuses (exit 1) a schema that is not migrated to exactly what this binary knows: the
@@ -213,6 +238,7 @@ package enum LetheServices {
 
     /// The worker pool of `lethe worker` and `lethe run`: its handlers follow the registry in force.
     static func workerPool(_ context: CommandContext, configuration: WorkerConfiguration) async throws -> WorkerPool {
+        try await checkLagQuery(context)
         let registry = try await context.registry()
         return try workerPool(context, configuration: configuration, registry: registry)
     }

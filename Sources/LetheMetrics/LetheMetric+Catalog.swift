@@ -57,13 +57,23 @@ extension LetheMetric {
         "lethe_queue_summary_errors_total", .counter,
         help: "Refreshes of the queue gauges that failed (the gauges keep their last values).")
 
-    // Throttling arrives with issue 17: its metric (`lethe_throttled`, a gauge per throttle
-    // reason) belongs here and in docs/metrics.md once the workers throttle themselves.
+    // Throttling (issue 17): workers pause retention batches while the database is unwell.
+    public static let throttled = LetheMetric(
+        "lethe_throttled", .gauge, labels: ["reason"],
+        help:
+            "1 while this worker process pauses retention batches for the reason (a signal over its throttle.* limit), else 0."
+    )
+    public static let throttledWaits = LetheMetric(
+        "lethe_throttled_waits_total", .counter, labels: ["reason"],
+        help: "Pauses a retention task made before a batch because a health signal was over its limit.")
+    public static let batchSize = LetheMetric(
+        "lethe_batch_size", .gauge, labels: ["entity_type"],
+        help: "Size (root rows) of the last retention batch asked for, as the adaptive batch size set it.")
 
     /// The catalog, in the order docs/metrics.md lists it.
     public static let all: [LetheMetric] = [
         tasksClaimed, tasksCompleted, tasksYielded, tasksFailed, tasksDead, tasksReleased, claimDuration,
         taskDuration, batchDuration, rowsDeleted, archivedBytes, uploads, leader, queueTasks, queueDueTasks,
-        queueOldestDueSeconds, queueScrapeErrors,
+        queueOldestDueSeconds, queueScrapeErrors, throttled, throttledWaits, batchSize,
     ]
 }

@@ -53,9 +53,10 @@ public struct RetentionBatch: Sendable {
         self.keyProofs = registry.keyProofs
     }
 
-    /// Runs one batch for `account`; `task` and `worker` go into the deletion log.
+    /// Runs one batch for `account` of up to `limit` roots (the type's `batch_size` when
+    /// nil; the adaptive batch size passes less); `task` and `worker` go into the deletion log.
     public func run(
-        account: String, task: Int64?, worker: UUID?, on connection: Connection
+        account: String, task: Int64?, worker: UUID?, limit: Int? = nil, on connection: Connection
     ) throws
         -> RetentionBatchResult
     {
@@ -80,7 +81,8 @@ public struct RetentionBatch: Sendable {
             if held { return RetentionBatchResult(status: .held(holdReason ?? "held")) }
 
             var result = RetentionBatchResult(status: .deleted, cutoff: cutoff, interval: interval)
-            let roots = try connection.query(type.selectRoots, [account, cutoff, type.type.batchSize])
+            let size = min(max(limit ?? type.type.batchSize, 1), type.type.batchSize)
+            let roots = try connection.query(type.selectRoots, [account, cutoff, size])
             guard roots.count > 0 else { return result }
 
             let blobKeys = try Self.deleteTrees(

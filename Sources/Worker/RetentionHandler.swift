@@ -13,13 +13,22 @@ public struct RetentionHandler: TaskHandler {
     let registry: CompiledRegistry
     let maxBatches: Int
     let timeouts: DeletionTimeouts
+    let monitor: HealthMonitor?
+    let sizer: BatchSizer?
 
     /// `timeouts` bound each batch's lock waits and statements: one that runs out fails the
-    /// attempt, which retries with backoff.
-    public init(registry: CompiledRegistry, maxBatches: Int, timeouts: DeletionTimeouts = .standard) {
+    /// attempt, which retries with backoff. Before each batch `monitor` (when given) says
+    /// whether the database's health allows it; `sizer` (when given) sizes it. Both are the
+    /// worker process's, shared across registry reloads.
+    public init(
+        registry: CompiledRegistry, maxBatches: Int, timeouts: DeletionTimeouts = .standard,
+        monitor: HealthMonitor? = nil, sizer: BatchSizer? = nil
+    ) {
         self.registry = registry
         self.maxBatches = max(maxBatches, 1)
         self.timeouts = timeouts
+        self.monitor = monitor
+        self.sizer = sizer
     }
 
     public func run(_ task: ClaimedTask, context: TaskContext) async throws -> TaskProgress {
@@ -49,11 +58,15 @@ public struct RetentionHandler: TaskHandler {
         var deleted = 0
         for _ in 0..<maxBatches {
             if context.leaseLost { throw CancellationError() }
+            guard try await healthy(type, context: context) else { return (.more, deleted) }
+            let limit = sizer?.size(account: account, type: type.type) ?? type.type.batchSize
+            LetheMetric.batchSize.set(Double(limit), type.name)
             let started = ContinuousClock.now
             let result = try await context.database.run { connection in
-                try batch.run(account: account, task: id, worker: worker, on: connection)
+                try batch.run(account: account, task: id, worker: worker, limit: limit, on: connection)
             }
-            LetheMetric.batchDuration.observe(.now - started, type.name)
+            let took = ContinuousClock.now - started
+            LetheMetric.batchDuration.observe(took, type.name)
             switch result.status {
             case .blocked(let reason):
                 context.logger.info("retention not run: \(reason)")
@@ -64,12 +77,36 @@ public struct RetentionHandler: TaskHandler {
             case .deleted:
                 deleted += result.totalRows
                 context.recordDeleted(rows: result.totalRows, entityType: type.name)
+                sizer?.record(account: account, type: type.type, rows: result.roots, duration: took)
             }
-            if result.roots < type.type.batchSize { return (.done, deleted) }  // nothing more expired
+            if result.roots < limit { return (.done, deleted) }  // nothing more expired
             if context.shouldYield { break }
         }
         if deleted > 0 { context.logger.debug("deleted \(deleted) rows; yielding with more to do") }
         return (.more, deleted)
+    }
+
+    /// Waits while a health signal is over its limit; false when the slice must yield first
+    /// (budget spent, shutdown): the task goes to the back of the queue and checks again.
+    private func healthy(_ type: CompiledEntityType, context: TaskContext) async throws -> Bool {
+        guard let monitor else { return true }
+        let step = min(monitor.settings.checkInterval, .seconds(1))
+        var waitedFor: Set<ThrottleReason> = []
+        while true {
+            let causes = try await context.database.run { try monitor.causes(for: type, on: $0) }
+            if causes.isEmpty { return true }
+            for cause in causes where waitedFor.insert(cause.reason).inserted {
+                LetheMetric.throttledWaits.increment(cause.reason.rawValue)
+                context.logger.debug("retention batch paused: \(cause.description)")
+            }
+            if context.shouldYield { return false }
+            // Short steps, so a shutdown or the end of the budget is noticed within one.
+            let waitUntil = ContinuousClock.now + monitor.settings.checkInterval
+            while ContinuousClock.now < waitUntil, !context.shouldYield {
+                try await Task.sleep(for: min(step, max(context.deadline - .now, .milliseconds(10))))
+            }
+            if context.leaseLost { throw CancellationError() }
+        }
     }
 }
 

@@ -1,0 +1,177 @@
+import Foundation
+import Logging
+import Postgres
+import Retention
+import TestSupport
+import Testing
+
+@testable import Store
+@testable import Worker
+
+/// The throttle against a real server: a transaction an application leaves open pauses
+/// retention batches with the reason, and they resume once it ends; a fake lag source.
+@Suite struct ThrottleStoreTests {
+    static func settings(_ change: (inout ThrottleSettings) -> Void) -> ThrottleSettings {
+        var settings = ThrottleSettings()
+        settings.checkInterval = .milliseconds(200)
+        change(&settings)
+        return settings
+    }
+
+    /// Runs one retention task slice of `budget` for account 1 on a slot of its own.
+    static func slice(
+        _ handler: RetentionHandler, url: String, budget: Duration
+    ) async throws -> (TaskProgress, TaskCounts) {
+        let slots = SlotDatabases(conninfo: url)
+        let task = ClaimedTask(
+            id: 1, kind: .retention, accountID: "1", entityType: "conversations", attempt: 1, maxAttempts: 5,
+            yields: 0, payload: "{}", claim: 1)
+        let context = TaskContext(
+            task: task, logger: Logger(label: "test"), workerID: UUID(), deadline: .now + budget, slot: 0,
+            slots: slots)
+        do {
+            let progress = try await handler.run(task, context: context)
+            await slots.shutdown()
+            return (progress, context.counts)
+        } catch {
+            await slots.shutdown()
+            throw error
+        }
+    }
+
+    @Test func aLongTransactionPausesBatchesWithTheReasonAndTheyResumeAfterItEnds() async throws {
+        try await withMigratedDatabase { database in
+            let connection = try database.connect()
+            defer { connection.close() }
+            let registry = try Fixture.prepare(connection, registry: Fixture.registry(batchSize: 2))
+            try connection.execute("SELECT lethe.add_account('1')")
+            for id in 1...5 { try Fixture.conversation(connection, id: Int64(id), account: 1, endedDaysAgo: 40) }
+
+            // An application's session holding a transaction (an xid) open.
+            let application = try Connection.connect(database.url, applicationName: "application")
+            defer { application.close() }
+            try application.execute("BEGIN")
+            _ = try application.query("SELECT txid_current()")
+            let url = database.url
+            let old = try await offThePool {
+                let watcher = try Connection.connect(url)
+                defer { watcher.close() }
+                return try eventually(timeout: .seconds(60)) {
+                    try watcher.scalar(
+                        """
+                        SELECT count(*) FROM pg_stat_activity WHERE application_name = 'application'
+                            AND clock_timestamp() - xact_start > interval '1.5 seconds'
+                        """, as: Int.self) == 1
+                }
+            }
+            #expect(old)
+
+            let monitor = HealthMonitor(
+                settings: Self.settings { $0.limits.transactionAge = .seconds(1) }, logger: Logger(label: "test"))
+            let handler = RetentionHandler(
+                registry: registry, maxBatches: 100, monitor: monitor, sizer: BatchSizer(target: nil))
+            let (paused, pausedCounts) = try await Self.slice(handler, url: database.url, budget: .seconds(1))
+            #expect(paused == .more)  // yielded at the end of its budget without a batch
+            #expect(pausedCounts.rowsDeleted == 0)
+            #expect(monitor.reasons == [.transactionAge])
+            #expect(try connection.scalar("SELECT count(*) FROM app.conv", as: Int.self) == 5)
+            let cause = try await offThePool { () -> [ThrottleCause] in
+                let own = try database.connect()
+                defer { own.close() }
+                return try monitor.causes(for: registry.entityTypes["conversations"]!, on: own)
+            }
+            #expect(cause.first?.description.hasPrefix("the oldest transaction has run ") == true)
+
+            try application.execute("ROLLBACK")
+            let (resumed, counts) = try await Self.slice(handler, url: database.url, budget: .seconds(600))
+            #expect(resumed == .done)
+            #expect(counts.rowsDeleted == 5 * 5)  // conversations, their two messages and two attachments
+            #expect(try connection.scalar("SELECT count(*) FROM app.conv", as: Int.self) == 0)
+            #expect(monitor.reasons.isEmpty)
+        }
+    }
+
+    @Test func aFakeLagSourceThrottlesOverTheLimitAndBadLagQueriesAreRefused() async throws {
+        try await withMigratedDatabase { database in
+            try await offThePool {
+                let connection = try database.connect()
+                defer { connection.close() }
+                let registry = try Fixture.prepare(connection)
+                let type = registry.entityTypes["conversations"]!
+                try connection.execute("CREATE TABLE public.fake_lag (seconds float8)")
+                try connection.execute("INSERT INTO public.fake_lag VALUES (45)")
+                let monitor = HealthMonitor(
+                    settings: Self.settings {
+                        $0.lagQuery = "SELECT seconds FROM public.fake_lag"
+                        $0.checkInterval = .zero  // every call samples
+                    }, logger: Logger(label: "test"))
+                let lagging = try monitor.causes(for: type, on: connection)
+                #expect(lagging.map(\.reason) == [.replicationLag])
+                #expect(lagging.first?.description == "replication lag 45 s is over throttle.max_replication_lag 30 s")
+                #expect(monitor.reasons == [.replicationLag])
+                try connection.execute("UPDATE fake_lag SET seconds = 3")
+                #expect(try monitor.causes(for: type, on: connection).isEmpty)
+                #expect(monitor.reasons.isEmpty)
+                // No replica: NULL, or no row, never throttles.
+                try connection.execute("UPDATE fake_lag SET seconds = NULL")
+                #expect(try monitor.causes(for: type, on: connection).isEmpty)
+                try DatabaseHealth.checkLagQuery(DatabaseHealth.standardLagQuery, on: connection)
+
+                #expect(throws: LagQueryShape.self) {
+                    try DatabaseHealth.checkLagQuery("SELECT 1, 2", on: connection)
+                }
+                #expect(throws: LagQueryShape.self) {
+                    try DatabaseHealth.checkLagQuery("SELECT 'soon'", on: connection)
+                }
+                #expect(throws: LagQueryShape.self) {
+                    try DatabaseHealth.checkLagQuery("SELECT generate_series(1, 2)", on: connection)
+                }
+                // One statement only, and nothing written.
+                #expect(throws: PostgresError.self) {
+                    try DatabaseHealth.checkLagQuery("SELECT 1; DELETE FROM public.fake_lag", on: connection)
+                }
+                #expect(throws: PostgresError.self) {
+                    try DatabaseHealth.checkLagQuery("DELETE FROM public.fake_lag RETURNING 1", on: connection)
+                }
+                #expect(try connection.scalar("SELECT count(*) FROM public.fake_lag", as: Int.self) == 1)
+            }
+        }
+    }
+
+    @Test func lockWaitsOnTheTypesTablesThrottleIt() async throws {
+        try await withMigratedDatabase { database in
+            let url = database.url
+            try await offThePool {
+                let connection = try database.connect()
+                defer { connection.close() }
+                let registry = try Fixture.prepare(connection)
+                let holder = try Connection.connect(url, applicationName: "application")
+                defer { holder.close() }
+                try holder.execute("BEGIN")
+                try holder.execute("LOCK TABLE app.msg IN ACCESS EXCLUSIVE MODE")
+                // A second application session queues behind it (its statement blocks: a thread of its own).
+                let waiting = Thread {
+                    guard let waiter = try? Connection.connect(url, applicationName: "application") else { return }
+                    _ = try? waiter.query("SELECT count(*) FROM app.msg")
+                    waiter.close()
+                }
+                waiting.start()
+                let monitor = HealthMonitor(
+                    settings: Self.settings { $0.checkInterval = .zero }, logger: Logger(label: "test"))
+                let type = registry.entityTypes["conversations"]!
+                let queued = try eventually(timeout: .seconds(60)) {
+                    try monitor.causes(for: type, on: connection).map(\.reason) == [.lockWaits]
+                }
+                #expect(queued)
+                #expect(monitor.reasons == [.lockWaits])
+                // Another type's tables are not waited on.
+                #expect(try monitor.causes(for: registry.entityTypes["documents"]!, on: connection).isEmpty)
+                try holder.execute("COMMIT")
+                let cleared = try eventually(timeout: .seconds(60)) {
+                    try monitor.causes(for: type, on: connection).isEmpty
+                }
+                #expect(cleared)
+            }
+        }
+    }
+}

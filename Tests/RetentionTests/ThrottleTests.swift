@@ -1,0 +1,62 @@
+import Retention
+import Testing
+
+@Suite struct ThrottleTests {
+    @Test func signalsOverTheirLimitsAreCausesInReasonOrder() {
+        var limits = ThrottleLimits()
+        limits.walBytesPerSecond = 1_000_000
+        let calm = HealthSignals(
+            replicationLag: 30, walBytesPerSecond: 1_000_000, oldestTransactionAge: 600, lockWaits: 0)
+        #expect(Throttle.causes(calm, limits: limits).isEmpty)  // at the limit is not over it
+        let unwell = HealthSignals(
+            replicationLag: 31.5, walBytesPerSecond: 2_000_000, oldestTransactionAge: 601, lockWaits: 2)
+        let causes = Throttle.causes(unwell, limits: limits)
+        #expect(causes.map(\.reason) == [.replicationLag, .walRate, .transactionAge, .lockWaits])
+        #expect(causes[0].description == "replication lag 31.5 s is over throttle.max_replication_lag 30 s")
+        #expect(causes[2].description.contains("throttle.max_transaction_age 600 s"))
+    }
+
+    @Test func unmeasuredSignalsAndSignalsTurnedOffNeverThrottle() {
+        // No replicas, first sample (no WAL rate), no open transaction.
+        #expect(Throttle.causes(HealthSignals(), limits: ThrottleLimits()).isEmpty)
+        let unwell = HealthSignals(
+            replicationLag: 1e6, walBytesPerSecond: 1e12, oldestTransactionAge: 1e6, lockWaits: 1000)
+        #expect(Throttle.causes(unwell, limits: .none).isEmpty)
+        // The WAL rate is off by default.
+        #expect(
+            Throttle.causes(unwell, limits: ThrottleLimits()).map(\.reason) == [
+                .replicationLag, .transactionAge, .lockWaits,
+            ])
+    }
+
+    @Test func batchSizeShrinksWhenSlowAndGrowsBackWhenFastWithinBounds() {
+        var size = AdaptiveBatchSize(maximum: 1000, target: .milliseconds(150))
+        #expect(size.current == 1000 && size.minimum == 100)
+        // 300 ms: twice the target, half the size.
+        size.record(duration: .milliseconds(300), rows: 1000)
+        #expect(size.current == 500)
+        // Far over: at most halved per batch, never under the minimum.
+        size.record(duration: .seconds(10), rows: 500)
+        #expect(size.current == 250)
+        for _ in 0..<10 { size.record(duration: .seconds(10), rows: size.current) }
+        #expect(size.current == 100)
+        // Slightly over: shrinks in proportion, by at least one row.
+        size.record(duration: .milliseconds(50), rows: 100)
+        #expect(size.current == 200)
+        size.record(duration: .milliseconds(160), rows: 200)
+        #expect(size.current == 187)
+        // A partial batch under the target does not grow it; full ones grow by a tenth of the maximum.
+        size.record(duration: .milliseconds(10), rows: 3)
+        #expect(size.current == 187)
+        for _ in 0..<20 { size.record(duration: .milliseconds(10), rows: size.current) }
+        #expect(size.current == 1000)
+    }
+
+    @Test func tinyBatchSizesStayAtLeastOne() {
+        var size = AdaptiveBatchSize(maximum: 1, target: .milliseconds(150))
+        size.record(duration: .seconds(1), rows: 1)
+        #expect(size.current == 1 && size.minimum == 1)
+        size.record(duration: .milliseconds(1), rows: 1)
+        #expect(size.current == 1)
+    }
+}
