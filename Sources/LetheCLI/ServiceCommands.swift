@@ -137,16 +137,24 @@ package enum LetheServices {
     /// Every task kind this build of Lethe can run.
     static let kinds = TaskKind.builtIn.map(\.rawValue)
 
+    /// The process's throttle cache (`throttle.*`): shared by its retention handlers and its
+    /// pool, which records the throttle state in `lethe.workers`.
+    static func healthMonitor(_ context: CommandContext) throws -> HealthMonitor {
+        HealthMonitor(
+            settings: try context.configuration.throttleSettings(path: context.configurationPath),
+            logger: context.logger)
+    }
+
     /// The handlers of `kinds`.
-    static func handlers(_ context: CommandContext, registry: CompiledRegistry) throws -> [any TaskHandler] {
+    static func handlers(
+        _ context: CommandContext, registry: CompiledRegistry, monitor: HealthMonitor
+    ) throws -> [any TaskHandler] {
         let timeouts = try context.configuration.deletionTimeouts(path: context.configurationPath)
         var archive = try context.configuration.archiveOptions()
         archive.deletionTimeouts = timeouts
         let (maxBatches, archiveSettings) = (context.configuration.maxBatches, archive)
         // One throttle cache and one set of batch sizes per process, kept across registry reloads.
-        let throttle = try context.configuration.throttleSettings(path: context.configurationPath)
-        let monitor = HealthMonitor(settings: throttle, logger: context.logger)
-        let sizer = BatchSizer(target: throttle.targetBatchDuration)
+        let sizer = BatchSizer(target: monitor.settings.targetBatchDuration)
         let load: @Sendable (Connection) throws -> CompiledRegistry = { try RegistryInForce.load(on: $0) }
         // Each registry-driven handler follows the registry in force (a sync while this runs).
         return [
@@ -180,10 +188,12 @@ package enum LetheServices {
     package static func workerPool(
         _ context: CommandContext, configuration: WorkerConfiguration, registry: CompiledRegistry
     ) throws -> WorkerPool {
-        WorkerPool(
+        let monitor = try healthMonitor(context)
+        return WorkerPool(
             conninfo: context.conninfo, configuration: configuration,
-            handlers: try handlers(context, registry: registry), queue: context.configuration.taskQueue(),
-            logger: context.logger, version: LetheVersion.current)
+            handlers: try handlers(context, registry: registry, monitor: monitor),
+            queue: context.configuration.taskQueue(), logger: context.logger, version: LetheVersion.current,
+            monitor: monitor)
     }
 
     /// Runs `throttle.replication_lag_query` once: one that fails or returns anything but one

@@ -16,7 +16,10 @@ struct StatusCommand: AsyncParsableCommand {
             refreshes every coordinator.backlog_interval (default 5m), while it is younger than \
             two intervals; otherwise from the live lethe.retention_backlog, which counts \
             expired rows in the application's tables (seconds or more on thousands of \
-            accounts). The retention heading says which.
+            accounts). The retention heading says which. A worker that slows or pauses \
+            retention for the database's health (throttle.*) shows the reasons and for how \
+            long in the THROTTLED column, and why in words below the table \
+            (lethe.throttled_workers).
 
             Exit status 0 whatever the state; --json prints the same as one JSON object.
 
@@ -26,7 +29,8 @@ struct StatusCommand: AsyncParsableCommand {
             that failed to upload or delete; archive jobs not uploaded --max-behind after they \
             were created; a backlog snapshot missing or stale while the leader should refresh \
             it, BEHIND then being judged on the live view), else one OK line and exit status \
-            0. It reads views only, so role \
+            0. A throttle is the database protecting itself, not a problem: --check does not \
+            fail on it (a long one shows as BEHIND). It reads views only, so role \
             lethe_monitor may run it. With --json it prints {"ok", "problems", "facts"}.
 
             --watch redraws every --interval until Ctrl-C (on a terminal; otherwise it prints \
@@ -152,16 +156,20 @@ struct StatusCommand: AsyncParsableCommand {
         if report.processes.isEmpty {
             sections.append("Processes: none registered (start `lethe coordinator` and `lethe worker`)")
         } else {
-            var table = TextTable("ROLE", "HOST", "PID", "STATUS", "LEADER", "SLOTS", "RUNNING", "LAST SEEN")
+            var table = TextTable(
+                "ROLE", "HOST", "PID", "STATUS", "LEADER", "SLOTS", "RUNNING", "LAST SEEN", "THROTTLED")
             for line in report.processes {
                 table.add(
                     line.role, line.host, "\(line.pid)", line.status, line.isLeader ? "yes" : "",
                     line.role == "worker" ? "\(line.slots)" : "", "\(line.runningTasks)",
-                    HumanText.age(seconds: line.silentSeconds) + " ago")
+                    HumanText.age(seconds: line.silentSeconds) + " ago", throttled(line))
             }
             let leaders = report.processes.filter(\.isLeader).count
             let leaderNote = leaders == 0 ? "\nno coordinator leads: nothing is scheduled, rescued or pruned" : ""
-            sections.append("Processes (lethe.worker_status)\n" + table.rendered + leaderNote)
+            let why = report.processes.filter { !$0.throttledReasons.isEmpty }.map {
+                "\nworker \($0.host) pid \($0.pid) throttles retention: \($0.throttleDetail ?? "-")"
+            }
+            sections.append("Processes (lethe.worker_status)\n" + table.rendered + leaderNote + why.joined())
         }
         if report.failures.isEmpty {
             sections.append("Failures: none")
@@ -179,6 +187,13 @@ struct StatusCommand: AsyncParsableCommand {
         if let backupLog = report.backupLog { sections.append(contentsOf: Self.render(backupLog)) }
         sections.append("Schema lethe at version \(report.schemaVersion)")
         return sections.joined(separator: "\n\n")
+    }
+
+    /// The THROTTLED column: the reasons and for how long (lethe.throttled_workers).
+    static func throttled(_ line: StatusReport.ProcessLine) -> String {
+        guard !line.throttledReasons.isEmpty else { return "" }
+        return line.throttledReasons.joined(separator: ",")
+            + (line.throttledForSeconds.map { " for " + HumanText.age(seconds: max($0, 0)) } ?? "")
     }
 
     /// Where the retention section came from.

@@ -36,6 +36,7 @@ extension Configuration {
         if let text = values["throttle.max_transaction_age"] { settings.limits.transactionAge = offOrDuration(text) }
         settings.limits.walBytesPerSecond = byteSize("throttle.max_wal_rate")
         if let waits = integer("throttle.max_lock_waits") { settings.limits.lockWaits = waits }
+        if let floor = integer("throttle.floor_rate") { settings.floorRate = floor }
         if boolean("throttle.enabled") == false { settings.limits = .none }
         if let text = values["retention.target_batch_duration"] { settings.targetBatchDuration = offOrDuration(text) }
         return settings

@@ -83,6 +83,7 @@ package struct Configuration: Equatable {
         "throttle.max_wal_rate": .byteSize,
         "throttle.max_transaction_age": .durationOrOff(throttleDurationRange),
         "throttle.max_lock_waits": .integer(0...1_000_000),
+        "throttle.floor_rate": .integer(0...1_000_000),
         "throttle.replication_lag_query": .text,
         "archive.master_key_file": .text,
         "archive.spool_directory": .text,

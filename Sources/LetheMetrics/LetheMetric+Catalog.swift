@@ -61,11 +61,13 @@ extension LetheMetric {
     public static let throttled = LetheMetric(
         "lethe_throttled", .gauge, labels: ["reason"],
         help:
-            "1 while this worker process pauses retention batches for the reason (a signal over its throttle.* limit), else 0."
+            "1 while this worker process pauses (or, with throttle.floor_rate, slows) retention batches for the reason (a signal over its throttle.* limit), else 0."
     )
     public static let throttledWaits = LetheMetric(
         "lethe_throttled_waits_total", .counter, labels: ["reason"],
-        help: "Pauses a retention task made before a batch because a health signal was over its limit.")
+        help:
+            "Retention batches held back (paused, or paced to throttle.floor_rate) because a health signal was over its limit."
+    )
     public static let batchSize = LetheMetric(
         "lethe_batch_size", .gauge, labels: ["entity_type"],
         help: "Size (root rows) of the last retention batch asked for, as the adaptive batch size set it.")

@@ -46,8 +46,31 @@ public struct ProcessRegistry: Sendable {
         try connection.execute("UPDATE lethe.workers SET last_heartbeat_at = now() WHERE id = $1", [id])
     }
 
-    /// Marks the process stopped (a clean exit; a killed one just goes silent).
+    /// Marks the process stopped (a clean exit; a killed one just goes silent); a stopped
+    /// worker throttles nothing.
     public func markStopped(_ id: UUID, on connection: Connection) throws {
-        try connection.execute("UPDATE lethe.workers SET stopped_at = now() WHERE id = $1", [id])
+        try connection.execute(
+            """
+            UPDATE lethe.workers SET stopped_at = now(), throttled_reasons = '{}', throttled_since = NULL,
+                throttle_detail = NULL
+            WHERE id = $1
+            """, [id])
+    }
+
+    /// Records why the worker throttles retention (`reasons` empty: it does not). The start
+    /// is `throttledFor` before the server's clock (no skew between hosts), kept while the
+    /// throttle lasts.
+    public func recordThrottle(
+        _ id: UUID, reasons: [String], throttledFor: Duration?, detail: String, on connection: Connection
+    ) throws {
+        try connection.execute(
+            """
+            UPDATE lethe.workers
+            SET throttled_reasons = $2::text[],
+                throttled_since = CASE WHEN cardinality($2::text[]) = 0 THEN NULL
+                    ELSE coalesce(throttled_since, now() - $3 * interval '1 millisecond') END,
+                throttle_detail = CASE WHEN cardinality($2::text[]) = 0 THEN NULL ELSE nullif($4, '') END
+            WHERE id = $1
+            """, [id, reasons, (throttledFor ?? .zero).milliseconds, detail])
     }
 }

@@ -20,6 +20,11 @@ public struct StatusReport: Sendable, Codable {
         public var slots: Int
         public var runningTasks: Int
         public var silentSeconds: Double
+        /// Why the worker slows or pauses retention for the database's health (empty: it
+        /// does not; always empty before migration 0012), since how long, and why in words.
+        public var throttledReasons: [String] = []
+        public var throttledForSeconds: Double?
+        public var throttleDetail: String?
     }
     public struct FailureLine: Sendable, Codable {
         public var id: Int64
@@ -99,20 +104,32 @@ public struct StatusReport: Sendable, Codable {
                     kind: try row.decode(at: 0), state: try row.decode(at: 1), tasks: try row.decode(at: 2),
                     due: try row.decode(at: 3), oldestDueSeconds: try row.decode(at: 4))
             }
+            // The throttle columns came with migration 0012; a status of an older schema shows none.
+            let throttle =
+                version >= 12
+                ? """
+                , throttled_reasons,
+                       CASE WHEN status = 'alive' THEN extract(epoch FROM now() - throttled_since)::float8 END,
+                       throttle_detail
+                """ : ", '{}'::text[], NULL::float8, NULL::text"
             let processes = try connection.query(
                 """
                 SELECT id, role, host, pid, status, is_leader, slots, running_tasks,
-                       extract(epoch FROM silent_for)::float8
+                       extract(epoch FROM silent_for)::float8\(throttle)
                 FROM lethe.worker_status
                 WHERE status <> 'stopped' OR stopped_at > now() - interval '1 hour'
                 ORDER BY role, status, started_at
                 """
             ).map { row in
-                ProcessLine(
+                let alive: String = try row.decode(at: 4)
+                return ProcessLine(
                     id: try row.decode(at: 0), role: try row.decode(at: 1), host: try row.decode(at: 2),
-                    pid: try row.decode(at: 3), status: try row.decode(at: 4), isLeader: try row.decode(at: 5),
+                    pid: try row.decode(at: 3), status: alive, isLeader: try row.decode(at: 5),
                     slots: try row.decode(at: 6), runningTasks: try row.decode(at: 7),
-                    silentSeconds: try row.decode(at: 8))
+                    silentSeconds: try row.decode(at: 8),
+                    throttledReasons: alive == "alive" ? try row.decode(at: 9) : [],
+                    throttledForSeconds: try row.decode(at: 10),
+                    throttleDetail: alive == "alive" ? try row.decode(at: 11) : nil)
             }
             let failures = try connection.query(
                 """

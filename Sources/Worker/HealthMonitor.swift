@@ -15,6 +15,9 @@ public struct ThrottleSettings: Sendable {
     public var lagQuery = DatabaseHealth.standardLagQuery
     /// The batch duration the adaptive batch size holds; nil keeps every type's `batch_size`.
     public var targetBatchDuration: Duration? = .milliseconds(150)
+    /// Root rows per second the whole process may still delete while throttled
+    /// (`throttle.floor_rate`); 0 pauses batches until the pressure goes.
+    public var floorRate = 0
 
     public init() {}
 }
@@ -22,7 +25,9 @@ public struct ThrottleSettings: Sendable {
 /// A worker process's cached view of the database's health: sampled at most every
 /// `checkInterval` per entity type (the lock waits are per type; the rest is shared), on the
 /// caller's connection thread. It sets `lethe_throttled` and logs when the reasons to pause
-/// change; `reasons` says what they are now. Shared by every slot and registry reload.
+/// change; `reasons` says what they are now, and `publication()` what to record in
+/// `lethe.workers`. While throttled with a floor, `reserveFloor` paces every slot of the
+/// process together. Shared by every slot and registry reload.
 public final class HealthMonitor: Sendable {
     public let settings: ThrottleSettings
     private let logger: Logger
@@ -35,6 +40,14 @@ public final class HealthMonitor: Sendable {
         var lastWAL: (position: Double, at: ContinuousClock.Instant)?
         var walRate: Double?
         var active: [ThrottleReason] = []
+        /// When the current throttle began, and the sentence of its last sample.
+        var since: ContinuousClock.Instant?
+        var detail = ""
+        /// Bumped on every change of what `publication()` returns; `published` is the last recorded.
+        var generation = 0
+        var published = 0
+        /// The floor's virtual clock: when the next reserved batch may start.
+        var nextFloorStart: ContinuousClock.Instant?
     }
     private let state = Mutex(State())
 
@@ -76,11 +89,24 @@ public final class HealthMonitor: Sendable {
                 reasons.insert(.lockWaits)
             }
             let active = reasons.sorted()
-            defer { state.active = active }
-            return (causes, active == state.active ? nil : active)
+            let detail = active.isEmpty ? "" : Self.detail(causes)
+            let change = active == state.active ? nil : active
+            if active != state.active || detail != state.detail { state.generation += 1 }
+            if active.isEmpty {
+                state.since = nil
+            } else if state.since == nil {
+                state.since = now
+            }
+            (state.active, state.detail) = (active, detail)
+            return (causes, change)
         }
         if let change { announce(change, causes: causes) }
         return causes
+    }
+
+    static func detail(_ causes: [ThrottleCause]) -> String {
+        causes.isEmpty
+            ? "lock waits on another entity type's tables" : causes.map(\.description).joined(separator: "; ")
     }
 
     private func announce(_ reasons: [ThrottleReason], causes: [ThrottleCause]) {
@@ -90,15 +116,79 @@ public final class HealthMonitor: Sendable {
         if reasons.isEmpty {
             logger.notice("retention throttle lifted: the database health signals are within their limits")
         } else {
-            let why = causes.map(\.description).joined(separator: "; ")
+            let floor = settings.floorRate
             logger.notice(
-                "retention throttled: batches pause until the database recovers",
+                floor > 0
+                    ? "retention throttled: batches slow to throttle.floor_rate \(floor) rows/s until the database recovers"
+                    : "retention throttled: batches pause until the database recovers",
                 metadata: [
                     "reasons": "\(reasons.map(\.rawValue).joined(separator: ","))",
-                    "why": "\(why.isEmpty ? "lock waits on another entity type's tables" : why)",
+                    "why": "\(Self.detail(causes))",
                 ])
         }
     }
+
+    // MARK: - The floor
+
+    /// While throttled with `floorRate` > 0: the size of the next batch (at most a second of
+    /// the floor) and when it may start, so that all slots of the process together delete at
+    /// most `floorRate` roots per second (plus one batch). Each call reserves its rows.
+    public func reserveFloor(upTo limit: Int) -> (rows: Int, start: ContinuousClock.Instant) {
+        let rate = max(settings.floorRate, 1)
+        let rows = max(min(limit, rate), 1)
+        return state.withLock { state in
+            let now = ContinuousClock.now
+            let start = max(now, state.nextFloorStart ?? now)
+            state.nextFloorStart = start + .seconds(Double(rows) / Double(rate))
+            return (rows, start)
+        }
+    }
+
+    // MARK: - What lethe.workers shows
+
+    /// The throttle state to record in `lethe.workers` when it changed since the last
+    /// `published(_:)`, else nil. A throttle no batch has checked for three check intervals
+    /// (at least 30 s) is over: no batch waits for it any more.
+    public func publication() -> ThrottlePublication? {
+        let now = ContinuousClock.now
+        let stale = max(settings.checkInterval * 3, .seconds(30))
+        let (publication, expired) = state.withLock { state -> (ThrottlePublication?, Bool) in
+            var expired = false
+            if !state.active.isEmpty, let newest = state.entries.values.map(\.at).max(), now - newest > stale {
+                (state.active, state.detail, state.since) = ([], "", nil)
+                state.generation += 1
+                expired = true
+            }
+            guard state.generation != state.published else { return (nil, expired) }
+            return (
+                ThrottlePublication(
+                    reasons: state.active.map(\.rawValue), throttledFor: state.since.map { now - $0 },
+                    detail: state.detail, generation: state.generation),
+                expired
+            )
+        }
+        if expired {
+            for reason in ThrottleReason.allCases { LetheMetric.throttled.set(0, reason.rawValue) }
+            logger.info("retention throttle over: no retention batch has checked the database's health lately")
+        }
+        return publication
+    }
+
+    /// Marks `publication` recorded.
+    public func published(_ publication: ThrottlePublication) {
+        state.withLock { $0.published = max($0.published, publication.generation) }
+    }
+}
+
+/// A worker process's throttle state as `lethe.workers` records it.
+public struct ThrottlePublication: Sendable, Equatable {
+    /// `ThrottleReason` raw values; empty when not throttled.
+    public var reasons: [String]
+    /// How long the throttle has lasted; nil when not throttled.
+    public var throttledFor: Duration?
+    /// Why, in words (the last sample's causes); empty when not throttled.
+    public var detail: String
+    var generation: Int
 }
 
 /// The adaptive batch sizes of a worker process, per (account, entity type), in memory.

@@ -58,8 +58,9 @@ public struct RetentionHandler: TaskHandler {
         var deleted = 0
         for _ in 0..<maxBatches {
             if context.leaseLost { throw CancellationError() }
-            guard try await healthy(type, context: context) else { return (.more, deleted) }
-            let limit = sizer?.size(account: account, type: type.type) ?? type.type.batchSize
+            let sized = sizer?.size(account: account, type: type.type) ?? type.type.batchSize
+            guard let pace = try await pace(type, limit: sized, context: context) else { return (.more, deleted) }
+            let limit = if case .floor(let rows) = pace { rows } else { sized }
             LetheMetric.batchSize.set(Double(limit), type.name)
             let started = ContinuousClock.now
             let result = try await context.database.run { connection in
@@ -77,7 +78,10 @@ public struct RetentionHandler: TaskHandler {
             case .deleted:
                 deleted += result.totalRows
                 context.recordDeleted(rows: result.totalRows, entityType: type.name)
-                sizer?.record(account: account, type: type.type, rows: result.roots, duration: took)
+                // A throttled batch is the floor's size, not the sizer's: it teaches the sizer nothing.
+                if pace == .full {
+                    sizer?.record(account: account, type: type.type, rows: result.roots, duration: took)
+                }
             }
             if result.roots < limit { return (.done, deleted) }  // nothing more expired
             if context.shouldYield { break }
@@ -86,20 +90,39 @@ public struct RetentionHandler: TaskHandler {
         return (.more, deleted)
     }
 
-    /// Waits while a health signal is over its limit; false when the slice must yield first
-    /// (budget spent, shutdown): the task goes to the back of the queue and checks again.
-    private func healthy(_ type: CompiledEntityType, context: TaskContext) async throws -> Bool {
-        guard let monitor else { return true }
+    /// How the next batch may run: at its full size, or throttled to at most `rows` roots.
+    enum Pace: Equatable {
+        case full
+        case floor(rows: Int)
+    }
+
+    /// Waits while a health signal is over its limit: with `throttle.floor_rate` 0 until the
+    /// pressure goes, else until the process's floor allows the next (small) batch. Nil when
+    /// the slice must yield first (budget spent, shutdown): the task goes to the back of the
+    /// queue and checks again.
+    private func pace(_ type: CompiledEntityType, limit: Int, context: TaskContext) async throws -> Pace? {
+        guard let monitor else { return .full }
         let step = min(monitor.settings.checkInterval, .seconds(1))
         var waitedFor: Set<ThrottleReason> = []
         while true {
             let causes = try await context.database.run { try monitor.causes(for: type, on: $0) }
-            if causes.isEmpty { return true }
+            if causes.isEmpty { return .full }
             for cause in causes where waitedFor.insert(cause.reason).inserted {
                 LetheMetric.throttledWaits.increment(cause.reason.rawValue)
-                context.logger.debug("retention batch paused: \(cause.description)")
+                context.logger.debug(
+                    "retention batch \(monitor.settings.floorRate > 0 ? "slowed" : "paused"): \(cause.description)")
             }
-            if context.shouldYield { return false }
+            if context.shouldYield { return nil }
+            if monitor.settings.floorRate > 0 {
+                let (rows, start) = monitor.reserveFloor(upTo: limit)
+                // The pressure may go while this slot waits its turn: then at once at full size.
+                while ContinuousClock.now < start, !context.shouldYield, !monitor.reasons.isEmpty {
+                    try await Task.sleep(for: min(start - .now, step, max(context.deadline - .now, .milliseconds(10))))
+                }
+                if context.leaseLost { throw CancellationError() }
+                if monitor.reasons.isEmpty { return .full }
+                return context.shouldYield ? nil : .floor(rows: rows)
+            }
             // Short steps, so a shutdown or the end of the budget is noticed within one.
             let waitUntil = ContinuousClock.now + monitor.settings.checkInterval
             while ContinuousClock.now < waitUntil, !context.shouldYield {

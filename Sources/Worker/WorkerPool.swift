@@ -24,6 +24,7 @@ public final class WorkerPool: Service {
     private let queue: TaskQueue
     private let logger: Logger
     private let version: String
+    private let monitor: HealthMonitor?
 
     private struct State {
         var running: [TaskHold: TaskContext] = [:]
@@ -40,7 +41,7 @@ public final class WorkerPool: Service {
 
     public init(
         conninfo: String, configuration: WorkerConfiguration, handlers: [any TaskHandler], queue: TaskQueue,
-        logger: Logger, version: String, id: UUID = UUID()
+        logger: Logger, version: String, id: UUID = UUID(), monitor: HealthMonitor? = nil
     ) {
         precondition(configuration.concurrency > 0, "concurrency must be positive")
         precondition(
@@ -54,6 +55,7 @@ public final class WorkerPool: Service {
         logger[metadataKey: LogKey.worker] = "\(id)"
         self.logger = logger
         self.version = version
+        self.monitor = monitor
         self.state = Mutex(State(freeSlots: Array((0..<configuration.concurrency).reversed())))
     }
 
@@ -356,6 +358,7 @@ public final class WorkerPool: Service {
             } catch {
                 logger.warning("heartbeat failed", metadata: [LogKey.error: "\(error)"])
             }
+            await publishThrottle(beat)
             if configuration.rescueInterval > .zero, ContinuousClock.now - lastRescue >= configuration.rescueInterval {
                 lastRescue = .now
                 if let rescued = try? await rescueOn.run({ try queue.rescueExpired(on: $0) }), !rescued.isEmpty {
@@ -363,6 +366,23 @@ public final class WorkerPool: Service {
                     wakeup.signal()
                 }
             }
+        }
+    }
+
+    /// Records in `lethe.workers` why retention is throttled (or that it is not) when that
+    /// changed: `monitor` (the retention handler's) knows, this process's row is written here.
+    private func publishThrottle(_ beat: ConnectionThread) async {
+        guard let monitor, let publication = monitor.publication() else { return }
+        let worker = id
+        do {
+            try await beat.run {
+                try ProcessRegistry().recordThrottle(
+                    worker, reasons: publication.reasons, throttledFor: publication.throttledFor,
+                    detail: publication.detail, on: $0)
+            }
+            monitor.published(publication)
+        } catch {
+            logger.warning("could not record the throttle state", metadata: [LogKey.error: "\(error)"])
         }
     }
 

@@ -15,6 +15,7 @@ import Worker
         #expect(settings.limits.lockWaits == 0)
         #expect(settings.checkInterval == .seconds(5))
         #expect(settings.targetBatchDuration == .milliseconds(150))
+        #expect(settings.floorRate == 0)  // pause
         #expect(settings.lagQuery.contains("pg_stat_replication"))
     }
 
@@ -27,6 +28,7 @@ import Worker
               max_transaction_age: 1h
               max_wal_rate: 50MB
               max_lock_waits: 3
+              floor_rate: 250
               replication_lag_query: SELECT lag FROM ops.fake_lag
             retention:
               target_batch_duration: 0
@@ -37,6 +39,7 @@ import Worker
         #expect(settings.limits.transactionAge == .seconds(3600))
         #expect(settings.limits.walBytesPerSecond == 50_000_000)
         #expect(settings.limits.lockWaits == 3)
+        #expect(settings.floorRate == 250)
         #expect(settings.lagQuery == "SELECT lag FROM ops.fake_lag")
         #expect(settings.targetBatchDuration == nil)
         let off = try Configuration.parse("throttle:\n  enabled: false\n", source: "lethe.yml")
@@ -50,6 +53,8 @@ import Worker
         ("throttle:\n  max_wal_rate: fast\n", "key throttle.max_wal_rate"),
         ("retention:\n  target_batch_duration: 1ms\n", "0 (off) or a duration from 10ms"),
         ("throttle:\n  pause: 1s\n", "unknown key throttle.pause"),
+        ("throttle:\n  floor_rate: -5\n", "key throttle.floor_rate has the value \"-5\""),
+        ("throttle:\n  floor_rate: 10/s\n", "a whole number from 0 to 1000000"),
     ])
     func badValuesAreRefusedWithTheKeyNamed(yaml: String, expected: String) {
         let error = #expect(throws: UsageError.self) { try Configuration.parse(yaml, source: "lethe.yml") }

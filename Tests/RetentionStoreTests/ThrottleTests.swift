@@ -91,6 +91,125 @@ import Testing
         }
     }
 
+    @Test func aFloorRateSlowsBatchesInsteadOfPausingAndPacesTheWholeProcess() async throws {
+        try await withMigratedDatabase { database in
+            let connection = try database.connect()
+            defer { connection.close() }
+            let registry = try Fixture.prepare(connection, registry: Fixture.registry(batchSize: 50))
+            try connection.execute("SELECT lethe.add_account('1')")
+            for id in 1...5 { try Fixture.conversation(connection, id: Int64(id), account: 1, endedDaysAgo: 40) }
+            try connection.execute("CREATE TABLE public.fake_lag (seconds float8)")
+            try connection.execute("INSERT INTO public.fake_lag VALUES (45)")
+            let monitor = HealthMonitor(
+                settings: Self.settings {
+                    $0.lagQuery = "SELECT seconds FROM public.fake_lag"
+                    $0.floorRate = 2
+                }, logger: Logger(label: "test"))
+            let sizer = BatchSizer(target: .milliseconds(150))
+            let handler = RetentionHandler(registry: registry, maxBatches: 100, monitor: monitor, sizer: sizer)
+            // Throttled: batches of at most 2 roots (the floor's second), not 50, and they run.
+            let (progress, counts) = try await Self.slice(handler, url: database.url, budget: .seconds(600))
+            #expect(progress == .done)
+            #expect(counts.rowsDeleted == 5 * 5)
+            #expect(monitor.reasons == [.replicationLag])
+            let batches = try connection.query(
+                "SELECT root_rows FROM lethe.deletion_log ORDER BY root_rows"
+            ).map { try $0.decode(Int.self, at: 0) }
+            #expect(batches == [1, 2, 2], "\(batches)")
+            // Throttled batches teach the adaptive size nothing.
+            #expect(sizer.size(account: "1", type: registry.entityTypes["conversations"]!.type) == 50)
+
+            // Reservations of every slot follow one clock: a second's worth of the floor each.
+            let first = monitor.reserveFloor(upTo: 100)
+            let second = monitor.reserveFloor(upTo: 1)
+            let third = monitor.reserveFloor(upTo: 100)
+            #expect(first.rows == 2 && second.rows == 1 && third.rows == 2)
+            #expect(second.start >= first.start + .seconds(1))
+            #expect(third.start >= second.start + .milliseconds(500))
+        }
+    }
+
+    @Test func theThrottleStateIsRecordedForStatusAndClearedWhenItLiftsOrTheWorkerStops() async throws {
+        try await withMigratedDatabase { database in
+            try await offThePool {
+                let connection = try database.connect()
+                defer { connection.close() }
+                let registry = try Fixture.prepare(connection)
+                let type = registry.entityTypes["conversations"]!
+                try connection.execute("CREATE TABLE public.fake_lag (seconds float8)")
+                try connection.execute("INSERT INTO public.fake_lag VALUES (45)")
+                let monitor = HealthMonitor(
+                    settings: Self.settings {
+                        $0.lagQuery = "SELECT seconds FROM public.fake_lag"
+                        $0.checkInterval = .zero
+                    }, logger: Logger(label: "test"))
+                let processes = ProcessRegistry()
+                let worker = ProcessRegistry.Registration(role: "worker", slots: 2, lease: .seconds(60), version: "t")
+                try processes.register(worker, on: connection)
+                #expect(monitor.publication() == nil)  // nothing changed yet
+
+                func record() throws {
+                    let publication = try #require(monitor.publication())
+                    try processes.recordThrottle(
+                        worker.id, reasons: publication.reasons, throttledFor: publication.throttledFor,
+                        detail: publication.detail, on: connection)
+                    monitor.published(publication)
+                    #expect(monitor.publication() == nil)
+                }
+                _ = try monitor.causes(for: type, on: connection)
+                try record()
+                let row = try connection.query(
+                    "SELECT id, reasons, since <= now(), throttled_for >= interval '0', detail FROM lethe.throttled_workers"
+                )
+                #expect(row.count == 1)
+                #expect(try row[0].decode(UUID.self, at: 0) == worker.id)
+                #expect(try row[0].decode([String].self, at: 1) == ["replication_lag"])
+                #expect(try row[0].decode(Bool.self, at: 2))
+                #expect(
+                    try row[0].decode(String.self, at: 4)
+                        == "replication lag 45 s is over throttle.max_replication_lag 30 s")
+                let since: Date = try connection.scalar("SELECT throttled_since FROM lethe.workers")
+                // New figures, the same throttle: the detail follows, the start stays.
+                try connection.execute("UPDATE fake_lag SET seconds = 50")
+                _ = try monitor.causes(for: type, on: connection)
+                try record()
+                #expect(
+                    try connection.scalar("SELECT detail FROM lethe.throttled_workers", as: String.self).contains(
+                        "50 s"))
+                #expect(try connection.scalar("SELECT throttled_since FROM lethe.workers", as: Date.self) == since)
+                #expect(
+                    try connection.scalar("SELECT throttled_reasons FROM lethe.worker_status", as: [String].self)
+                        == ["replication_lag"])
+
+                // The lag goes: cleared.
+                try connection.execute("UPDATE fake_lag SET seconds = 1")
+                _ = try monitor.causes(for: type, on: connection)
+                try record()
+                #expect(try connection.scalar("SELECT count(*) FROM lethe.throttled_workers", as: Int.self) == 0)
+                #expect(
+                    try connection.scalar(
+                        """
+                        SELECT count(*) FROM lethe.workers
+                        WHERE throttled_reasons = '{}' AND throttled_since IS NULL AND throttle_detail IS NULL
+                        """, as: Int.self) == 1)
+
+                // A stopped worker throttles nothing, whatever it last said.
+                try connection.execute("UPDATE fake_lag SET seconds = 45")
+                _ = try monitor.causes(for: type, on: connection)
+                try record()
+                #expect(try connection.scalar("SELECT count(*) FROM lethe.throttled_workers", as: Int.self) == 1)
+                let report = try StatusReport.read(on: connection)
+                #expect(report.processes.first?.throttledReasons == ["replication_lag"])
+                #expect(report.processes.first?.throttleDetail?.hasPrefix("replication lag 45 s") == true)
+                try processes.markStopped(worker.id, on: connection)
+                #expect(try connection.scalar("SELECT count(*) FROM lethe.throttled_workers", as: Int.self) == 0)
+                #expect(
+                    try connection.scalar("SELECT cardinality(throttled_reasons) FROM lethe.workers", as: Int.self) == 0
+                )
+            }
+        }
+    }
+
     @Test func aFakeLagSourceThrottlesOverTheLimitAndBadLagQueriesAreRefused() async throws {
         try await withMigratedDatabase { database in
             try await offThePool {
