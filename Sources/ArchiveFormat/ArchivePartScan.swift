@@ -59,6 +59,20 @@ public enum ArchivePartScan {
                 throw ArchiveFileError(
                     "\(file.path): entry \(info.name) follows manifest.json, which must be the last entry")
             }
+            // Lethe writes every entry encrypted under a safe relative name: anything else is a
+            // forged or foreign file (an unencrypted entry needs no key, so "the account's key
+            // opens it" would prove nothing), refused before a byte of it is used.
+            guard ExtractSink.isSafe(info.name) else {
+                throw ArchiveFileError(
+                    "\(file.path): refusing the entry \"\(info.name)\": an absolute name, or one with an empty, . or .. "
+                        + "part; a Lethe archive's entries are relative names such as records/TYPE/0-TABLE.jsonl")
+            }
+            // (An empty entry is the one Lethe stores plain: see ZipWriter.)
+            guard info.isEncrypted || info.size == 0 else {
+                throw ArchiveFileError(
+                    "\(file.path): entry \(info.name) is not encrypted; every entry of a Lethe archive is encrypted "
+                        + "with AES-256 under the account's archive key (a forged or foreign file)")
+            }
             guard seen.insert(info.name).inserted else {
                 throw ArchiveFileError("\(file.path): entry \(info.name) appears twice")
             }
@@ -83,6 +97,11 @@ public enum ArchivePartScan {
                 }
             }
             try sink?.end()
+            if !info.isEncrypted && size > 0 {
+                throw ArchiveFileError(
+                    "\(file.path): entry \(info.name) is not encrypted yet holds \(size) bytes; every entry of a Lethe "
+                        + "archive with data is encrypted with AES-256 under the account's archive key")
+            }
             if info.isEncrypted { decrypted = true }
             if isManifest {
                 manifestData = manifest

@@ -88,7 +88,9 @@ struct TaskCommand: AsyncParsableCommand {
             guard (try? JSONSerialization.jsonObject(with: Data(payload.utf8))) is [String: Any] else {
                 throw ValidationError("--payload \(payload) is not a JSON object; expected e.g. {\"sleep_ms\": 10}")
             }
-            guard count >= 1 else { throw ValidationError("--count \(count) must be at least 1") }
+            guard (1...100_000).contains(count) else {
+                throw ValidationError("--count \(count) is out of range; expected 1 to 100000 tasks at a time")
+            }
         }
 
         func run() async throws {

@@ -50,7 +50,7 @@ package struct Configuration: Equatable {
         "metrics.address": .text,
         "migrations.directory": .text,
         "worker.concurrency": .positiveInteger,
-        "worker.claim_batch": .positiveInteger,
+        "worker.claim_batch": .integer(1...100_000),
         "worker.claim_loops": .positiveInteger,
         "worker.lease": .duration,
         "worker.heartbeat_interval": .duration,

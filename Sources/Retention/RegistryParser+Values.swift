@@ -106,8 +106,11 @@ extension RegistryParser {
         throws(Refusal) -> Int
     {
         guard let value = try text(fields, key, path: path) else { return fallback }
-        guard let number = Int(value), number >= 1 else {
-            throw fail("\(path).\(key)", "has the value \"\(value)\"; expected a whole number of at least 1")
+        // The registry's tables store these as integer: a larger number would fail in the
+        // database (SQLSTATE 22003, exit 1) instead of here, naming the key (exit 2).
+        guard let number = Int(value), (1...Int(Int32.max)).contains(number) else {
+            throw fail(
+                "\(path).\(key)", "has the value \"\(value)\"; expected a whole number from 1 to \(Int32.max)")
         }
         return number
     }

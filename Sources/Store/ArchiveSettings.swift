@@ -97,6 +97,18 @@ public struct ArchiveAdministration: Sendable {
                 try connection.query("SELECT 1 FROM lethe.accounts WHERE account_id = $1 FOR UPDATE", [account]).count
                     > 0
             else { throw ArchiveSettingsError("no account \"\(account)\"; add it first: lethe account add \(account)") }
+            // A wrong master_key_file must not seal a key beside the ones the right master key
+            // sealed: one account would then open only with a key no other secret opens with.
+            if sealed != nil, let id = masterKey?.id,
+                let other = try connection.query(
+                    "SELECT master_key_id FROM lethe.archive_settings WHERE master_key_id <> $1 LIMIT 1", [id]
+                ).first?.decode(String.self, at: 0)
+            {
+                throw ArchiveSettingsError(
+                    "the configured master key (\(id)) is not the one that sealed the stored archive keys (\(other)); "
+                        + "expected archive.master_key_file (or LETHE_MASTER_KEY_FILE) to be that master key, nothing changed"
+                )
+            }
             try connection.execute(
                 "INSERT INTO lethe.archive_settings (account_id) VALUES ($1) ON CONFLICT DO NOTHING", [account])
             try connection.execute(

@@ -79,7 +79,7 @@ import Testing
             ),
             (
                 ["batch_size": "0"],
-                "key entity_types.conversations.batch_size: has the value \"0\"; expected a whole number of at least 1"
+                "key entity_types.conversations.batch_size: has the value \"0\"; expected a whole number from 1 to 2147483647"
             ),
             (["interval": nil], "key entity_types.conversations.interval: is required: { default: …, min: …, max: … }"),
             (["clock": ["a"]], "key entity_types.conversations.clock: must be a single value"),
