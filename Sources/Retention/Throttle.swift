@@ -83,7 +83,8 @@ public enum Throttle {
             causes.append(
                 ThrottleCause(
                     reason: .walRate,
-                    description: "WAL rate \(Int64(rate)) bytes/s is over throttle.max_wal_rate \(limit) bytes/s"))
+                    description: "WAL rate \(format(rate.rounded(.down))) bytes/s is over throttle.max_wal_rate "
+                        + "\(limit) bytes/s"))
         }
         if let limit = limits.transactionAge, let age = signals.oldestTransactionAge, age > seconds(limit) {
             causes.append(
@@ -107,7 +108,10 @@ public enum Throttle {
         return Double(whole) + Double(fraction) / 1e18
     }
 
+    /// Whole numbers without a fraction, others to one decimal. Never traps: a lag query may
+    /// return 'Infinity' or a huge sentinel, which `Int64(_:)` cannot hold.
     static func format(_ value: Double) -> String {
-        value.rounded() == value ? String(Int64(value)) : String((value * 10).rounded() / 10)
+        guard value.isFinite, value.magnitude < 1e15 else { return "\(value)" }
+        return value.rounded() == value ? String(Int64(value)) : String((value * 10).rounded() / 10)
     }
 }

@@ -47,7 +47,9 @@ final class KnownHosts {
                     function: "libssh2_knownhost_readfile", code: rc, isTransient: false)
             }
         case .text(let text, _):
-            for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            // "\r\n" is one Character in Swift: splitting on "\n" alone leaves a CRLF text one line.
+            let lines = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
+            for (number, line) in lines.enumerated() {
                 let trimmed = line.hasSuffix("\r") ? line.dropLast() : line
                 if trimmed.allSatisfy({ $0 == " " || $0 == "\t" }) || trimmed.first == "#" { continue }
                 let bytes = Array(trimmed.utf8)

@@ -22,13 +22,12 @@ public enum DatabaseHealth {
     /// own, `application_name` lethe…, left out), and the lock requests waiting on `type`'s
     /// tables (Lethe's own waiters left out).
     ///
-    /// Runs READ ONLY with a 5 s statement timeout, so a lag query can never write or hang.
+    /// Runs READ ONLY with a 5 s statement timeout, so a lag query can never write or hang,
+    /// and is rolled back, so it leaves nothing in the session either.
     public static func sample(
         lagQuery: String, type: CompiledEntityType?, on connection: Connection
     ) throws -> Sample {
-        try connection.withTransaction { connection in
-            try connection.execute("SET TRANSACTION READ ONLY")
-            try connection.execute("SET LOCAL statement_timeout = '5s'")
+        try readOnly(connection) { connection in
             let lag = try replicationLag(lagQuery, on: connection)
             let tables = type?.tables.map(\.sql) ?? []
             let row = try connection.query(
@@ -51,11 +50,23 @@ public enum DatabaseHealth {
 
     /// Runs `lagQuery` once and checks its shape: the check `lethe worker` makes at start.
     public static func checkLagQuery(_ lagQuery: String, on connection: Connection) throws {
-        try connection.withTransaction { connection in
-            try connection.execute("SET TRANSACTION READ ONLY")
-            try connection.execute("SET LOCAL statement_timeout = '5s'")
-            _ = try replicationLag(lagQuery, on: connection)
+        try readOnly(connection) { connection in _ = try replicationLag(lagQuery, on: connection) }
+    }
+
+    /// Runs `body` in a READ ONLY transaction with a 5 s statement timeout that is always
+    /// rolled back: what a lag query changes in the session (`set_config(…, false)`, which a
+    /// commit would keep, and through a pooler hand to other clients) ends with it. A session
+    /// whose rollback fails is closed.
+    private static func readOnly<T>(_ connection: Connection, _ body: (Connection) throws -> T) throws -> T {
+        precondition(!connection.isInTransaction, "a health sample inside a transaction")
+        try connection.execute("BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY")
+        defer {
+            if connection.isInTransaction {
+                do { try connection.execute("ROLLBACK") } catch { connection.close() }
+            }
         }
+        try connection.execute("SET LOCAL statement_timeout = '5s'")
+        return try body(connection)
     }
 
     private static func replicationLag(_ lagQuery: String, on connection: Connection) throws -> Double? {

@@ -12,6 +12,8 @@ public enum MigrationError: Error, Equatable, CustomStringConvertible {
     case appliedFileMissing(version: Int, name: String)
     case outOfOrder(fileName: String, latestApplied: Int)
     case transactionControlInFile(String)
+    /// `database.url` reaches PostgreSQL through a connection pooler (applying, `--baseline`).
+    case throughPooler
 
     public var description: String {
         switch self {
@@ -38,6 +40,11 @@ public enum MigrationError: Error, Equatable, CustomStringConvertible {
         case .transactionControlInFile(let name):
             return "migration \(name) holds transaction control (BEGIN, COMMIT, ROLLBACK or the like), which "
                 + "would end the transaction it runs in; remove it: each file runs in a transaction of its own"
+        case .throughPooler:
+            return "database.url goes through a connection pooler (such as PgBouncer): migrations hold the migration "
+                + "lock as a session advisory lock across one transaction per file, which a pooler hands to other "
+                + "clients; run lethe migrate on a direct connection to PostgreSQL (--status and --dry-run may use "
+                + "the pooler)"
         }
     }
 }

@@ -22,6 +22,9 @@ extension Migrator {
         guard files.contains(where: { $0.version == version }) else {
             throw BaselineError.unknownVersion(version, known: files.map(\.version))
         }
+        // The migration lock is a session lock: a transaction pooler would keep it on a pooled
+        // server connection (no exclusion, and a lock left behind hangs later runs).
+        if try connection.isThroughPooler() { throw MigrationError.throughPooler }
         try connection.advisoryLock(Self.lockKey)
         defer { _ = try? connection.advisoryUnlock(Self.lockKey) }
         return try connection.withTransaction { connection in

@@ -52,13 +52,17 @@ public struct Migrator: Sendable {
 
     /// Applies every pending file and returns those applied, in order. Calls `progress`
     /// after each. Throws `MigrationError` (before applying anything) when an applied file
-    /// was edited or removed, or a pending file is numbered below an applied one.
+    /// was edited or removed, a pending file is numbered below an applied one, or the
+    /// connection goes through a pooler (the migration lock is a session lock).
     @discardableResult
     public func apply(
         _ connection: Connection, progress: (MigrationFile, Duration) -> Void = { _, _ in }
     )
         throws -> [MigrationFile]
     {
+        // The migration lock is a session lock: a transaction pooler would keep it on a pooled
+        // server connection (no exclusion, and a lock left behind hangs later runs).
+        if try connection.isThroughPooler() { throw MigrationError.throughPooler }
         try connection.advisoryLock(Self.lockKey)
         defer { _ = try? connection.advisoryUnlock(Self.lockKey) }
         // Read what is applied only once the lock is held: a concurrent run may just have finished.

@@ -29,6 +29,43 @@ extension ArchiveHandler {
         return out
     }
 
+    /// On a dedicated thread: the files this worker's spool lacks or holds otherwise than
+    /// packing recorded. A copy of another size or SHA-256 (a damaged disk, a stale file left
+    /// in a reused spool directory) is removed and counts as missing, so it is fetched back
+    /// or packed again and never uploaded. Returns the copies removed too, for the log.
+    static func checkSpool(
+        _ files: [ArchiveFileRecord], in directory: String
+    ) throws -> (
+        missing: [ArchiveFileRecord], removed: [String]
+    ) {
+        var missing: [ArchiveFileRecord] = []
+        var removed: [String] = []
+        for file in files {
+            let path = "\(directory)/\(file.name)"
+            var status = stat()
+            guard stat(path, &status) == 0 else {
+                missing.append(file)
+                continue
+            }
+            var why: String?
+            if let size = file.size, Int64(status.st_size) != size {
+                why = "it has \(status.st_size) bytes, the backup log records \(size)"
+            } else if let expected = file.sha256 {
+                let hash = try ArchiveFile(path: path).sha256()
+                if hash != expected { why = "its SHA-256 is \(hash), the backup log records \(expected)" }
+            }
+            guard let why else { continue }
+            guard unlink(path) == 0 else {
+                throw ArchiveJobError(
+                    "the spool copy \(path) differs from what was packed (\(why)) and removing it failed: "
+                        + String(cString: strerror(errno)))
+            }
+            missing.append(file)
+            removed.append("removed the spool copy of \(file.name): \(why)")
+        }
+        return (missing, removed)
+    }
+
     /// On a dedicated thread: downloads each file from the first of its sites whose copy has
     /// the recorded size and SHA-256 into `directory` (a temporary name, fsynced, then
     /// renamed). A copy that differs is discarded and the next site tried. Returns what was

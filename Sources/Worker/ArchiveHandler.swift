@@ -138,7 +138,8 @@ public struct ArchiveHandler: TaskHandler {
     }
 
     /// Uploads every file to every site that does not hold it yet. Files missing from this
-    /// worker's spool are fetched back from a site that holds them first. False when the
+    /// worker's spool, or held there with another size or SHA-256 than packing recorded, are
+    /// fetched back from a site that holds them first. False when the
     /// local files are gone and no site holds any of them (the job is sent back to packing).
     private func upload(_ job: ArchiveJob, context: TaskContext, logger: Logger) async throws -> Bool {
         let jobs = self.jobs
@@ -150,7 +151,11 @@ public struct ArchiveHandler: TaskHandler {
             throw ArchiveJobError("account \"\(job.accountID)\" has no backup site: nothing can be uploaded")
         }
         let directory = packer.directory(for: job)
-        let missing = files.filter { !FileManager.default.fileExists(atPath: "\(directory)/\($0.name)") }
+        // The spool is a cache: a copy that is not what packing recorded is discarded, never uploaded.
+        let (missing, removed) = try await DedicatedThread.run(name: "lethe-spool-check") {
+            try Self.checkSpool(files, in: directory)
+        }
+        for line in removed { logger.warning("\(line)") }
         if !missing.isEmpty {
             if done.isEmpty {
                 logger.warning("archive files missing from the spool before any upload: packing again")

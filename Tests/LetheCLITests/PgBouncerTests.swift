@@ -88,4 +88,37 @@ import Testing
             }
         }
     }
+
+    /// `migrate` serialises on a session advisory lock (`pg_advisory_lock`, held across one
+    /// transaction per file): through transaction pooling the lock stays on whichever server
+    /// connection ran it, so concurrent migrations do not exclude each other, the unlock runs
+    /// elsewhere, and a lock left on a pooled server connection hangs every later migrate.
+    /// Applying (and `--baseline`) through a pooler is refused, naming why, before anything
+    /// is written; read-only `--status` and `--dry-run` still work through it.
+    @Test func migrateThroughPgBouncerIsRefusedBeforeWritingAnything() async throws {
+        try await TestDatabase.with { database in
+            let bounced = try writeConfig("database: { url: \"\(try database.pgBouncerURL())\" }\n")
+            let direct = try writeConfig("database: { url: \"\(database.url)\" }\n")
+            defer {
+                try? FileManager.default.removeItem(atPath: bounced)
+                try? FileManager.default.removeItem(atPath: direct)
+            }
+            let connection = try database.connect()
+            defer { connection.close() }
+            for arguments in [["migrate"], ["migrate", "--baseline", "1"]] {
+                let result = try LetheProcess.run(arguments + ["--config", bounced])
+                #expect(result.status == 2, "\(arguments): \(result.output)")
+                #expect(result.output.contains("goes through a connection pooler"), "\(result.output)")
+                #expect(result.output.contains("direct connection"), "\(result.output)")
+                let schemas: Int = try connection.scalar(
+                    "SELECT count(*)::int FROM pg_namespace WHERE nspname = 'lethe'")
+                #expect(schemas == 0, "\(arguments) wrote schema lethe through the pooler")
+            }
+            #expect(try LetheProcess.run(["migrate", "--config", direct]).status == 0)
+            for mode in ["--status", "--dry-run"] {
+                let result = try LetheProcess.run(["migrate", mode, "--config", bounced])
+                #expect(result.status == 0, "\(mode): \(result.output)")
+            }
+        }
+    }
 }

@@ -56,6 +56,22 @@ import Testing
             ])
             #expect(
                 notAKey.status == 2 && notAKey.stderr.contains("is not an SSH private key file"), "\(notAKey.output)")
+            // An endless file is refused after the first MiB, not read into memory; a directory is unreadable.
+            let endless = try fixture.lethe([
+                "account", "site", "add", "1", url, "--identity", "/dev/zero", "--known-hosts", server.knownHostsPath,
+            ])
+            #expect(
+                endless.status == 2 && endless.stderr.contains("--identity /dev/zero is not an SSH private key file"),
+                "\(endless.output)")
+            let directory = try fixture.lethe([
+                "account", "site", "add", "1", url, "--identity", server.keyPath, "--known-hosts",
+                fixture.directory.path,
+            ])
+            #expect(
+                directory.status == 2 && directory.stderr.contains("cannot read --known-hosts"), "\(directory.output)")
+            // Nothing the refused files held reaches the output.
+            let key = try String(contentsOfFile: server.keyPath, encoding: .utf8)
+            #expect(!"\(missing.output)\(notAKey.output)\(endless.output)\(directory.output)".contains(key))
         }
     }
 }

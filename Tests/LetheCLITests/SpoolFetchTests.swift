@@ -131,6 +131,47 @@ import Testing
             #expect(try fixture.secretsStayedSecret())
         }
     }
+    /// The spool is a cache, and a cache entry is checked before use: a spool copy with the
+    /// recorded size but other bytes (a damaged disk, a stale file of an earlier pack left in a
+    /// reused spool directory) is never uploaded. It is discarded and the file fetched back
+    /// from a site whose copy matches; every site ends up with the packed bytes before any
+    /// row is deleted.
+    @Test func aDamagedSpoolCopyIsNeverUploaded() async throws {
+        try await withMigratedDatabase { database in
+            let fixture = try ArchiveFixture(database: database)
+            try fixture.addFileSite()
+            try fixture.enableArchiving()
+            let job = try fixture.startJob()
+            try fixture.runUntilIdle()
+            let file = try #require(try fixture.files(job: job).first)
+            #expect(file.status == "uploaded", "\(fixture.diagnostics())")
+            let size = try #require(file.size)
+
+            // The spool copy is damaged in place (same size); a second site that lacks the file is added.
+            let spool = fixture.directory.appendingPathComponent("spool").path
+            let damaged = "\(spool)/\(job)/\(file.name)"
+            #expect(fileSize(damaged) == size)
+            let handle = try #require(FileHandle(forUpdatingAtPath: damaged))
+            try handle.seek(toOffset: UInt64(size / 2))
+            try handle.write(contentsOf: Data(repeating: 0x5a, count: 16))
+            try handle.close()
+            let second = fixture.directory.appendingPathComponent("second").path
+            try FileManager.default.createDirectory(atPath: second, withIntermediateDirectories: true)
+            try fixture.expectSuccess(["account", "site", "add", "1", "file://\(second)"])
+
+            try fixture.expectSuccess(["archive", "approve", "\(file.id)"])
+            let finish = try LetheProcess.run([
+                "run", "--until-idle", "--log-level", "debug", "--config", fixture.configPath,
+            ])
+            fixture.keep(finish.output)
+            #expect(finish.status == 0, "\(finish.output.suffix(3000))")
+            #expect(try sha256("\(second)/\(file.name)") == file.sha256, "\(finish.output.suffix(3000))")
+            #expect(try sha256("\(fixture.siteDirectory)/\(file.name)") == file.sha256)
+            #expect(finish.output.contains("fetched back"), "\(finish.output.suffix(3000))")
+            #expect(try fixture.jobState(job) == "deleted", "\(fixture.diagnostics())")
+            #expect(try fixture.secretsStayedSecret())
+        }
+    }
 }
 
 /// The SHA-256 of a file, lower-case hex, by `sha256sum`.

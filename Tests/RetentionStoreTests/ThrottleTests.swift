@@ -257,6 +257,41 @@ import Testing
         }
     }
 
+    /// A lag query is the operator's SQL, run every few seconds on a worker's connection
+    /// (through PgBouncer, a server connection other clients share). Whatever it changes in
+    /// the session (`set_config(…, false)` outlives a committed transaction) must end with
+    /// the sample, and an infinite lag throttles without crashing the worker.
+    @Test func aLagQueryLeavesNoSessionStateAndAnInfiniteLagThrottles() async throws {
+        try await withMigratedDatabase { database in
+            try await offThePool {
+                let connection = try database.connect()
+                defer { connection.close() }
+                let registry = try Fixture.prepare(connection)
+                let type = registry.entityTypes["conversations"]!
+                let before: String = try connection.scalar("SELECT current_setting('search_path')")
+                for query in [
+                    "SELECT length(set_config('search_path', 'nowhere', false))",
+                    "SELECT length(set_config('default_transaction_read_only', 'on', false))",
+                ] {
+                    try DatabaseHealth.checkLagQuery(query, on: connection)
+                    _ = try DatabaseHealth.sample(lagQuery: query, type: type, on: connection)
+                }
+                #expect(try connection.scalar("SELECT current_setting('search_path')", as: String.self) == before)
+                #expect(
+                    try connection.scalar("SELECT current_setting('default_transaction_read_only')", as: String.self)
+                        == "off")
+                #expect(!connection.isInTransaction)
+
+                let monitor = HealthMonitor(
+                    settings: Self.settings {
+                        $0.lagQuery = "SELECT 'Infinity'::float8"
+                        $0.checkInterval = .zero
+                    }, logger: Logger(label: "test"))
+                #expect(try monitor.causes(for: type, on: connection).map(\.reason) == [.replicationLag])
+            }
+        }
+    }
+
     @Test func lockWaitsOnTheTypesTablesThrottleIt() async throws {
         try await withMigratedDatabase { database in
             let url = database.url

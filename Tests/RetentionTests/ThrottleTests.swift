@@ -29,6 +29,28 @@ import Testing
             ])
     }
 
+    /// A lag query (`throttle.replication_lag_query`, the operator's own SQL) may return
+    /// 'Infinity' or a huge sentinel such as 1e300 for "no replica connected": the worker
+    /// pauses and says so; describing the value must never trap (Int64 of a non-finite or
+    /// out-of-range Double crashes the whole worker process).
+    @Test func infiniteAndHugeSignalsThrottleWithoutTrapping() {
+        var limits = ThrottleLimits()
+        limits.walBytesPerSecond = 1
+        for value in [Double.infinity, 1e300, 9.3e18, -Double.infinity] {
+            let signals = HealthSignals(
+                replicationLag: value, walBytesPerSecond: value, oldestTransactionAge: value, lockWaits: 0)
+            let causes = Throttle.causes(signals, limits: limits)
+            if value > 0 {
+                #expect(causes.map(\.reason) == [.replicationLag, .walRate, .transactionAge], "\(value)")
+                #expect(causes.allSatisfy { !$0.description.isEmpty })
+            } else {
+                #expect(causes.isEmpty)
+            }
+        }
+        // NaN compares false: an unmeasurable lag never throttles, like a missing one.
+        #expect(Throttle.causes(HealthSignals(replicationLag: .nan), limits: limits).isEmpty)
+    }
+
     @Test func batchSizeShrinksWhenSlowAndGrowsBackWhenFastWithinBounds() {
         var size = AdaptiveBatchSize(maximum: 1000, target: .milliseconds(150))
         #expect(size.current == 1000 && size.minimum == 100)

@@ -34,6 +34,38 @@ struct HostKeyTests {
         #expect(error.message.contains("127.0.0.1:\(fixture.server.port)"))
     }
 
+    /// known_hosts lines stored in the database (`site add --known-hosts`) are checked like a
+    /// file: hashed entries, CRLF line ends, comments and blank lines are read; a changed host
+    /// key among them is refused as a mismatch, before any credential is sent.
+    @Test func storedLinesHashedWithCRLFWorkAndAChangedKeyIsRefused() async throws {
+        let fixture = try SFTPFixture()
+        defer { fixture.cleanUp() }
+        let hashed = try fixture.knownHosts("hashed_text", try fixture.knownHostLines(type: "ssh-ed25519"))
+        try fixture.run("/usr/bin/ssh-keygen", ["-q", "-H", "-f", hashed])
+        let hashedLines = try String(contentsOfFile: hashed, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(!hashedLines.joined().contains("127.0.0.1"))
+        @Sendable func session(_ text: String) throws(SFTPError) -> SFTPSession {
+            try SFTPSession(
+                host: fixture.server.host, port: fixture.server.port,
+                credentials: SFTPCredentials(
+                    user: fixture.server.user,
+                    authentication: .privateKey(path: fixture.server.keyPath, passphrase: nil),
+                    knownHosts: .text(text, origin: "site 3")),
+                timeout: .seconds(10))
+        }
+        let text = "# written by ssh-keygen -H\r\n\r\n" + hashedLines.joined(separator: "\r\n") + "\r\n"
+        let size = try await blocking { try session(text).stat(fixture.server.root) }
+        #expect(size != nil)
+
+        let fresh = try fixture.generateKey("impostor_text_key")
+        let publicKey = try String(contentsOfFile: fresh + ".pub", encoding: .utf8).split(separator: " ")
+        let changed = "[127.0.0.1]:\(fixture.server.port) \(publicKey[0]) \(publicKey[1])\r\n"
+        let error = try await sftpError { _ = try session(changed) }
+        #expect(error.kind == .hostKeyMismatch)
+        #expect(error.message.contains("known_hosts lines stored for site 3"), "\(error.message)")
+        #expect(!error.message.contains(String(publicKey[1])))
+    }
+
     @Test(arguments: ["ssh-ed25519", "ecdsa-sha2-nistp256"])
     func knownHostsWithOneKeyTypeWorks(type: String) async throws {
         let fixture = try SFTPFixture()
