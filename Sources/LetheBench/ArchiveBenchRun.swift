@@ -222,7 +222,7 @@ struct ArchiveBenchRun: Sendable {
             Console.line(
                 "  run \(run): lethe \(String(format: "%.2f", lethe)) s, sftp \(String(format: "%.2f", openssh)) s")
             table.add(
-                "lethe: SFTP site (1 MiB writes, fsync, rename, stat)", "\(run)", Self.megabytes(size),
+                "lethe: SFTP site (4 MiB in flight, fsync, rename, stat)", "\(run)", Self.megabytes(size),
                 String(format: "%.2f", lethe), String(format: "%.0f", Self.rate(size, lethe)),
                 String(format: "%.2f×", openssh / lethe))
             table.add(

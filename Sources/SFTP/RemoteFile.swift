@@ -18,18 +18,16 @@ final class RemoteFile {
         self.handle = handle
     }
 
-    /// Writes all of `bytes`, looping over partial writes. Wraps `libssh2_sftp_write`.
-    func write(_ bytes: UnsafeRawBufferPointer) throws(SFTPError) {
-        guard let handle, let base = bytes.baseAddress?.assumingMemoryBound(to: CChar.self) else { return }
-        var offset = 0
-        while offset < bytes.count {
-            let written = libssh2_sftp_write(handle, base + offset, bytes.count - offset)
-            if written < 0 {
-                throw session.failure(
-                    Int32(written), .io, "libssh2_sftp_write", "writing \(session.location(path)) failed")
-            }
-            offset += written
+    /// Offers `bytes`, which must start at the first byte the server has not acknowledged,
+    /// and returns how many of them are now acknowledged (at least one unless `bytes` is
+    /// empty). libssh2 sends what it has not queued yet ahead as write requests. Wraps `libssh2_sftp_write`.
+    func writeAhead(_ bytes: UnsafeRawBufferPointer) throws(SFTPError) -> Int {
+        guard let handle, let base = bytes.baseAddress?.assumingMemoryBound(to: CChar.self) else { return 0 }
+        let written = libssh2_sftp_write(handle, base, bytes.count)
+        if written < 0 {
+            throw session.failure(Int32(written), .io, "libssh2_sftp_write", "writing \(session.location(path)) failed")
         }
+        return written
     }
 
     /// Reads up to `buffer.count` bytes; 0 at the end of the file. Wraps `libssh2_sftp_read`.

@@ -7,7 +7,7 @@ import CLibSSH2
 #endif
 
 extension SFTPSession {
-    /// The size of each write and read: 1 MiB lets libssh2 pipeline many SFTP packets
+    /// The size of each download read: 1 MiB lets libssh2 pipeline many SFTP packets
     /// (≈400 MB/s over loopback, against ≈50 MB/s with 8 KiB).
     static let chunkSize = 1 << 20
 
@@ -18,7 +18,10 @@ extension SFTPSession {
     /// Idempotent: when `remotePath` already holds a file of the same size (an earlier attempt
     /// got that far) it succeeds without replacing it; a different size throws `.exists` and
     /// leaves the remote file alone.
-    public func upload(from localPath: String, to remotePath: String) throws(SFTPError) -> Int64 {
+    /// `window` sets the bytes kept in flight (see `UploadWindow`).
+    public func upload(
+        from localPath: String, to remotePath: String, window: Int = UploadWindow.defaultWindow
+    ) throws(SFTPError) -> Int64 {
         let local = try LocalFile(path: localPath, flags: O_RDONLY, endpoint: endpoint)
         let size = try local.size()
         if let existing = try stat(remotePath) { return try settle(remotePath, existing: existing, expected: size) }
@@ -26,7 +29,7 @@ extension SFTPSession {
         let (directory, name) = Self.split(remotePath)
         let temporary = "\(directory)/\(Self.temporaryName(for: name))"
         do throws(SFTPError) {
-            try copy(local, toNew: temporary)
+            try copy(local, toNew: temporary, window: UploadWindow(window: window))
             guard let written = try stat(temporary) else {
                 throw SFTPError(.io, "\(location(temporary)) vanished after upload", function: "libssh2_sftp_stat_ex")
             }
@@ -75,16 +78,31 @@ extension SFTPSession {
     }
 
     /// Creates `path` (which must not exist) and writes all of `local` into it, flushed and closed.
-    private func copy(_ local: LocalFile, toNew path: String) throws(SFTPError) {
+    /// Keeps `window`'s bytes in flight from a buffer that slides over the file (`UploadWindow`).
+    private func copy(_ local: LocalFile, toNew path: String, window shape: UploadWindow) throws(SFTPError) {
         let remote = try RemoteFile(
             session: self, path: path, flags: LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_EXCL,
             what: "creating \(location(path)) failed")
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 16)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: shape.capacity, alignment: 16)
         defer { buffer.deallocate() }
-        while true {
-            let count = try local.read(into: buffer)
-            if count == 0 { break }
-            try remote.write(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+        var state = UploadWindowState()
+        while !state.isDone {
+            if state.needsRead(shape) {
+                if let move = state.compact(shape), let base = buffer.baseAddress {
+                    base.copyMemory(from: base + move.from, byteCount: move.count)
+                }
+                state.didRead(try local.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[state.end...])))
+                continue
+            }
+            let offer = state.offer(shape)
+            let acknowledged = try remote.writeAhead(UnsafeRawBufferPointer(rebasing: buffer[offer]))
+            guard acknowledged <= offer.count else {
+                throw SFTPError(
+                    .io,
+                    "writing \(location(path)) failed: libssh2 acknowledged \(acknowledged) of \(offer.count) bytes",
+                    function: "libssh2_sftp_write")
+            }
+            state.didWrite(acknowledged)
         }
         try remote.fsync()
         try remote.close()

@@ -25,6 +25,30 @@ struct UploadTests {
         #expect(try fixture.remoteNames() == ["archive.zip"])
     }
 
+    /// 0 bytes; less than one write request; more than the 8 MiB buffer of the default
+    /// window; and small windows, so that the buffer slides and compacts many times.
+    @Test(arguments: [
+        (0, UploadWindow.defaultWindow), (1, UploadWindow.defaultWindow), (29_999, UploadWindow.defaultWindow),
+        (2 * (2 * UploadWindow.defaultWindow) + 12_345, UploadWindow.defaultWindow), (1_000_003, 65_536),
+        (250_001, 30_000), (70_001, 1000),
+    ])
+    func uploadIsByteIdenticalWhateverTheSizeAndWindow(size: Int, window: Int) async throws {
+        let fixture = try SFTPFixture()
+        defer { fixture.cleanUp() }
+        let (local, data) = try fixture.localFile("archive.zip", size: size)
+        let remote = "\(fixture.remoteDirectory)/archive.zip"
+        let (uploaded, stat) = try await blocking {
+            let session = try fixture.session()
+            defer { session.close() }
+            let uploaded = try session.upload(from: local, to: remote, window: window)
+            return (uploaded, try session.stat(remote))
+        }
+        #expect(uploaded == Int64(size))
+        #expect(stat == Int64(size))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: remote)) == data)
+        #expect(try fixture.remoteNames() == ["archive.zip"])
+    }
+
     @Test func existingNameWithAnotherSizeIsRefusedAndLeftUntouched() async throws {
         let fixture = try SFTPFixture()
         defer { fixture.cleanUp() }
