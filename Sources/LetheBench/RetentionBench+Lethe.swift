@@ -24,7 +24,9 @@ extension RetentionBench {
     }
 
     /// Enqueues the clone's retention tasks (`variant.roots` per batch, `processes` lanes) and
-    /// starts `processes` workers (one slot each). `throttle` is the configuration's
+    /// starts `processes` workers (one slot each). The workers' registry (from their
+    /// configuration, which they sync from) has the same batch size: a run once measured
+    /// `--batch-size` under every variant's name. `throttle` is the configuration's
     /// `throttle:` block (nil: the defaults).
     func startWorkers(
         conninfo: String, processes: Int, variant: RetentionBenchVariant, registryYAML: String,
@@ -39,7 +41,7 @@ extension RetentionBench {
         worker: { concurrency: 1, task_budget: 1h, poll_interval: 100ms }
         retention: { max_batches: 1000000, target_batch_duration: \(target) }
         \(throttle.map { "throttle: \($0)" } ?? "")
-        \(registryYAML.replacingOccurrences(of: "    batch_size:", with: "    lanes: \(processes)\n    batch_size:"))
+        \(Self.registry(batchSize: variant.roots).replacingOccurrences(of: "    batch_size:", with: "    lanes: \(processes)\n    batch_size:"))
         """.write(to: config, atomically: true, encoding: .utf8)
         let roots = variant.roots
         try await database.run { connection in

@@ -166,8 +166,8 @@ extension RetentionBench {
                     FROM lethe.deletion_records WHERE entity_type = 'conversations'
                 ), t AS (SELECT $1::timestamptz + $3::float8 * interval '1 s' AS over, $2::timestamptz AS released)
                 SELECT (SELECT count(*)::int8 FROM b, t WHERE b.began >= t.over AND b.began < t.released),
-                       (SELECT extract(epoch FROM max(b.ended) - t.over)::float8 FROM b, t WHERE b.began < t.released),
-                       (SELECT extract(epoch FROM min(b.began) - t.released)::float8 FROM b, t WHERE b.began >= t.released)
+                       (SELECT extract(epoch FROM max(b.ended - t.over))::float8 FROM b, t WHERE b.began < t.released),
+                       (SELECT extract(epoch FROM min(b.began - t.released))::float8 FROM b, t WHERE b.began >= t.released)
                 FROM t
                 """, [applied, released, lag])[0].decode((Int, Double?, Double?).self)
         }

@@ -28,6 +28,6 @@ struct RetentionBenchVariant: Equatable, CustomStringConvertible {
         return variants
     }
 
-    /// The BATCH column: `1000`, `adaptive ≤5000`.
-    var description: String { adaptive ? "adaptive ≤\(roots)" : "\(roots)" }
+    /// The BATCH column, as `--batches` spells it: `1000`, `adaptive:5000`.
+    var description: String { adaptive ? "adaptive:\(roots)" : "\(roots)" }
 }

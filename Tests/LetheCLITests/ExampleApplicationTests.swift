@@ -158,6 +158,6 @@ import Testing
         let single = try #require(rows("single DELETE statement").first, "\(result.output)")
         #expect(rows("lethe, 1 worker process ") == [single, single], "\(result.output)")
         #expect(rows("lethe, 2 worker processes") == [single, single], "\(result.output)")
-        #expect(result.stdout.contains("adaptive ≤250"), "\(result.output)")
+        #expect(result.stdout.contains("adaptive:250"), "\(result.output)")
     }
 }
