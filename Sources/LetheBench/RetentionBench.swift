@@ -255,7 +255,9 @@ struct RetentionBench: AsyncParsableCommand {
 
     func clone(_ template: String, as name: String, admin: ConnectionThread) async throws {
         try await admin.run {
-            try $0.execute("CREATE DATABASE \(SQLIdentifier.quote(name)) TEMPLATE \(SQLIdentifier.quote(template))")
+            try $0.execute(
+                "CREATE DATABASE \(SQLIdentifier.quote(name)) TEMPLATE \(SQLIdentifier.quote(template)) STRATEGY FILE_COPY"
+            )
             try $0.execute("CHECKPOINT")
         }
     }
