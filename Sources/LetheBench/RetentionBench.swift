@@ -24,9 +24,26 @@ struct RetentionBench: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Option(help: "Expired conversations of the tenant.") var conversations = 1_000_000
     @Option(help: "Messages per conversation.") var messages = 9
-    @Option(name: .customLong("batch-size"), help: "Root rows per Lethe batch.") var batchSize = 5000
-    @Option(help: ArgumentHelp("Worker process counts to measure, comma-separated.", valueName: "list"))
-    var processes = "1,2"
+    @Option(name: .customLong("batch-size"), help: "Root rows per Lethe batch (when --batches is not given).")
+    var batchSize = 5000
+    @Option(
+        help: ArgumentHelp(
+            "Lethe's batches to measure, comma-separated: \(RetentionBenchVariant.accepted) (default: --batch-size).",
+            valueName: "list"))
+    var batches: String?
+    @Option(help: ArgumentHelp("Worker process counts to measure, comma-separated (default 1,2).", valueName: "list"))
+    var processes: String?
+    @Flag(
+        help: """
+            The adaptive comparison (issue 17): 2 worker processes with batches 1000,5000,adaptive:5000, unless \
+            --processes or --batches say otherwise.
+            """)
+    var adaptive = false
+    @Option(
+        name: .customLong("target-batch-duration"),
+        help: ArgumentHelp("The batch duration adaptive batches hold.", valueName: "duration"))
+    var targetBatchDuration = "150ms"
+    @OptionGroup var throttled: RetentionBenchThrottleOptions
     @Option(help: ArgumentHelp("The example application's directory.", valueName: "dir")) var example: String?
     @Flag(name: .customLong("keep-database"), help: "Do not drop the template database afterwards.")
     var keepDatabase = false
@@ -38,25 +55,46 @@ struct RetentionBench: AsyncParsableCommand {
     var reuseTemplate: String?
 
     var processCounts: [Int] {
-        processes.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        (processes ?? (adaptive ? "2" : "1,2")).split(separator: ",")
+            .compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
     }
 
+    var variants: [RetentionBenchVariant] {
+        (try? RetentionBenchVariant.parse(
+            batches ?? (adaptive ? "1000,5000,adaptive:5000" : "\(batchSize)"), defaultRoots: batchSize)) ?? []
+    }
+
+    /// `--target-batch-duration`, checked by `validate()`.
+    var target: Duration { DurationText.parse(targetBatchDuration) ?? .milliseconds(150) }
+
     func validate() throws {
-        guard !processCounts.isEmpty, processCounts.allSatisfy({ (1...16).contains($0) }) else {
-            throw ValidationError("--processes \(processes) is not a list of counts from 1 to 16, e.g. 1,2")
+        if let processes {
+            let counts = processes.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !counts.isEmpty, counts.allSatisfy({ $0.map { (1...16).contains($0) } ?? false }) else {
+                throw ValidationError("--processes \(processes) is not a list of counts from 1 to 16, e.g. 1,2")
+            }
         }
         guard conversations >= 1000 else {
             throw ValidationError("--conversations \(conversations): use at least 1000")
         }
         guard (1...100_000).contains(batchSize) else { throw ValidationError("--batch-size \(batchSize): 1 to 100000") }
+        if let batches { _ = try RetentionBenchVariant.parse(batches, defaultRoots: batchSize) }
+        guard let target = DurationText.parse(targetBatchDuration),
+            (Duration.milliseconds(10)...(.seconds(600))).contains(target)
+        else {
+            throw ValidationError(
+                "--target-batch-duration \(targetBatchDuration): expected 10ms to 10m, \(DurationText.accepted)")
+        }
+        try throttled.validate()
     }
 
     struct Measurement {
         var name: String
+        var batch: String
         var rows: Int
         var seconds: Double
         var walBytes: Double
-        var batches: (p50: Double, p99: Double, max: Double)?
+        var batches: (p50: Double, p99: Double, max: Double, meanRoots: Double)?
         var rate: Double { Double(rows) / max(seconds, 0.000_001) }
     }
 
@@ -83,30 +121,62 @@ struct RetentionBench: AsyncParsableCommand {
                 try await build(
                     context: context, template: template, example: exampleDirectory, registryYAML: registryYAML)
             } else {
-                Console.line("lethe bench retention: reusing template \(template), batch \(batchSize)")
+                Console.line("lethe bench retention: reusing template \(template)")
             }
-            var results: [Measurement] = []
-
-            let sqlClone = "\(template)_sql"
-            clones.append(sqlClone)
-            try await clone(template, as: sqlClone, admin: admin)
-            let single = try await singleStatement(
-                ConnectionString.withDatabase(context.conninfo, sqlClone), admin: admin)
-            Console.line("  single statement: \(single.rows) rows in \(String(format: "%.1f", single.seconds)) s")
-            results.append(single)
-            _ = try? await admin.run {
-                try $0.execute("DROP DATABASE IF EXISTS \(SQLIdentifier.quote(sqlClone)) WITH (FORCE)")
+            if !throttled.only {
+                try await compare(context: context, template: template, registryYAML: registryYAML, admin: admin) {
+                    clones.append($0)
+                }
             }
-
-            for count in processCounts {
-                let name = "\(template)_p\(count)"
+            if throttled.enabled {
+                let name = "\(template)_thr"
                 clones.append(name)
+                try await clone(template, as: name, admin: admin)
+                try await throttledRun(
+                    conninfo: ConnectionString.withDatabase(context.conninfo, name), registryYAML: registryYAML,
+                    admin: admin)
+                _ = try? await admin.run {
+                    try $0.execute("DROP DATABASE IF EXISTS \(SQLIdentifier.quote(name)) WITH (FORCE)")
+                }
+            }
+        } catch {
+            await dropAll()
+            await admin.shutdown()
+            throw error
+        }
+        await dropAll()
+        await admin.shutdown()
+        if keepDatabase { Console.line("kept the template database \(template)") }
+    }
+
+    /// The side-by-side measurements on clones of `template`: the single statement, then
+    /// every process count with every batch variant; prints the table. `cloned` learns each
+    /// clone's name before it exists, for the cleanup.
+    func compare(
+        context: CommandContext, template: String, registryYAML: String, admin: ConnectionThread,
+        cloned: (String) -> Void
+    ) async throws {
+        var results: [Measurement] = []
+        let sqlClone = "\(template)_sql"
+        cloned(sqlClone)
+        try await clone(template, as: sqlClone, admin: admin)
+        Console.line("  single statement: one transaction, no progress until it commits …")
+        let single = try await singleStatement(ConnectionString.withDatabase(context.conninfo, sqlClone), admin: admin)
+        Console.line("  single statement: \(single.rows) rows in \(String(format: "%.1f", single.seconds)) s")
+        results.append(single)
+        _ = try? await admin.run {
+            try $0.execute("DROP DATABASE IF EXISTS \(SQLIdentifier.quote(sqlClone)) WITH (FORCE)")
+        }
+        for count in processCounts {
+            for (index, variant) in variants.enumerated() {
+                let name = "\(template)_p\(count)_\(index)"
+                cloned(name)
                 try await clone(template, as: name, admin: admin)
                 let result = try await lethe(
                     conninfo: ConnectionString.withDatabase(context.conninfo, name), processes: count,
-                    registryYAML: registryYAML, admin: admin)
+                    variant: variant, registryYAML: registryYAML, admin: admin)
                 Console.line(
-                    "  lethe, \(count) process\(count == 1 ? "" : "es"): \(result.rows) rows in \(String(format: "%.1f", result.seconds)) s"
+                    "  \(result.name), batch \(variant): \(result.rows) rows in \(String(format: "%.1f", result.seconds)) s"
                 )
                 if result.rows != single.rows {
                     Console.line("  warning: Lethe deleted \(result.rows) rows, the single statement \(single.rows)")
@@ -116,15 +186,8 @@ struct RetentionBench: AsyncParsableCommand {
                     try $0.execute("DROP DATABASE IF EXISTS \(SQLIdentifier.quote(name)) WITH (FORCE)")
                 }
             }
-            Console.line("\n" + Self.table(results, baseline: single))
-        } catch {
-            await dropAll()
-            await admin.shutdown()
-            throw error
         }
-        await dropAll()
-        await admin.shutdown()
-        if keepDatabase { Console.line("kept the template database \(template)") }
+        Console.line("\n" + Self.table(results, baseline: single))
     }
 
     /// The bench's registry: the example's conversations with their children and blobs
@@ -160,7 +223,7 @@ struct RetentionBench: AsyncParsableCommand {
             let registry = try Configuration.parse(registryYAML, source: "bench")
             let (conversations, messages) = (self.conversations, self.messages)
             Console.line(
-                "lethe bench retention: \(conversations) expired conversations × \(messages) messages, batch \(batchSize)"
+                "lethe bench retention: \(conversations) expired conversations × \(messages) messages"
             )
             let started = ContinuousClock.now
             let settings = try await database.run { connection in
@@ -192,7 +255,9 @@ struct RetentionBench: AsyncParsableCommand {
 
     func clone(_ template: String, as name: String, admin: ConnectionThread) async throws {
         try await admin.run {
-            try $0.execute("CREATE DATABASE \(SQLIdentifier.quote(name)) TEMPLATE \(SQLIdentifier.quote(template))")
+            try $0.execute(
+                "CREATE DATABASE \(SQLIdentifier.quote(name)) TEMPLATE \(SQLIdentifier.quote(template)) STRATEGY FILE_COPY"
+            )
             try $0.execute("CHECKPOINT")
         }
     }
@@ -236,88 +301,19 @@ struct RetentionBench: AsyncParsableCommand {
             }
             let seconds = Self.seconds(ContinuousClock.now - started)
             return Measurement(
-                name: "single DELETE statement", rows: rows, seconds: seconds,
+                name: "single DELETE statement", batch: "all", rows: rows, seconds: seconds,
                 walBytes: try await Self.walSince(lsn, admin)
             )
-        }
-    }
-
-    /// Lethe: `processes` worker processes (one slot each) on as many lanes.
-    func lethe(
-        conninfo: String, processes: Int, registryYAML: String, admin: ConnectionThread
-    ) async throws
-        -> Measurement
-    {
-        let config = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "lethe-bench-\(UUID().uuidString).yml")
-        try """
-        log: { level: warning }
-        worker: { concurrency: 1, task_budget: 1h, poll_interval: 100ms }
-        retention: { max_batches: 1000000 }
-        \(registryYAML.replacingOccurrences(of: "    batch_size:", with: "    lanes: \(processes)\n    batch_size:"))
-        """.write(to: config, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(at: config) }
-        return try await Self.withThread(conninfo: conninfo, name: "lethe-bench-lethe") { database in
-            let batchSize = self.batchSize
-            try await database.run { connection in
-                try connection.execute(
-                    "UPDATE lethe.entity_types SET lanes = $1, batch_size = $2", [processes, batchSize])
-                try RetentionSchedule(orphanInterval: .seconds(86_400), maxAttempts: 3).enqueueDue(on: connection)
-                // Only the retention lanes: orphan GC is not part of this measurement.
-                try connection.execute("DELETE FROM lethe.tasks WHERE kind <> 'retention'")
-            }
-            let lsn = try await Self.wal(admin)
-            let started = ContinuousClock.now
-            var workers: [Process] = []
-            for _ in 0..<processes {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: try QueueBench.executablePath())
-                process.arguments = ["worker", "--until-idle", "--config", config.path]
-                process.environment = ChildEnvironment.with(databaseURL: conninfo)
-                process.standardInput = FileHandle.nullDevice
-                try process.run()
-                workers.append(process)
-            }
-            // Done when no retention task is left unfinished. Not `--until-idle`'s own exit: a
-            // batch that deletes makes the account's orphan GC due, which only a coordinator
-            // enqueues, so a worker alone would wait for it forever.
-            while workers.contains(where: \.isRunning),
-                try await database.run({ connection in
-                    try connection.query(
-                        "SELECT EXISTS (SELECT 1 FROM lethe.tasks WHERE kind = 'retention' AND state IN ('available', 'running', 'failed'))"
-                    )[0].decode(Bool.self, at: 0)
-                })
-            {
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            let seconds = Self.seconds(ContinuousClock.now - started)
-            for worker in workers where worker.isRunning { worker.terminate() }  // SIGTERM: drains and exits 0
-            for worker in workers { worker.waitUntilExit() }
-            let walBytes = try await Self.walSince(lsn, admin)
-            if let failed = workers.first(where: { $0.terminationStatus != 0 }) {
-                throw DemoFailure("a worker exited with status \(failed.terminationStatus)")
-            }
-            let (rows, p50, p99, maximum) = try await database.run { connection in
-                try connection.query(
-                    """
-                    SELECT coalesce(sum(total_rows + blob_rows), 0)::int,
-                           percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms),
-                           percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms), max(duration_ms)
-                    FROM lethe.deletion_log WHERE entity_type = 'conversations'
-                    """)[0].decode((Int, Double?, Double?, Double?).self)
-            }
-            return Measurement(
-                name: "lethe, \(processes) worker process\(processes == 1 ? "" : "es")", rows: rows, seconds: seconds,
-                walBytes: walBytes, batches: (p50 ?? 0, p99 ?? 0, maximum ?? 0))
         }
     }
 
     /// Runs `body` with a database thread on `conninfo`, shut down (and awaited) before this
     /// returns or throws.
     static func withThread<T>(
-        conninfo: String, name: String, _ body: (ConnectionThread) async throws -> T
+        conninfo: String, name: String, applicationName: String = "lethe",
+        _ body: (ConnectionThread) async throws -> T
     ) async throws -> T {
-        let thread = ConnectionThread(conninfo: conninfo, name: name)
+        let thread = ConnectionThread(conninfo: conninfo, name: name, applicationName: applicationName)
         do {
             let value = try await body(thread)
             await thread.shutdown()
@@ -334,11 +330,14 @@ struct RetentionBench: AsyncParsableCommand {
 
     static func table(_ results: [Measurement], baseline: Measurement) -> String {
         var table = TextTable(
-            "METHOD", "ROWS", "SECONDS", "ROWS/S", "VS SINGLE", "BATCH P50", "P99", "MAX", "WAL B/ROW")
+            "METHOD", "BATCH", "ROWS", "SECONDS", "ROWS/S", "VS SINGLE", "ROOTS/BATCH", "BATCH P50", "P99", "MAX",
+            "WAL B/ROW")
         for result in results {
             table.add(
-                result.name, "\(result.rows)", String(format: "%.1f", result.seconds), "\(Int(result.rate))",
+                result.name, result.batch, "\(result.rows)", String(format: "%.1f", result.seconds),
+                "\(Int(result.rate))",
                 String(format: "%.2f×", result.rate / max(baseline.rate, 1)),
+                result.batches.map { String(format: "%.0f", $0.meanRoots) } ?? "-",
                 result.batches.map { String(format: "%.0f ms", $0.p50) } ?? "-",
                 result.batches.map { String(format: "%.0f ms", $0.p99) } ?? "-",
                 result.batches.map { String(format: "%.0f ms", $0.max) }

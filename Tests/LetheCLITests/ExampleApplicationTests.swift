@@ -141,20 +141,23 @@ import Testing
     }
 
     /// The short version of `lethe bench retention`: every measurement ends, and Lethe's
-    /// workers delete the same rows as the single statement. (Its worker once waited forever
-    /// for orphan GC, which a batch makes due and only a coordinator enqueues.)
+    /// workers delete the same rows as the single statement, with fixed and adaptive batches.
+    /// (Its worker once waited forever for orphan GC, which a batch makes due and only a
+    /// coordinator enqueues.)
     @Test(.timeLimit(.minutes(3))) func retentionBenchmarkEndsAndDeletesWhatTheStatementDeletes() throws {
         let result = try LetheProcess.run([
-            "bench", "retention", "--conversations", "1000", "--messages", "2", "--batch-size", "250",
+            "bench", "retention", "--conversations", "1000", "--messages", "2", "--batches", "250,adaptive:250",
             "--processes", "1,2", "--database-url", try TestEnvironment.databaseURL(),
         ])
         #expect(result.status == 0, "\(result.output)")
-        func rows(_ method: String) -> String? {
-            result.stdout.split(separator: "\n").first { $0.hasPrefix(method) }?
-                .dropFirst(method.count).split(separator: " ").first.map(String.init)
+        // The table's rows: METHOD, BATCH, ROWS, …
+        func rows(_ method: String) -> [String] {
+            result.stdout.split(separator: "\n").filter { $0.hasPrefix(method) }
+                .compactMap { $0.dropFirst(method.count).split(separator: " ").dropFirst().first.map(String.init) }
         }
-        let single = try #require(rows("single DELETE statement"), "\(result.output)")
-        #expect(rows("lethe, 1 worker process") == single, "\(result.output)")
-        #expect(rows("lethe, 2 worker processes") == single, "\(result.output)")
+        let single = try #require(rows("single DELETE statement").first, "\(result.output)")
+        #expect(rows("lethe, 1 worker process ") == [single, single], "\(result.output)")
+        #expect(rows("lethe, 2 worker processes") == [single, single], "\(result.output)")
+        #expect(result.stdout.contains("adaptive:250"), "\(result.output)")
     }
 }

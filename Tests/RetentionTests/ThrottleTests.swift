@@ -62,16 +62,22 @@ import Testing
         #expect(size.current == 250)
         for _ in 0..<10 { size.record(duration: .seconds(10), rows: size.current) }
         #expect(size.current == 100)
-        // Slightly over: shrinks in proportion, by at least one row.
+        // Well under two thirds of the target (100 ms): grows toward it, by at most a fifth.
         size.record(duration: .milliseconds(50), rows: 100)
-        #expect(size.current == 200)
-        size.record(duration: .milliseconds(160), rows: 200)
-        #expect(size.current == 187)
-        // A partial batch under the target does not grow it; full ones grow by a tenth of the maximum.
+        #expect(size.current == 120)
+        size.record(duration: .milliseconds(90), rows: 120)
+        #expect(size.current == 133)
+        // Between two thirds of the target and the target: stays.
+        size.record(duration: .milliseconds(120), rows: 133)
+        #expect(size.current == 133)
+        // A partial batch under the target does not grow it; full ones grow to the maximum.
         size.record(duration: .milliseconds(10), rows: 3)
-        #expect(size.current == 187)
+        #expect(size.current == 133)
         for _ in 0..<20 { size.record(duration: .milliseconds(10), rows: size.current) }
         #expect(size.current == 1000)
+        // Slightly over: shrinks in proportion to land at two thirds of the target.
+        size.record(duration: .milliseconds(160), rows: 1000)
+        #expect(size.current == 625)
     }
 
     @Test func tinyBatchSizesStayAtLeastOne() {
