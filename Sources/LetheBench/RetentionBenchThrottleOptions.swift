@@ -55,9 +55,8 @@ struct RetentionBenchThrottleOptions: ParsableArguments {
         else {
             throw ValidationError("--check-interval \(checkInterval): expected 100ms to 1h, \(DurationText.accepted)")
         }
-        // TODO(lead, merge wt-thr2): accept any floor >= 0 once ThrottleSettings.floorRate (throttle.floor_rate) is in.
-        guard floor == 0 else {
-            throw ValidationError("--floor \(floor): this build pauses while throttled; only 0 is accepted")
+        guard (0...1_000_000).contains(floor) else {
+            throw ValidationError("--floor \(floor): roots per second per worker process while throttled, 0 (pause) to 1000000")
         }
     }
 
@@ -71,8 +70,7 @@ struct RetentionBenchThrottleOptions: ParsableArguments {
                 "max_transaction_age: 0, max_replication_lag: \(limit), "
                     + "replication_lag_query: \"SELECT seconds FROM public.lethe_bench_lag\""
             }
-        // TODO(lead, merge wt-thr2): append ", floor_rate: \(floor)" here.
-        return "{ check_interval: \(DurationText.format(interval)), max_lock_waits: 1000000, \(signal) }"
+        return "{ check_interval: \(DurationText.format(interval)), max_lock_waits: 1000000, \(signal), floor_rate: \(floor) }"
     }
 
     /// Says what the pressure is and which limit it crosses.

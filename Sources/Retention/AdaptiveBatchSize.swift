@@ -16,13 +16,16 @@ public struct AdaptiveBatchSize: Sendable, Equatable {
     /// The size of the next batch.
     public private(set) var current: Int
 
-    /// Starts at `maximum` (the type's `batch_size`); the floor is a tenth of it, so a type
-    /// whose batches are slow whatever their size is never slowed more than tenfold.
-    public init(maximum: Int, target: Duration) {
+    /// The floor is a tenth of `maximum` (the type's `batch_size`), so a type whose batches
+    /// are slow whatever their size is never slowed more than tenfold. Starts at `start`
+    /// (within the bounds), else at the floor: a first batch of `batch_size` roots on a large
+    /// table is the slowest batch of the run (BENCHMARKS.md, adaptive batches), while growing
+    /// from the floor by a fifth reaches `batch_size` in 13 batches.
+    public init(maximum: Int, target: Duration, start: Int? = nil) {
         self.maximum = max(maximum, 1)
         self.minimum = max(self.maximum / 10, 1)
         self.target = target
-        self.current = self.maximum
+        self.current = min(max(start ?? self.minimum, self.minimum), self.maximum)
     }
 
     /// Adjusts after a batch of `rows` roots (of `current` asked for) that took `duration`.

@@ -199,7 +199,13 @@ public final class BatchSizer: Sendable {
     }
     /// The batch duration held; nil: every batch is the type's `batch_size`.
     public let target: Duration?
-    private let sizes = Mutex<[Key: AdaptiveBatchSize]>([:])
+    private struct Sizes {
+        var pairs: [Key: AdaptiveBatchSize] = [:]
+        /// Per entity type, the size this process learned last (for any account): where a
+        /// pair seen for the first time starts, so a new tenant does not relearn from the floor.
+        var learned: [String: Int] = [:]
+    }
+    private let sizes = Mutex(Sizes())
     /// More pairs than this and the sizes start over (each relearns within a few batches).
     static let capacity = 100_000
 
@@ -210,10 +216,10 @@ public final class BatchSizer: Sendable {
         guard let target else { return type.batchSize }
         return sizes.withLock { sizes in
             let key = Key(account: account, type: type.name)
-            if let size = sizes[key], size.maximum == max(type.batchSize, 1) { return size.current }
-            if sizes.count >= Self.capacity { sizes.removeAll() }
-            let size = AdaptiveBatchSize(maximum: type.batchSize, target: target)
-            sizes[key] = size
+            if let size = sizes.pairs[key], size.maximum == max(type.batchSize, 1) { return size.current }
+            if sizes.pairs.count >= Self.capacity { sizes.pairs.removeAll() }
+            let size = AdaptiveBatchSize(maximum: type.batchSize, target: target, start: sizes.learned[type.name])
+            sizes.pairs[key] = size
             return size.current
         }
     }
@@ -221,6 +227,12 @@ public final class BatchSizer: Sendable {
     /// Records a batch of `rows` roots that took `duration`.
     public func record(account: String, type: EntityType, rows: Int, duration: Duration) {
         guard target != nil else { return }
-        sizes.withLock { $0[Key(account: account, type: type.name)]?.record(duration: duration, rows: rows) }
+        sizes.withLock { sizes in
+            let key = Key(account: account, type: type.name)
+            guard var size = sizes.pairs[key] else { return }
+            size.record(duration: duration, rows: rows)
+            sizes.pairs[key] = size
+            sizes.learned[type.name] = size.current
+        }
     }
 }

@@ -117,7 +117,7 @@ import Testing
             ).map { try $0.decode(Int.self, at: 0) }
             #expect(batches == [1, 2, 2], "\(batches)")
             // Throttled batches teach the adaptive size nothing.
-            #expect(sizer.size(account: "1", type: registry.entityTypes["conversations"]!.type) == 50)
+            #expect(sizer.size(account: "1", type: registry.entityTypes["conversations"]!.type) == 5)
 
             // Reservations of every slot follow one clock: a second's worth of the floor each.
             let first = monitor.reserveFloor(upTo: 100)
@@ -127,6 +127,22 @@ import Testing
             #expect(second.start >= first.start + .seconds(1))
             #expect(third.start >= second.start + .milliseconds(500))
         }
+    }
+
+    @Test func aPairSeenForTheFirstTimeStartsWhereItsTypeLastSettled() {
+        let type = RetentionFixture.registry(batchSize: 1000).entityTypes.first { $0.name == "conversations" }!
+        let sizer = BatchSizer(target: .milliseconds(150))
+        // Nothing learned yet: the floor, a tenth of batch_size.
+        #expect(sizer.size(account: "1", type: type) == 100)
+        for _ in 0..<5 {
+            sizer.record(account: "1", type: type, rows: sizer.size(account: "1", type: type), duration: .milliseconds(10))
+        }
+        let learned = sizer.size(account: "1", type: type)
+        #expect(learned > 100)
+        // Another account of the same type starts there, not at the floor; a type without
+        // batch_size adaptation (no target) keeps batch_size.
+        #expect(sizer.size(account: "2", type: type) == learned)
+        #expect(BatchSizer(target: nil).size(account: "2", type: type) == 1000)
     }
 
     @Test func theThrottleStateIsRecordedForStatusAndClearedWhenItLiftsOrTheWorkerStops() async throws {

@@ -52,7 +52,11 @@ import Testing
     }
 
     @Test func batchSizeShrinksWhenSlowAndGrowsBackWhenFastWithinBounds() {
-        var size = AdaptiveBatchSize(maximum: 1000, target: .milliseconds(150))
+        // Starts at the floor unless told where; a start out of bounds is clamped.
+        #expect(AdaptiveBatchSize(maximum: 1000, target: .milliseconds(150)).current == 100)
+        #expect(AdaptiveBatchSize(maximum: 1000, target: .milliseconds(150), start: 5000).current == 1000)
+        #expect(AdaptiveBatchSize(maximum: 1000, target: .milliseconds(150), start: 1).current == 100)
+        var size = AdaptiveBatchSize(maximum: 1000, target: .milliseconds(150), start: 1000)
         #expect(size.current == 1000 && size.minimum == 100)
         // 300 ms: twice the target, half the size.
         size.record(duration: .milliseconds(300), rows: 1000)
