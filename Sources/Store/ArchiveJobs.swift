@@ -149,7 +149,7 @@ public struct ArchiveJobs: Sendable {
             try connection.execute(
                 """
                 INSERT INTO lethe.archive_files (job_id, account_id, part, file_name) VALUES ($1, $2, 1, $3)
-                ON CONFLICT (job_id, part) DO NOTHING
+                ON CONFLICT (job_id, generation, part) DO NOTHING
                 """,
                 [
                     job.id, job.accountID,

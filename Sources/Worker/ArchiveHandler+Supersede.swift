@@ -1,6 +1,7 @@
 import BackupSites
 import Foundation
 import Logging
+import Postgres
 import Store
 
 /// The files of an earlier generation leave the sites once the new generation is everywhere.
@@ -64,8 +65,8 @@ extension ArchiveHandler {
                 logger.warning("left untouched on \(site.url), not of the size Lethe wrote: \(foreign)")
             }
             logger.notice(
-                "removed the superseded archive files of job \(job.id) (before generation \(job.generation)) "
-                    + "from \(site.url)")
+                "removed the superseded archive files of job \(job.id) (before generation \(job.generation)) from \(site.url)"
+            )
         }
         guard complete else { return }
         try await context.database.run { connection in

@@ -168,9 +168,11 @@ public struct ArchiveHandler: TaskHandler {
             guard let wanted = Self.holders(of: missing, sites: sites, done: done) else {
                 let lost = missing.first { file in !sites.contains { done.contains([file.id, $0.record.id]) } }!
                 logger.warning(
-                    "archive file \(lost.name) is missing from the spool directory \(directory) of this worker and no "
-                        + "backup site holds it, while sites hold other files of the job: packing again as generation "
-                        + "\(job.generation + 1); the files of generation \(job.generation) are superseded")
+                    """
+                    archive file \(lost.name) is missing from the spool directory \(directory) of this worker and no \
+                    backup site holds it, while sites hold other files of the job: packing again as generation \
+                    \(job.generation + 1); the files of generation \(job.generation) are superseded
+                    """)
                 try await context.database.run { _ = try jobs.supersede(job, on: $0) }
                 return false
             }

@@ -144,7 +144,7 @@ import Testing
                 let hash: String? = try fixture.connection.scalar(
                     """
                     SELECT row_hash FROM lethe.archive_manifest
-                    WHERE job_id = $1::uuid AND table_index = 0 AND row_key = $2
+                    WHERE job_id = $1::uuid AND entity_type = 'conversations' AND table_index = 0 AND row_key = $2
                     """, [job, "\(edited)"])
                 #expect(hash == nil)
             } else {
