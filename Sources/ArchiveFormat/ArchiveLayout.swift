@@ -13,9 +13,12 @@ public enum ArchiveLayout {
     public static let manifest = "manifest.json"
 
     /// The file name of part `part` of a job: `backup_{account}_{job}_{stamp}.zip`, parts
-    /// after the first with `_partN` before `.zip`.
-    public static func fileName(account: String, job: UUID, stamp: String, part: Int) -> String {
-        let base = "backup_\(safe(account))_\(job.uuidString.lowercased())_\(stamp)"
+    /// after the first with `_partN` before `.zip`. A job packed again after some of its
+    /// files reached a site (generation 2 on) has `_gN` after the stamp, so its files never
+    /// take the names of the files they replace.
+    public static func fileName(account: String, job: UUID, stamp: String, generation: Int = 1, part: Int) -> String {
+        var base = "backup_\(safe(account))_\(job.uuidString.lowercased())_\(stamp)"
+        if generation > 1 { base += "_g\(generation)" }
         return part == 1 ? "\(base).zip" : "\(base)_part\(part).zip"
     }
 

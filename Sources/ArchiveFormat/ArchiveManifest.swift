@@ -26,6 +26,9 @@ public struct ArchiveManifest: Codable, Sendable, Equatable {
     public var account: String
     /// The job's UUID, lowercase.
     public var job: String
+    /// The packing generation (absent from the JSON when 1): a job packed again after some
+    /// of its files reached a site writes generation 2, 3, … under new file names.
+    public var generation: Int
     /// 1-based.
     public var part: Int
     /// True in the last part of the job.
@@ -41,11 +44,13 @@ public struct ArchiveManifest: Codable, Sendable, Equatable {
     public var encryption: String
 
     public init(
-        format: String = ArchiveManifest.currentFormat, account: String, job: String, part: Int, isFinal: Bool,
+        format: String = ArchiveManifest.currentFormat, account: String, job: String, generation: Int = 1, part: Int,
+        isFinal: Bool,
         createdAt: Date, cutoffs: [String: [String: String]], counts: [String: [String: Int]], entries: [Entry],
         encryption: String
     ) {
         (self.format, self.account, self.job, self.part, self.isFinal) = (format, account, job, part, isFinal)
+        self.generation = generation
         (self.createdAt, self.cutoffs, self.counts, self.entries) = (createdAt, cutoffs, counts, entries)
         self.encryption = encryption
     }
@@ -56,7 +61,7 @@ public struct ArchiveManifest: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case format, account, job, part, cutoffs, counts, entries, encryption
+        case format, account, job, generation, part, cutoffs, counts, entries, encryption
         case isFinal = "final"
         case createdAt = "created_at"
     }
@@ -66,6 +71,7 @@ public struct ArchiveManifest: Codable, Sendable, Equatable {
         format = try container.decode(String.self, forKey: .format)
         account = try container.decode(String.self, forKey: .account)
         job = try container.decode(String.self, forKey: .job)
+        generation = try container.decodeIfPresent(Int.self, forKey: .generation) ?? 1
         part = try container.decode(Int.self, forKey: .part)
         isFinal = try container.decode(Bool.self, forKey: .isFinal)
         let created = try container.decode(String.self, forKey: .createdAt)
@@ -85,6 +91,7 @@ public struct ArchiveManifest: Codable, Sendable, Equatable {
         try container.encode(format, forKey: .format)
         try container.encode(account, forKey: .account)
         try container.encode(job, forKey: .job)
+        if generation > 1 { try container.encode(generation, forKey: .generation) }
         try container.encode(part, forKey: .part)
         try container.encode(isFinal, forKey: .isFinal)
         try container.encode(ISO8601DateFormatter().string(from: createdAt), forKey: .createdAt)

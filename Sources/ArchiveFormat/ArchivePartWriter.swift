@@ -15,14 +15,18 @@ public struct ArchivePartWriter: ~Copyable {
         /// The job's creation time as `yyyyMMddHHmmss` (UTC), for the file names.
         public var stamp: String
         public var created: Date
+        /// The packing generation: 1, then one more each time the job is packed again after
+        /// some of its files reached a site (`_gN` in the names, `generation` in the manifests).
+        public var generation: Int
         public var cutoffs: [String: [String: String]]
         public var counts: [String: [String: Int]]
 
         public init(
-            id: UUID, account: String, stamp: String, created: Date, cutoffs: [String: [String: String]],
-            counts: [String: [String: Int]]
+            id: UUID, account: String, stamp: String, created: Date, generation: Int = 1,
+            cutoffs: [String: [String: String]], counts: [String: [String: Int]]
         ) {
             (self.id, self.account, self.stamp, self.created) = (id, account, stamp, created)
+            self.generation = generation
             (self.cutoffs, self.counts) = (cutoffs, counts)
         }
     }
@@ -92,7 +96,8 @@ public struct ArchivePartWriter: ~Copyable {
     private mutating func openIfNeeded() throws {
         guard writer == nil else { return }
         part += 1
-        let name = ArchiveLayout.fileName(account: job.account, job: job.id, stamp: job.stamp, part: part)
+        let name = ArchiveLayout.fileName(
+            account: job.account, job: job.id, stamp: job.stamp, generation: job.generation, part: part)
         writer = try ZipWriter(
             creatingFileAt: "\(directory)/\(name)", passphrase: passphrase, compressionLevel: compressionLevel)
     }
@@ -100,15 +105,16 @@ public struct ArchivePartWriter: ~Copyable {
     private mutating func closePart(final: Bool) throws {
         guard let writer else { return }
         let manifest = ArchiveManifest(
-            account: job.account, job: job.id.uuidString.lowercased(), part: part, isFinal: final,
-            createdAt: job.created, cutoffs: job.cutoffs, counts: job.counts, entries: entries,
+            account: job.account, job: job.id.uuidString.lowercased(), generation: job.generation, part: part,
+            isFinal: final, createdAt: job.created, cutoffs: job.cutoffs, counts: job.counts, entries: entries,
             encryption: ArchiveManifest.encryption(compressionLevel: compressionLevel))
         let data = try manifest.encoded()
         try writer.beginEntry(ArchiveLayout.manifest, size: Int64(data.count), modified: job.created)
         try writer.write(Array(data))
         try writer.finishEntry()
         try writer.close()
-        let name = ArchiveLayout.fileName(account: job.account, job: job.id, stamp: job.stamp, part: part)
+        let name = ArchiveLayout.fileName(
+            account: job.account, job: job.id, stamp: job.stamp, generation: job.generation, part: part)
         let path = "\(directory)/\(name)"
         let records = entries.reduce(Int64(0)) { $0 + Int64($1.records) }
         files.append(

@@ -9,6 +9,12 @@ public enum ArchiveParts {
             throw ArchivePartsError(
                 "\(other.path) and \(first.path) belong to different archive jobs; give the parts of one job together")
         }
+        if let other = files.first(where: { $0.generation != first.generation }) {
+            throw ArchivePartsError(
+                "\(other.path) and \(first.path) are different packings of job \(first.job!) (generations "
+                    + "\(other.generation ?? 1) and \(first.generation ?? 1)); give the parts of one generation together"
+            )
+        }
         let sorted = files.sorted { $0.part! < $1.part! }
         for (index, file) in sorted.enumerated() where file.part != index + 1 {
             throw ArchivePartsError(
@@ -23,11 +29,15 @@ public enum ArchiveParts {
     public static func check(_ summary: PartSummary, index: Int, count: Int, first: PartSummary?) throws {
         let manifest = summary.manifest
         let path = summary.file.path
-        if let first, first.manifest.account != manifest.account || first.manifest.job != manifest.job {
+        if let first,
+            first.manifest.account != manifest.account || first.manifest.job != manifest.job
+                || first.manifest.generation != manifest.generation
+        {
             throw ArchiveFileError(
-                "\(path) belongs to job \(manifest.job) of account \(manifest.account), not to job "
-                    + "\(first.manifest.job) of account \(first.manifest.account) like \(first.file.path); "
-                    + "give the parts of one job together")
+                "\(path) belongs to job \(manifest.job) (generation \(manifest.generation)) of account "
+                    + "\(manifest.account), not to job \(first.manifest.job) (generation \(first.manifest.generation)) "
+                    + "of account \(first.manifest.account) like \(first.file.path); give the parts of one packing of "
+                    + "one job together")
         }
         guard manifest.part == index + 1 else {
             throw ArchiveFileError(

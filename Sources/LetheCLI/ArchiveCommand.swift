@@ -25,6 +25,7 @@ struct ArchiveCommand: AsyncParsableCommand {
     /// The statuses of `lethe.archive_files`, in their order.
     static let statuses = [
         "archiving", "uploading", "uploaded", "downloaded", "deleting", "deleted", "upload_failed", "delete_failed",
+        "superseded",
     ]
 
     struct List: AsyncParsableCommand {

@@ -1,6 +1,9 @@
 /// The states of an archive file (a row of `lethe.archive_files`, shown in `lethe.backup_log`).
 public enum ArchiveFileState: String, Sendable, CaseIterable, Codable {
     case archiving, uploading, uploaded, downloaded, deleting, deleted
+    /// Replaced by the next generation of the job's files; removed from the sites once every
+    /// site holds every file of the new generation. Final: never deleted rows' evidence.
+    case superseded
     case uploadFailed = "upload_failed"
     case deleteFailed = "delete_failed"
 
@@ -15,6 +18,8 @@ public enum ArchiveFileEvent: Sendable, Hashable, CaseIterable, StateMachineEven
     case pack
     /// The job's files were lost before any site held them: pack again.
     case repack
+    /// The job is packed again under new names (a file was lost while sites held others).
+    case supersede
     /// An upload to a site failed: retried later.
     case failUpload
     /// Every site holds the file (not yet held while being deleted).
@@ -37,7 +42,7 @@ public enum ArchiveFileEvent: Sendable, Hashable, CaseIterable, StateMachineEven
     case retryDeletion
 
     public static let allCases: [ArchiveFileEvent] = [
-        .pack, .repack, .failUpload, .upload(downloaded: false), .upload(downloaded: true), .reupload,
+        .pack, .repack, .supersede, .failUpload, .upload(downloaded: false), .upload(downloaded: true), .reupload,
         .confirmDownload, .beginDeletion, .pauseDeletion(downloaded: false), .pauseDeletion(downloaded: true),
         .failDeletion, .finishDeletion, .retryUpload, .retryDeletion,
     ]
@@ -46,9 +51,11 @@ public enum ArchiveFileEvent: Sendable, Hashable, CaseIterable, StateMachineEven
         switch self {
         case .pack: [.archiving]
         case .repack: [.uploading, .uploadFailed]
+        case .supersede: [.uploading, .uploadFailed, .uploaded, .downloaded]
         case .failUpload: [.uploading, .uploadFailed]
         // Any state but the deletion's own: recording the uploads never undoes a deletion.
-        case .upload: Set(ArchiveFileState.allCases).subtracting([.deleting, .deleted])
+        // Nor revives a superseded file.
+        case .upload: Set(ArchiveFileState.allCases).subtracting([.deleting, .deleted, .superseded])
         case .reupload, .confirmDownload: [.uploaded, .downloaded]
         case .beginDeletion: [.uploaded, .downloaded, .deleting, .deleteFailed]
         case .pauseDeletion, .failDeletion, .finishDeletion: [.deleting, .deleteFailed]
@@ -66,6 +73,7 @@ public enum ArchiveFileEvent: Sendable, Hashable, CaseIterable, StateMachineEven
         case .confirmDownload: .downloaded
         case .beginDeletion, .retryDeletion: .deleting
         case .failDeletion: .deleteFailed
+        case .supersede: .superseded
         case .finishDeletion: .deleted
         }
     }

@@ -14,6 +14,9 @@ public enum ArchiveJobEvent: String, Sendable, CaseIterable, StateMachineEvent {
     case pack
     /// The files were lost before any site held them: pack again.
     case repack
+    /// A file is lost (not in this worker's spool, held by no site) while sites hold others:
+    /// pack again as the next generation, under new names; the earlier files are superseded.
+    case supersede
     /// Every site holds every file.
     case upload
     /// A site no longer holds a file as uploaded: upload again.
@@ -29,7 +32,7 @@ public enum ArchiveJobEvent: String, Sendable, CaseIterable, StateMachineEvent {
         switch self {
         case .plan: [.planning]
         case .pack: [.packing]
-        case .repack, .upload: [.uploading]
+        case .repack, .supersede, .upload: [.uploading]
         case .reupload: [.uploaded]
         case .beginDeletion: [.uploaded, .deleting]
         case .pauseDeletion, .finishDeletion: [.deleting]
@@ -38,7 +41,7 @@ public enum ArchiveJobEvent: String, Sendable, CaseIterable, StateMachineEvent {
 
     public var target: ArchiveJobState {
         switch self {
-        case .plan, .repack: .packing
+        case .plan, .repack, .supersede: .packing
         case .pack, .reupload: .uploading
         case .upload, .pauseDeletion: .uploaded
         case .beginDeletion: .deleting

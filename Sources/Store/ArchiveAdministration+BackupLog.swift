@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import Retention
 
 /// One archive file as `lethe archive list` shows it (a row of `lethe.backup_log`).
 public struct BackupLogEntry: Sendable, Equatable, Codable {
@@ -110,10 +111,13 @@ extension ArchiveAdministration {
                 .decode(UUID.self, at: 0)
             let row = try connection.query(
                 """
-                SELECT j.account_id, j.state, (SELECT count(*) FROM lethe.archive_files f WHERE f.job_id = j.job_id),
+                SELECT j.account_id, j.state,
+                       (SELECT count(*) FROM lethe.archive_files f
+                        WHERE f.job_id = j.job_id AND f.status <> \(StateSQL.literal(ArchiveFileState.superseded))),
                        coalesce(s.require_download, false)
                        AND EXISTS (SELECT 1 FROM lethe.archive_files f
-                                   WHERE f.job_id = j.job_id AND f.downloaded_at IS NULL)
+                                   WHERE f.job_id = j.job_id AND f.downloaded_at IS NULL
+                                     AND f.status <> \(StateSQL.literal(ArchiveFileState.superseded)))
                 FROM lethe.archive_jobs j LEFT JOIN lethe.archive_settings s ON s.account_id = j.account_id
                 WHERE j.job_id = $1
                 """, [job])[0]

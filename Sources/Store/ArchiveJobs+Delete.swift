@@ -33,7 +33,7 @@ extension ArchiveJobs {
             """
             UPDATE lethe.archive_files SET status = \(ArchiveFileEvent.beginDeletion.targetSQL), error = NULL,
                 updated_at = now()
-            WHERE job_id = $1
+            WHERE job_id = $1 AND \(ArchiveFileEvent.beginDeletion.leaves("status"))
             """, [job.id])
     }
 
@@ -221,7 +221,7 @@ extension ArchiveJobs {
             """
             UPDATE lethe.archive_files SET status = \(ArchiveFileEvent.finishDeletion.targetSQL), deleted_at = now(),
                 updated_at = now()
-            WHERE job_id = $1
+            WHERE job_id = $1 AND \(ArchiveFileEvent.finishDeletion.leaves("status"))
             """, [job.id])
         return try connection.query(
             """
@@ -236,7 +236,7 @@ extension ArchiveJobs {
     /// Deletion stopped (a hold, a policy change): back to `uploaded`, waiting; `note` says why.
     public func pauseDeletion(_ job: ArchiveJob, note: String, on connection: Connection) throws {
         try connection.execute(
-            "UPDATE lethe.archive_files SET status = \(Self.heldStatus(ArchiveFileEvent.pauseDeletion(downloaded:))), updated_at = now() WHERE job_id = $1",
+            "UPDATE lethe.archive_files SET status = \(Self.heldStatus(ArchiveFileEvent.pauseDeletion(downloaded:))), updated_at = now() WHERE job_id = $1 AND \(ArchiveFileEvent.pauseDeletion(downloaded: false).leaves("status"))",
             [job.id])
         try connection.execute(
             "UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.pauseDeletion.targetSQL), note = $2 WHERE job_id = $1",
@@ -248,7 +248,7 @@ extension ArchiveJobs {
         try connection.execute(
             """
             UPDATE lethe.archive_files SET status = \(ArchiveFileEvent.failDeletion.targetSQL), error = $2, attempts = attempts + 1, updated_at = now()
-            WHERE job_id = $1
+            WHERE job_id = $1 AND \(ArchiveFileEvent.failDeletion.leaves("status"))
             """, [job.id, error])
         try connection.execute(ArchiveJobs.retryLater, [job.id])
     }

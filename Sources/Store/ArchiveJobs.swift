@@ -13,6 +13,8 @@ public struct ArchiveJob: Sendable, Equatable {
     public var createdAt: Date
     /// yyyymmddhhmmss of `createdAt` in UTC: the time in the job's file names.
     public var stamp: String
+    /// The packing generation the job's current files belong to (`_gN` in their names from 2 on).
+    public var generation: Int
     public var approved: Bool
     /// Every site confirmed it pulled every file (only matters with `require_download`).
     public var downloaded: Bool
@@ -52,24 +54,29 @@ public struct ArchiveJobs: Sendable {
             """
             SELECT j.job_id, j.state, j.created_at, to_char(j.created_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISS'),
                    j.approved_at IS NOT NULL,
-                   NOT EXISTS (SELECT 1 FROM lethe.archive_files f WHERE f.job_id = j.job_id AND f.downloaded_at IS NULL),
-                   j.delete_at
+                   NOT EXISTS (SELECT 1 FROM lethe.archive_files f WHERE f.job_id = j.job_id AND f.downloaded_at IS NULL
+                                      AND f.status <> \(StateSQL.literal(ArchiveFileState.superseded))),
+                   j.delete_at, j.generation
             FROM lethe.archive_jobs j WHERE j.account_id = $1 AND j.state <> \(StateSQL.literal(ArchiveJobState.deleted))
             ORDER BY j.created_at, j.job_id
             """, [account]
         ).map { row in
-            let (id, state, created, stamp, approved, downloaded, deleteAt) = try row.decode(
-                (UUID, String, Date, String, Bool, Bool, Date?).self)
+            let (id, state, created, stamp, approved, downloaded, deleteAt, generation) = try row.decode(
+                (UUID, String, Date, String, Bool, Bool, Date?, Int).self)
             return ArchiveJob(
                 id: id, accountID: account, state: ArchiveJob.State(rawValue: state) ?? .planning, createdAt: created,
-                stamp: stamp, approved: approved, downloaded: downloaded, deleteAt: deleteAt)
+                stamp: stamp, generation: generation, approved: approved, downloaded: downloaded, deleteAt: deleteAt)
         }
     }
 
-    /// The job's files, by part.
+    /// The job's current files (its generation's; never the superseded ones), by part.
     public func files(job: UUID, on connection: Connection) throws -> [ArchiveFileRecord] {
         try connection.query(
-            "SELECT id, part, file_name, status, total_size, sha256 FROM lethe.archive_files WHERE job_id = $1 ORDER BY part",
+            """
+            SELECT f.id, f.part, f.file_name, f.status, f.total_size, f.sha256
+            FROM lethe.archive_files f JOIN lethe.archive_jobs j ON j.job_id = f.job_id AND j.generation = f.generation
+            WHERE f.job_id = $1 AND f.status <> \(StateSQL.literal(ArchiveFileState.superseded)) ORDER BY f.part
+            """,
             [job]
         ).map { row in
             let (id, part, name, status, size, sha) = try row.decode((Int64, Int, String, String, Int64?, String?).self)
@@ -142,7 +149,7 @@ public struct ArchiveJobs: Sendable {
             try connection.execute(
                 """
                 INSERT INTO lethe.archive_files (job_id, account_id, part, file_name) VALUES ($1, $2, 1, $3)
-                ON CONFLICT (job_id, part) DO NOTHING
+                ON CONFLICT (job_id, generation, part) DO NOTHING
                 """,
                 [
                     job.id, job.accountID,
@@ -186,21 +193,38 @@ public struct ArchiveJobs: Sendable {
 
     /// In the packing transaction, after the files are written and synced: records them in
     /// the backup log as `uploading` and moves the job on.
+    /// Refused (the transaction rolls back) when the job is no longer packing this generation:
+    /// another worker took it on meanwhile.
     public func recordPacked(_ job: ArchiveJob, files: [PackedFile], on connection: Connection) throws {
+        let current = try connection.query(
+            """
+            SELECT state = \(StateSQL.literal(ArchiveJobState.packing)) AND generation = $2
+            FROM lethe.archive_jobs WHERE job_id = $1 FOR UPDATE
+            """, [job.id, job.generation]
+        ).first?.decode(Bool.self, at: 0)
+        guard current == true else {
+            throw ArchiveJobMoved(job: job.id, generation: job.generation)
+        }
+        // Parts of this generation a pack no longer writes: no site holds them (a generation
+        // is packed again under its own names only before any site held one of its files).
         try connection.execute(
-            "DELETE FROM lethe.archive_files WHERE job_id = $1 AND part > $2", [job.id, files.count])
+            "DELETE FROM lethe.archive_files WHERE job_id = $1 AND generation = $2 AND part > $3",
+            [job.id, job.generation, files.count])
         for file in files {
             try connection.execute(
                 """
-                INSERT INTO lethe.archive_files (job_id, account_id, part, file_name, status, total_size, entries, records,
-                                                 sha256, packed_at)
-                VALUES ($1, $2, $3, $4, \(ArchiveFileEvent.pack.targetSQL), $5, $6, $7, $8, now())
-                ON CONFLICT (job_id, part) DO UPDATE SET file_name = EXCLUDED.file_name,
+                INSERT INTO lethe.archive_files (job_id, account_id, generation, part, file_name, status, total_size,
+                                                 entries, records, sha256, packed_at)
+                VALUES ($1, $2, $9, $3, $4, \(ArchiveFileEvent.pack.targetSQL), $5, $6, $7, $8, now())
+                ON CONFLICT (job_id, generation, part) DO UPDATE SET file_name = EXCLUDED.file_name,
                     status = \(ArchiveFileEvent.pack.targetSQL),
                     total_size = EXCLUDED.total_size, entries = EXCLUDED.entries, records = EXCLUDED.records,
                     sha256 = EXCLUDED.sha256, packed_at = now(), error = NULL, updated_at = now()
                 """,
-                [job.id, job.accountID, file.part, file.name, file.size, file.entries, file.records, file.sha256])
+                [
+                    job.id, job.accountID, file.part, file.name, file.size, file.entries, file.records, file.sha256,
+                    job.generation,
+                ])
         }
         try connection.execute(
             "UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.pack.targetSQL), packed_at = now() WHERE job_id = $1",
@@ -215,17 +239,19 @@ public struct ArchiveJobs: Sendable {
             WHERE job_id = $1 AND \(ArchiveJobEvent.repack.leaves("state"))
             """, [job.id])
         try connection.execute(
-            "UPDATE lethe.archive_files SET status = \(ArchiveFileEvent.repack.targetSQL), updated_at = now() WHERE job_id = $1",
-            [job.id])
+            """
+            UPDATE lethe.archive_files SET status = \(ArchiveFileEvent.repack.targetSQL), updated_at = now()
+            WHERE job_id = $1 AND \(ArchiveFileEvent.repack.leaves("status"))
+            """, [job.id])
     }
 
-    /// The (file, site) pairs that already hold a verified copy.
+    /// The (file, site) pairs of the job's current files that already hold a verified copy.
     public func uploaded(job: UUID, on connection: Connection) throws -> Set<[Int64]> {
         Set(
             try connection.query(
                 """
                 SELECT u.file_id, u.site_id FROM lethe.archive_uploads u JOIN lethe.archive_files f ON f.id = u.file_id
-                WHERE f.job_id = $1 AND u.status = 'uploaded'
+                WHERE f.job_id = $1 AND u.status = 'uploaded' AND f.status <> \(StateSQL.literal(ArchiveFileState.superseded))
                 """, [job]
             ).map { [try $0.decode(Int64.self, at: 0), try $0.decode(Int64.self, at: 1)] })
     }
@@ -251,7 +277,7 @@ public struct ArchiveJobs: Sendable {
         let job = try connection.query(
             """
             UPDATE lethe.archive_files SET status = \(ArchiveFileEvent.failUpload.targetSQL), error = $2, attempts = attempts + 1, updated_at = now()
-            WHERE id = $1 RETURNING job_id
+            WHERE id = $1 AND \(ArchiveFileEvent.failUpload.leaves("status")) RETURNING job_id
             """, [file, error]
         ).first?.decode(UUID.self, at: 0)
         if let job { try connection.execute(Self.retryLater, [job]) }
@@ -265,20 +291,25 @@ public struct ArchiveJobs: Sendable {
     /// Every current site holds every file: the files are `uploaded` (or stay `downloaded`)
     /// and the job waits for its deletion: at the account's next auto-delete hour, on
     /// approval, or (with `require_download`) once the sites confirmed their downloads.
+    /// Only for the generation the job is at (a worker that lost its lease and finished an
+    /// earlier generation's uploads changes nothing).
     public func recordUploaded(_ job: ArchiveJob, on connection: Connection) throws {
         try connection.execute(
             """
-            UPDATE lethe.archive_files SET status = \(Self.heldStatus(ArchiveFileEvent.upload(downloaded:))),
-                uploaded_at = coalesce(uploaded_at, now()), error = NULL, updated_at = now()
-            WHERE job_id = $1 AND \(ArchiveFileEvent.upload(downloaded: false).leavesAllBut("status"))
-            """, [job.id])
+            UPDATE lethe.archive_files f SET status = \(Self.heldStatus(ArchiveFileEvent.upload(downloaded:))),
+                uploaded_at = coalesce(f.uploaded_at, now()), error = NULL, updated_at = now()
+            FROM lethe.archive_jobs j
+            WHERE f.job_id = $1 AND j.job_id = f.job_id AND j.generation = $2 AND f.generation = $2
+              AND \(ArchiveFileEvent.upload(downloaded: false).leavesAllBut("f.status"))
+            """, [job.id, job.generation])
         try connection.execute(
             """
             UPDATE lethe.archive_jobs j SET state = \(ArchiveJobEvent.upload.targetSQL), uploaded_at = coalesce(j.uploaded_at, now()),
                 delete_at = CASE WHEN s.auto_delete THEN coalesce(j.delete_at, lethe.next_utc_hour(s.auto_delete_hour)) END
             FROM lethe.archive_settings s
-            WHERE j.job_id = $1 AND s.account_id = j.account_id AND \(ArchiveJobEvent.upload.leaves("j.state"))
-            """, [job.id])
+            WHERE j.job_id = $1 AND j.generation = $2 AND s.account_id = j.account_id
+              AND \(ArchiveJobEvent.upload.leaves("j.state"))
+            """, [job.id, job.generation])
     }
 
     /// Why the job's deletion waits and when the leader should wake it again (nil: only an
@@ -312,8 +343,10 @@ public struct ArchiveJobs: Sendable {
         try connection.execute(
             "UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.reupload.targetSQL) WHERE job_id = $1", [job.id])
         try connection.execute(
-            "UPDATE lethe.archive_files SET status = \(ArchiveFileEvent.reupload.targetSQL) WHERE job_id = $1", [job.id]
-        )
+            """
+            UPDATE lethe.archive_files SET status = \(ArchiveFileEvent.reupload.targetSQL)
+            WHERE job_id = $1 AND \(ArchiveFileEvent.reupload.leaves("status"))
+            """, [job.id])
     }
 
     /// Sets when the leader next wakes the job (nil: only an operator's approval or confirm does).

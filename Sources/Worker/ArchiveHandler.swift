@@ -49,7 +49,12 @@ public struct ArchiveHandler: TaskHandler {
                     job.state = ArchiveJobEvent.pack.target
                 case .uploading:
                     guard try await upload(job, context: context, logger: logger) else {
-                        job.state = ArchiveJobEvent.repack.target  // the files were lost before any site held them
+                        // Lost files: packed again, as the same generation or (sites held some) the next.
+                        let refreshed = try await context.database.run { connection in
+                            try jobs.openJobs(account: account, on: connection).first { $0.id == current.id }
+                        }
+                        guard let refreshed else { break step }
+                        job = refreshed
                         continue step
                     }
                     job.state = ArchiveJobEvent.upload.target
@@ -59,6 +64,7 @@ public struct ArchiveHandler: TaskHandler {
                     }
                     guard let refreshed else { break step }
                     job = refreshed
+                    try await removeSuperseded(job, context: context, logger: logger)
                     if let wait = try await context.database.run({ try jobs.deletionWait(refreshed, on: $0) }) {
                         try await context.database.run {
                             try jobs.sleep(refreshed, until: wait.until, note: wait.note, on: $0)
@@ -117,7 +123,7 @@ public struct ArchiveHandler: TaskHandler {
         var credentials: SiteCredentials
     }
 
-    private func sites(account: String, context: TaskContext) async throws -> [Site] {
+    func sites(account: String, context: TaskContext) async throws -> [Site] {
         let administration = self.administration
         return try await context.database.run { connection in
             try administration.sites(account: account, on: connection).map { record in
@@ -139,8 +145,10 @@ public struct ArchiveHandler: TaskHandler {
 
     /// Uploads every file to every site that does not hold it yet. Files missing from this
     /// worker's spool, or held there with another size or SHA-256 than packing recorded, are
-    /// fetched back from a site that holds them first. False when the
-    /// local files are gone and no site holds any of them (the job is sent back to packing).
+    /// fetched back from a site that holds them first. False when the job was sent back to
+    /// packing: the local files are gone and no site holds any of them (the same generation),
+    /// or no site holds one of them while sites hold others (the next generation, under new
+    /// names; the current files are superseded).
     private func upload(_ job: ArchiveJob, context: TaskContext, logger: Logger) async throws -> Bool {
         let jobs = self.jobs
         let (files, done) = try await context.database.run { connection in
@@ -164,10 +172,14 @@ public struct ArchiveHandler: TaskHandler {
             }
             guard let wanted = Self.holders(of: missing, sites: sites, done: done) else {
                 let lost = missing.first { file in !sites.contains { done.contains([file.id, $0.record.id]) } }!
-                throw ArchiveJobError(
-                    "archive file \(lost.name) is missing from the spool directory \(directory) of this worker and no "
-                        + "backup site holds it, while sites hold other files of the job: run this job's task on the "
-                        + "worker that packed it")
+                logger.warning(
+                    """
+                    archive file \(lost.name) is missing from the spool directory \(directory) of this worker and no \
+                    backup site holds it, while sites hold other files of the job: packing again as generation \
+                    \(job.generation + 1); the files of generation \(job.generation) are superseded
+                    """)
+                try await context.database.run { _ = try jobs.supersede(job, on: $0) }
+                return false
             }
             let timeout = settings.siteTimeout
             let (fetched, refused) = try await DedicatedThread.run(name: "lethe-fetch") {
@@ -324,6 +336,7 @@ public struct ArchiveHandler: TaskHandler {
             (try jobs.files(job: job.id, on: $0), try jobs.deletionProgress(job, on: $0))
         }
         guard let archive = files.first?.id else { throw ArchiveJobError("archive job \(job.id) has no files") }
+        try await removeSuperseded(job, context: context, logger: logger)
         var deleted = 0
         do {
             // Each type (then each blob store) resumes after the last batch that committed.

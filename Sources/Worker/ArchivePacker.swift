@@ -55,6 +55,7 @@ package struct ArchivePacker: Sendable {
                     directory: directory,
                     job: .init(
                         id: job.id, account: job.accountID, stamp: job.stamp, created: job.createdAt,
+                        generation: job.generation,
                         cutoffs: try decoder.decode([String: [String: String]].self, from: Data(cutoffs.utf8)),
                         counts: try decoder.decode([String: [String: Int]].self, from: Data(counts.utf8))),
                     passphrase: passphrase, compressionLevel: settings.compressionLevel, splitSize: settings.splitSize)

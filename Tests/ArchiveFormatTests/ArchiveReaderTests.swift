@@ -1,4 +1,5 @@
 import ArchiveFormat
+import Foundation
 import Testing
 
 /// The reader's pieces that need no archive: record splitting, entry names an extract
@@ -43,5 +44,28 @@ import Testing
         let ordered = try ArchiveParts.order([two, ArchiveFile(path: "backup_7_\(job)_20261204120000.zip")])
         #expect(ordered.map(\.part) == [1, 2])
         #expect(throws: ArchivePartsError.self) { try ArchiveParts.order([two]) }
+    }
+
+    /// A job packed again after a loss names its files `…_gN[_partK].zip`; the parts of one
+    /// generation go together, a mix of generations is refused.
+    @Test func fileNamesGiveTheGeneration() throws {
+        let id = try #require(UUID(uuidString: "0b9f7c1e-5d2a-4c3b-9e8f-1a2b3c4d5e6f"))
+        let job = id.uuidString.lowercased()
+        let stamp = "20261204120000"
+        let name = { (generation: Int, part: Int) in
+            ArchiveLayout.fileName(account: "7", job: id, stamp: stamp, generation: generation, part: part)
+        }
+        #expect(name(1, 1) == "backup_7_\(job)_\(stamp).zip")
+        #expect(name(1, 2) == "backup_7_\(job)_\(stamp)_part2.zip")
+        #expect(name(2, 1) == "backup_7_\(job)_\(stamp)_g2.zip")
+        #expect(name(3, 4) == "backup_7_\(job)_\(stamp)_g3_part4.zip")
+        let parsed = ArchiveFile(path: "/x/\(name(3, 4))")
+        #expect(parsed.account == "7" && parsed.job == job && parsed.generation == 3 && parsed.part == 4)
+        #expect(ArchiveFile(path: name(1, 2)).generation == 1)
+        let second = [ArchiveFile(path: name(2, 2)), ArchiveFile(path: name(2, 1))]
+        #expect(try ArchiveParts.order(second).map(\.part) == [1, 2])
+        #expect(throws: ArchivePartsError.self) {
+            try ArchiveParts.order([ArchiveFile(path: name(1, 1)), ArchiveFile(path: name(2, 2))])
+        }
     }
 }

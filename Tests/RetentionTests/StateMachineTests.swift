@@ -23,6 +23,7 @@ import Testing
         .plan: [.planning: .packing],
         .pack: [.packing: .uploading],
         .repack: [.uploading: .packing],
+        .supersede: [.uploading: .packing],
         .upload: [.uploading: .uploaded],
         .reupload: [.uploaded: .uploading],
         .beginDeletion: [.uploaded: .deleting, .deleting: .deleting],
@@ -33,6 +34,9 @@ import Testing
     static let archiveFile: [ArchiveFileEvent: [ArchiveFileState: ArchiveFileState]] = [
         .pack: [.archiving: .uploading],
         .repack: [.uploading: .archiving, .uploadFailed: .archiving],
+        .supersede: [
+            .uploading: .superseded, .uploadFailed: .superseded, .uploaded: .superseded, .downloaded: .superseded,
+        ],
         .failUpload: [.uploading: .uploadFailed, .uploadFailed: .uploadFailed],
         .upload(downloaded: false): [
             .archiving: .uploaded, .uploading: .uploaded, .uploaded: .uploaded, .downloaded: .uploaded,
@@ -96,9 +100,11 @@ import Testing
         }
     }
 
-    /// A deleted job or file is final.
+    /// A deleted job or file is final, and so is a superseded file (nothing uploads, confirms
+    /// or deletes under it again).
     @Test func deletedIsFinal() {
         #expect(ArchiveJobEvent.allCases.allSatisfy { ArchiveJobState.deleted.after($0) == nil })
         #expect(ArchiveFileEvent.allCases.allSatisfy { ArchiveFileState.deleted.after($0) == nil })
+        #expect(ArchiveFileEvent.allCases.allSatisfy { ArchiveFileState.superseded.after($0) == nil })
     }
 }
