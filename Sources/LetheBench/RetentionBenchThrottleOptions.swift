@@ -56,7 +56,8 @@ struct RetentionBenchThrottleOptions: ParsableArguments {
             throw ValidationError("--check-interval \(checkInterval): expected 100ms to 1h, \(DurationText.accepted)")
         }
         guard (0...1_000_000).contains(floor) else {
-            throw ValidationError("--floor \(floor): roots per second per worker process while throttled, 0 (pause) to 1000000")
+            throw ValidationError(
+                "--floor \(floor): roots per second per worker process while throttled, 0 (pause) to 1000000")
         }
     }
 
@@ -70,7 +71,8 @@ struct RetentionBenchThrottleOptions: ParsableArguments {
                 "max_transaction_age: 0, max_replication_lag: \(limit), "
                     + "replication_lag_query: \"SELECT seconds FROM public.lethe_bench_lag\""
             }
-        return "{ check_interval: \(DurationText.format(interval)), max_lock_waits: 1000000, \(signal), floor_rate: \(floor) }"
+        return
+            "{ check_interval: \(DurationText.format(interval)), max_lock_waits: 1000000, \(signal), floor_rate: \(floor) }"
     }
 
     /// Says what the pressure is and which limit it crosses.

@@ -47,6 +47,7 @@ import Testing
             try watcher.scalar(
                 """
                 SELECT count(*) FROM pg_stat_activity WHERE application_name = 'application'
+                    AND datname = current_database()
                     AND clock_timestamp() - xact_start > interval '1.5 seconds'
                 """, as: Int.self) == 1
         }

@@ -60,6 +60,7 @@ import Testing
                     try watcher.scalar(
                         """
                         SELECT count(*) FROM pg_stat_activity WHERE application_name = 'application'
+                            AND datname = current_database()
                             AND clock_timestamp() - xact_start > interval '1.5 seconds'
                         """, as: Int.self) == 1
                 }
@@ -130,12 +131,13 @@ import Testing
     }
 
     @Test func aPairSeenForTheFirstTimeStartsWhereItsTypeLastSettled() {
-        let type = RetentionFixture.registry(batchSize: 1000).entityTypes.first { $0.name == "conversations" }!
+        let type = Fixture.registry(batchSize: 1000).entityTypes.first { $0.name == "conversations" }!
         let sizer = BatchSizer(target: .milliseconds(150))
         // Nothing learned yet: the floor, a tenth of batch_size.
         #expect(sizer.size(account: "1", type: type) == 100)
         for _ in 0..<5 {
-            sizer.record(account: "1", type: type, rows: sizer.size(account: "1", type: type), duration: .milliseconds(10))
+            sizer.record(
+                account: "1", type: type, rows: sizer.size(account: "1", type: type), duration: .milliseconds(10))
         }
         let learned = sizer.size(account: "1", type: type)
         #expect(learned > 100)
