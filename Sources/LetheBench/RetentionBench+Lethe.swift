@@ -1,5 +1,6 @@
 import Foundation
 import LetheCLI
+import LetheConfiguration
 import Postgres
 import Retention
 import Store
@@ -36,16 +37,21 @@ extension RetentionBench {
             "lethe-bench-\(UUID().uuidString).yml")
         // 0 turns the adaptive size off: every batch is the type's batch_size.
         let target = variant.adaptive ? DurationText.format(self.target) : "0"
+        let registryText = Self.registry(batchSize: variant.roots)
+            .replacingOccurrences(of: "    batch_size:", with: "    lanes: \(processes)\n    batch_size:")
         try """
         log: { level: \(logLevel) }
         worker: { concurrency: 1, task_budget: 1h, poll_interval: 100ms }
         retention: { max_batches: 1000000, target_batch_duration: \(target) }
         \(throttle.map { "throttle: \($0)" } ?? "")
-        \(Self.registry(batchSize: variant.roots).replacingOccurrences(of: "    batch_size:", with: "    lanes: \(processes)\n    batch_size:"))
+        \(registryText)
         """.write(to: config, atomically: true, encoding: .utf8)
-        let roots = variant.roots
+        let registry = try Configuration.parse(registryText, source: "bench")
         try await database.run { connection in
-            try connection.execute("UPDATE lethe.entity_types SET lanes = $1, batch_size = $2", [processes, roots])
+            // Workers run the registry in force (the text the last sync recorded), not their
+            // file's: a sync of this variant's registry, or every variant runs the template's
+            // batch size (a run measured 5,000 roots under the name 1,000).
+            _ = try RegistryInForce.syncBenchmark(registry, on: connection)
             try RetentionSchedule(orphanInterval: .seconds(86_400), maxAttempts: 3).enqueueDue(on: connection)
             // Only the retention lanes: orphan GC is not part of this measurement.
             try connection.execute("DELETE FROM lethe.tasks WHERE kind <> 'retention'")
