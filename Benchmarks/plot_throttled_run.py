@@ -65,9 +65,12 @@ def main():
     for index, (start, end) in enumerate(spans(rows, "over_limit")):
         ax.axvspan(start, end, color="tab:red", alpha=0.12,
                    label=f"signal over its limit ({settings.get('limit', '?')})" if index == 0 else None)
-    floor = float(settings.get("floor_roots_per_second", 0)) * float(settings.get("rows_per_root", 0)) / 1000
+    # The floor is per worker process: the fleet's is the processes' sum.
+    processes = int(settings.get("processes", 1))
+    floor = (float(settings.get("floor_roots_per_second", 0)) * processes
+             * float(settings.get("rows_per_root", 0)) / 1000)
     ax.axhline(floor, color="black", linestyle=":", linewidth=1.2,
-               label=f"floor: {settings.get('floor_roots_per_second', '0')} roots/s"
+               label=f"floor: {settings.get('floor_roots_per_second', '0')} roots/s x {processes} processes"
                + (" (pause)" if floor == 0 else ""))
     ax.set_xlabel("seconds since the workers started")
     ax.set_ylabel("thousand rows deleted per second")

@@ -18,8 +18,9 @@ public protocol BackupSite: AnyObject {
     func remove(_ name: String) throws
 
     /// Copies `name` from `url.path` into `localPath`, which must not exist yet; returns the
-    /// bytes copied. The caller verifies the content and gives the copy its final name.
-    func download(_ name: String, to localPath: String) throws -> Int64
+    /// bytes copied. The caller verifies the content and gives the copy its final name. A
+    /// file larger than `atMost` bytes is refused (with no more than that read).
+    func download(_ name: String, to localPath: String, atMost: Int64) throws -> Int64
 
     /// Removes what uploads that died (a killed worker, a dropped connection) left behind:
     /// regular files named as temporary uploads (`isTemporaryName`) not modified for `age`.

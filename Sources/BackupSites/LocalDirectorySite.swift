@@ -66,10 +66,13 @@ final class LocalDirectorySite: BackupSite {
         try syncDirectory()
     }
 
-    func download(_ name: String, to localPath: String) throws -> Int64 {
+    func download(_ name: String, to localPath: String, atMost: Int64) throws -> Int64 {
         try validateName(name, site: url)
         let source = try Descriptor(path(name), O_RDONLY)
         let size = try source.size()
+        guard size <= atMost else {
+            throw BackupSiteError(.sizeMismatch, "\(path(name)) holds \(size) bytes, more than the \(atMost) expected")
+        }
         do {
             try copy(source, toNew: localPath, expected: size)
         } catch {

@@ -45,10 +45,12 @@ final class SFTPSite: BackupSite {
         try withSession { session throws(SFTPError) in try Self.removeIfPresent(path, session) }
     }
 
-    func download(_ name: String, to localPath: String) throws -> Int64 {
+    func download(_ name: String, to localPath: String, atMost: Int64) throws -> Int64 {
         try validateName(name, site: url)
         let path = remotePath(name)
-        return try withSession { session throws(SFTPError) in try session.download(path, to: localPath) }
+        return try withSession { session throws(SFTPError) in
+            try session.download(path, to: localPath, atMost: atMost)
+        }
     }
 
     func removeAbandonedUploads(olderThan age: Duration) throws -> [String] {

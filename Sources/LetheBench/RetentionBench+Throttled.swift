@@ -130,7 +130,8 @@ extension RetentionBench {
         var lines = [
             "# lethe bench retention --throttled: \(processes) workers, batch \(variant), pressure \(options.pressure.rawValue)",
             "# limit=\(RetentionBenchThrottleOptions.limitSeconds)s check_interval=\(DurationText.format(options.interval)) "
-                + "floor_roots_per_second=\(options.floor) rows_per_root=\(String(format: "%.2f", rowsPerRoot))",
+                + "floor_roots_per_second=\(options.floor) processes=\(processes) "
+                + "rows_per_root=\(String(format: "%.2f", rowsPerRoot))",
             "seconds,rows_deleted,rows_per_second,pressure,over_limit",
         ]
         var previous: ThrottleSample?

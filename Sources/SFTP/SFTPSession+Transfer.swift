@@ -59,7 +59,11 @@ extension SFTPSession {
     }
 
     /// Downloads `remotePath` to `localPath` (created or truncated); returns the bytes copied.
-    public func download(_ remotePath: String, to localPath: String) throws(SFTPError) -> Int64 {
+    /// Stops with an error once more than `atMost` bytes came: a site serving an endless or
+    /// oversized file never fills the local disk.
+    public func download(
+        _ remotePath: String, to localPath: String, atMost: Int64 = .max
+    ) throws(SFTPError) -> Int64 {
         let remote = try RemoteFile(
             session: self, path: remotePath, flags: LIBSSH2_FXF_READ, what: "opening \(location(remotePath)) failed")
         let local = try LocalFile(path: localPath, flags: O_WRONLY | O_CREAT | O_TRUNC, endpoint: endpoint)
@@ -71,6 +75,11 @@ extension SFTPSession {
             if count == 0 { break }
             try local.write(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
             total += Int64(count)
+            if total > atMost {
+                throw SFTPError(
+                    .io, "\(location(remotePath)) holds more than the \(atMost) bytes expected",
+                    function: "libssh2_sftp_read")
+            }
         }
         try remote.close()
         try local.close()

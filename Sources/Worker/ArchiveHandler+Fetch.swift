@@ -90,7 +90,11 @@ extension ArchiveHandler {
                         try connections[site.record.id]
                         ?? BackupSites.open(site.url, credentials: site.credentials, timeout: timeout)
                     connections[site.record.id] = connection
-                    let size = try connection.download(file.name, to: temporary)
+                    // At most the recorded size: an endless or oversized copy never fills the spool.
+                    guard let expected = file.size else {
+                        throw ArchiveJobError("the backup log records no size for \(file.name): cannot verify a copy")
+                    }
+                    let size = try connection.download(file.name, to: temporary, atMost: expected)
                     try verify(temporary, size: size, as: file)
                     try rename(temporary, into: "\(directory)/\(file.name)")
                     fetched.append("\(file.name) from \(site.url)")

@@ -119,7 +119,7 @@ public final class HealthMonitor: Sendable {
             let floor = settings.floorRate
             logger.notice(
                 floor > 0
-                    ? "retention throttled: batches slow to throttle.floor_rate \(floor) rows/s until the database recovers"
+                    ? "retention throttled: batches slow to throttle.floor_rate \(floor) roots/s until the database recovers"
                     : "retention throttled: batches pause until the database recovers",
                 metadata: [
                     "reasons": "\(reasons.map(\.rawValue).joined(separator: ","))",

@@ -94,6 +94,11 @@ struct UploadTests {
             try session.makeDirectory(nested)  // exists: fine
             _ = try session.upload(from: local, to: "\(nested)/a.bin")
             #expect(try session.download("\(nested)/a.bin", to: copy) == Int64(data.count))
+            // A file larger than the caller expects is refused before more than that is read.
+            #expect(throws: SFTPError.self) {
+                try session.download("\(nested)/a.bin", to: copy, atMost: Int64(data.count) - 1)
+            }
+            #expect(try session.download("\(nested)/a.bin", to: copy, atMost: Int64(data.count)) == Int64(data.count))
             try session.remove("\(nested)/a.bin")
             #expect(try session.stat("\(nested)/a.bin") == nil)
             do throws(SFTPError) {
