@@ -181,6 +181,7 @@ package enum LetheServices {
         // Refused before anything connects.
         _ = try context.configuration.deletionTimeouts(path: context.configurationPath)
         _ = try context.configuration.throttleSettings(path: context.configurationPath)
+        _ = try context.configuration.archiveOptions()  // `run` syncs the registry before it builds handlers
         return try context.configuration.workerConfiguration(
             concurrency: options.concurrency, untilIdle: untilIdle, pollOnly: options.pollOnly)
     }

@@ -97,9 +97,7 @@ extension HostileCase {
         setting(
             "spool directory relative", "spool_directory: /", "spool_directory: spool-relative/",
             mentions: ["archive.spool_directory", "spool-relative"]
-        ).known(
-            "run syncs the registry (writing lethe.entity_types and lethe.blob_stores) before it checks "
-                + "archive.spool_directory"),
+        ),
         HostileCase(name: "configuration file missing", status: 2, mentions: ["/nonexistent/lethe.yml"]) { _ in
             .init(arguments: ["status", "--config", "/nonexistent/lethe.yml"], withConfig: false)
         },

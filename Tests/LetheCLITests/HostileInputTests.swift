@@ -10,7 +10,8 @@ import Testing
 @Suite(.serialized) struct HostileInputTests {
     @Test(arguments: HostileCase.all)
     func refused(_ hostile: HostileCase) async throws {
-        let world = try HostileWorld.shared.get()
+        // Built on first use: blocking work that must not hold a cooperative thread meanwhile.
+        let world = try await offThePool { try HostileWorld.shared.get() }
         let result = try await offThePool { try Self.run(hostile, in: world) }
         if let known = hostile.knownIssue {
             withKnownIssue(Comment(rawValue: known), isIntermittent: true) {
@@ -35,7 +36,8 @@ import Testing
     /// The digest sees a change: a no-op UPDATE (new row version, same values) and a
     /// `lethe account hold`, which writes one row.
     @Test func theDigestSeesEveryWrite() async throws {
-        let world = try HostileWorld.shared.get()
+        // Built on first use: blocking work that must not hold a cooperative thread meanwhile.
+        let world = try await offThePool { try HostileWorld.shared.get() }
         try await offThePool {
             let before = try world.digest()
             try world.connection.execute(
