@@ -248,3 +248,17 @@ final class ArchiveFixture: @unchecked Sendable {
 func fileSize(_ path: String) -> Int64? {
     (try? FileManager.default.attributesOfItem(atPath: path))?[.size].flatMap { ($0 as? NSNumber)?.int64Value }
 }
+
+/// The SHA-256 of a file, lower-case hex, by `sha256sum`; nil when it cannot be read.
+func sha256(of path: String) throws -> String? {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+    process.arguments = [path]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { return nil }
+    return String(decoding: data, as: UTF8.self).split(separator: " ").first.map(String.init)
+}

@@ -173,17 +173,3 @@ private func archivedIDs(in directory: String) throws -> [String: Set<Int64>] {
     }
     return out
 }
-
-/// The SHA-256 of a file, lower-case hex, by `sha256sum`.
-private func sha256(of path: String) throws -> String? {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-    process.arguments = [path]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { return nil }
-    return String(decoding: data, as: UTF8.self).split(separator: " ").first.map(String.init)
-}

@@ -78,7 +78,7 @@ import Testing
             #expect(files.map(\.status) == ["deleted"], "\(files)\n\(fixture.diagnostics())")
             for path in ["\(fixture.siteDirectory)/\(file.name)", "\(sftpRoot)/\(file.name)"] {
                 #expect(fileSize(path) == size, "\(path)")
-                #expect(try sha256(path) == file.sha256, "\(path)")
+                #expect(try sha256(of: path) == file.sha256, "\(path)")
             }
             let gone = try fixture.gone(account: 1)
             let roots = try fixture.manifestIDs(job: job, type: "conversations", index: 0)
@@ -127,7 +127,7 @@ import Testing
             #expect(finish.status == 0, "\(finish.output.suffix(3000))")
             #expect(finish.output.contains("refused the copy of \(file.name)"), "\(finish.output.suffix(3000))")
             #expect(try fixture.jobState(job) == "deleted", "\(fixture.diagnostics())")
-            #expect(try sha256("\(third)/\(file.name)") == file.sha256)
+            #expect(try sha256(of: "\(third)/\(file.name)") == file.sha256)
             #expect(try fixture.secretsStayedSecret())
         }
     }
@@ -165,25 +165,11 @@ import Testing
             ])
             fixture.keep(finish.output)
             #expect(finish.status == 0, "\(finish.output.suffix(3000))")
-            #expect(try sha256("\(second)/\(file.name)") == file.sha256, "\(finish.output.suffix(3000))")
-            #expect(try sha256("\(fixture.siteDirectory)/\(file.name)") == file.sha256)
+            #expect(try sha256(of: "\(second)/\(file.name)") == file.sha256, "\(finish.output.suffix(3000))")
+            #expect(try sha256(of: "\(fixture.siteDirectory)/\(file.name)") == file.sha256)
             #expect(finish.output.contains("fetched back"), "\(finish.output.suffix(3000))")
             #expect(try fixture.jobState(job) == "deleted", "\(fixture.diagnostics())")
             #expect(try fixture.secretsStayedSecret())
         }
     }
-}
-
-/// The SHA-256 of a file, lower-case hex, by `sha256sum`.
-private func sha256(_ path: String) throws -> String? {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-    process.arguments = [path]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { return nil }
-    return String(decoding: data, as: UTF8.self).split(separator: " ").first.map(String.init)
 }
