@@ -19,14 +19,19 @@ extension CompiledEntityType {
         if type.deletes {
             eligible = filter(account: "$2::text", cutoff: "$3::timestamptz")
             order = "r.\(clock), \(root.key.list("r"))"
+            // The row comparison alone is no index condition on (account, clock): the clock's
+            // own bound lets each chunk start at the cursor instead of the account's oldest root.
+            let clockAfter = "(($5::text)::jsonb #>> '{}')::\(clockKind.rawValue)"
             after =
-                "(r.\(clock), \(root.key.list("r"))) > ((($5::text)::jsonb #>> '{}')::\(clockKind.rawValue), \(keyed.joined(separator: ", ")))"
+                "r.\(clock) >= \(clockAfter) AND (r.\(clock), \(root.key.list("r"))) > (\(clockAfter), \(keyed.joined(separator: ", ")))"
         } else {
             eligible =
                 Self.accountMatch("r", column: root.account!, account: "$2::text")
                 + " AND \(root.key.notNull("r")) AND $3::timestamptz IS NOT DISTINCT FROM $3 AND $5::text IS NOT DISTINCT FROM $5"
             order = root.key.list("r")
-            after = "(\(root.key.list("r"))) > (\(keyed.joined(separator: ", ")))"
+            var first = ""
+            if case .column(let column) = root.key.parts[0] { first = "r.\(column.sql) >= \(keyed[0]) AND " }
+            after = "\(first)(\(root.key.list("r"))) > (\(keyed.joined(separator: ", ")))"
         }
         let notElsewhere =
             type.deletes
