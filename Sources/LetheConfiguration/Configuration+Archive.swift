@@ -22,7 +22,7 @@ extension Configuration {
     package func archiveOptions(
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> ArchiveOptions {
-        let options = ArchiveOptions(
+        var options = ArchiveOptions(
             masterKey: try masterKey(environment: environment),
             spoolDirectory: values["archive.spool_directory"] ?? "/var/tmp/lethe-spool",
             splitSize: byteSize("archive.split_size") ?? 2_000_000_000,
@@ -31,6 +31,7 @@ extension Configuration {
             siteTimeout: duration("archive.site_timeout") ?? .seconds(30),
             uploadAttempts: integer("archive.upload_attempts") ?? 3,
             keepLocal: boolean("archive.keep_local") ?? false)
+        options.planChunkRoots = integer("archive.plan_chunk_roots") ?? options.planChunkRoots
         guard options.siteTimeout > .zero else {
             throw UsageError("archive.site_timeout must be positive; expected \(Configuration.Kind.duration.accepted)")
         }

@@ -90,6 +90,7 @@ package struct Configuration: Equatable {
         "archive.split_size": .byteSize,
         "archive.compression_level": .integer(1...9),
         "archive.max_roots_per_type": .positiveInteger,
+        "archive.plan_chunk_roots": .positiveInteger,
         "archive.site_timeout": .duration,
         "archive.upload_attempts": .positiveInteger,
         "archive.keep_local": .boolean,

@@ -41,11 +41,18 @@ public struct ArchiveJobs: Sendable {
     public let maxRootsPerType: Int
     /// Lock and statement timeouts of each deletion batch.
     public let timeouts: DeletionTimeouts
+    /// Roots (with their trees) planned per transaction (`archive.plan_chunk_roots`).
+    public let planChunkRoots: Int
 
-    public init(registry: CompiledRegistry, maxRootsPerType: Int, timeouts: DeletionTimeouts = .standard) {
+    public init(
+        registry: CompiledRegistry, maxRootsPerType: Int, timeouts: DeletionTimeouts = .standard,
+        planChunkRoots: Int = 5_000
+    ) {
+        precondition(planChunkRoots > 0, "planChunkRoots must be positive")
         self.registry = registry
         self.maxRootsPerType = maxRootsPerType
         self.timeouts = timeouts
+        self.planChunkRoots = planChunkRoots
     }
 
     /// The account's jobs not yet deleted, oldest first.
@@ -86,77 +93,6 @@ public struct ArchiveJobs: Sendable {
 
     /// The entity types an archive holds, in a fixed order.
     public var types: [CompiledEntityType] { registry.entityTypes.values.sorted { $0.name < $1.name } }
-
-    /// Records the job's manifest in one transaction: per type, the oldest expired roots
-    /// (every current row of keep-only types) with their children and blobs, the cutoffs
-    /// and counts; the first file appears in the backup log as `archiving`. Idempotent: a
-    /// job already planned is left alone.
-    public func plan(_ job: ArchiveJob, on connection: Connection) throws {
-        try connection.withTransaction { connection in
-            let state = try connection.query(
-                "SELECT state FROM lethe.archive_jobs WHERE job_id = $1 FOR UPDATE", [job.id]
-            ).first?.decode(String.self, at: 0)
-            guard let state = state.flatMap(ArchiveJobState.init), state.after(.plan) != nil else { return }
-            var cutoffs: [String: [String: String]] = [:]
-            var counts: [String: [String: Int]] = [:]
-            for type in types {
-                guard
-                    let status = try connection.query(
-                        """
-                        SELECT s.policy_runnable, s.cutoff::text, s.effective_interval::text, s.account_state = 'active'
-                        FROM lethe.retention_status s JOIN lethe.entity_types t ON t.name = s.entity_type
-                        WHERE s.account_id = $1 AND s.entity_type = $2 AND t.active
-                        """, [job.accountID, type.name]
-                    ).first
-                else { continue }
-                let (runnable, cutoff, interval, active) = try status.decode((Bool, String?, String?, Bool).self)
-                if type.type.deletes {
-                    guard runnable, let cutoff else { continue }
-                    cutoffs[type.name] = ["cutoff": cutoff, "interval": interval ?? ""]
-                } else {
-                    guard active else { continue }
-                    cutoffs[type.name] = ["keep_only": "every current row"]
-                }
-                var perTable: [String: Int] = [:]
-                // Keep-only types take every current row (LIMIT NULL): they are archived whole
-                // every cycle, so a cap would leave their newest rows out of every archive.
-                perTable[type.tables[0].label] = try connection.execute(
-                    type.planRoots,
-                    [job.id, job.accountID, cutoffs[type.name]?["cutoff"], type.type.deletes ? maxRootsPerType : nil])
-                for index in type.tables.indices {
-                    if index > 0 {
-                        perTable[type.tables[index].label, default: 0] += try connection.execute(
-                            type.planChildren(index), [job.id, job.accountID])
-                    }
-                    for sql in type.planBlobs(index, stores: registry.blobStores) {
-                        try connection.execute(sql, [job.id, job.accountID])
-                    }
-                }
-                counts[type.name] = perTable
-            }
-            // Orphaned blobs: orphan GC leaves archiving accounts alone, so they go from here.
-            for store in registry.blobStores.values.sorted(by: { $0.store.name < $1.store.name }) {
-                try connection.execute(store.mark, [store.store.name, job.accountID])
-                let orphans = try connection.execute(
-                    store.planOrphans, [job.id, job.accountID, store.store.grace.milliseconds])
-                if orphans > 0 { counts[Self.orphanCounts(store)] = ["orphaned blobs": orphans] }
-            }
-            try connection.execute(
-                """
-                UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.plan.targetSQL), planned_at = now(), cutoffs = $2::jsonb, counts = $3::jsonb
-                WHERE job_id = $1
-                """, [job.id, try Self.json(cutoffs), try Self.json(counts)])
-            try connection.execute(
-                """
-                INSERT INTO lethe.archive_files (job_id, account_id, part, file_name) VALUES ($1, $2, 1, $3)
-                ON CONFLICT (job_id, generation, part) DO NOTHING
-                """,
-                [
-                    job.id, job.accountID,
-                    ArchiveLayout.fileName(account: job.accountID, job: job.id, stamp: job.stamp, part: 1),
-                ])
-        }
-    }
 
     /// The job's cutoffs and counts as recorded by `plan` (JSON text), for manifest.json.
     public func summary(job: UUID, on connection: Connection) throws -> (cutoffs: String, counts: String) {

@@ -13,6 +13,8 @@ public struct ArchiveOptions: Sendable {
     public var compressionLevel: Int
     /// Most expired roots of one entity type one archive job takes.
     public var maxRootsPerType: Int
+    /// Roots planned per transaction: bounds how long planning holds one snapshot.
+    public var planChunkRoots: Int = 5_000
     /// Bound on each network wait of a backup site.
     public var siteTimeout: Duration
     /// Tries per file and site on transient errors, the first included.

@@ -5,15 +5,34 @@ import Retention
 /// hashes), export the rows still as recorded, and before deleting find the roots whose rows
 /// changed. Manifest rows carry the table's position in `tables` (0: the root).
 extension CompiledEntityType {
-    /// $1 job, $2 account, $3 cutoff, $4 limit (NULL: none): records the oldest eligible roots
-    /// that no other open job of the account holds, with the hash of their content. Keep-only
-    /// types record every current row ($3 unused; the caller passes no limit).
-    var planRoots: String {
-        let eligible =
-            type.deletes
-            ? filter(account: "$2::text", cutoff: "$3::timestamptz")
-            : Self.accountMatch("r", column: root.account!, account: "$2::text")
-                + " AND \(root.key.notNull("r")) AND $3::timestamptz IS NOT DISTINCT FROM $3"
+    /// $1 job, $2 account, $3 cutoff, $4 limit, $5 and $6 the keyset cursor (the clock as
+    /// JSON text and the key of the last root planned; NULL: from the start): records the next
+    /// eligible roots in the order (clock, key) that no other open job of the account holds,
+    /// with the hash of their content. Keep-only types take every current row in key order
+    /// ($3 and $5 unused: their clock may be NULL). Returns the roots selected, the cursor after
+    /// the last of them, and the keys recorded (a root the job already holds is not counted).
+    var planRootsChunk: String {
+        let keyed = root.key.parts.indices.map { root.key.decode($0, of: "$6::text") }
+        let eligible: String
+        let order: String
+        let after: String
+        if type.deletes {
+            eligible = filter(account: "$2::text", cutoff: "$3::timestamptz")
+            order = "r.\(clock), \(root.key.list("r"))"
+            // The row comparison alone is no index condition on (account, clock): the clock's
+            // own bound lets each chunk start at the cursor instead of the account's oldest root.
+            let clockAfter = "(($5::text)::jsonb #>> '{}')::\(clockKind.rawValue)"
+            after =
+                "r.\(clock) >= \(clockAfter) AND (r.\(clock), \(root.key.list("r"))) > (\(clockAfter), \(keyed.joined(separator: ", ")))"
+        } else {
+            eligible =
+                Self.accountMatch("r", column: root.account!, account: "$2::text")
+                + " AND \(root.key.notNull("r")) AND $3::timestamptz IS NOT DISTINCT FROM $3 AND $5::text IS NOT DISTINCT FROM $5"
+            order = root.key.list("r")
+            var first = ""
+            if case .column(let column) = root.key.parts[0] { first = "r.\(column.sql) >= \(keyed[0]) AND " }
+            after = "\(first)(\(root.key.list("r"))) > (\(keyed.joined(separator: ", ")))"
+        }
         let notElsewhere =
             type.deletes
             ? """
@@ -22,13 +41,24 @@ extension CompiledEntityType {
                                AND j.account_id = $2 AND j.state <> 'deleted' AND j.job_id <> $1)
             """ : ""
         return """
-            INSERT INTO lethe.archive_manifest (job_id, entity_type, table_index, row_key, root_key, row_hash)
-            SELECT $1, '\(name)', 0, x.k, x.k, x.h FROM (
-                SELECT \(root.key.text("r")) AS k, md5(row_to_json(r)::text) AS h FROM \(root.sql) AS r
-                WHERE \(eligible)\(notElsewhere)
-                ORDER BY r.\(clock), \(root.key.list("r"))
+            WITH picked AS MATERIALIZED (
+                SELECT \(root.key.text("r")) AS k, md5(row_to_json(r)::text) AS h,
+                       \(type.deletes ? "to_json(r.\(clock))::text" : "NULL::text") AS c,
+                       row_number() OVER (ORDER BY \(order)) AS n
+                FROM \(root.sql) AS r
+                WHERE \(eligible)\(notElsewhere) AND ($6::text IS NULL OR \(after))
+                ORDER BY \(order)
                 LIMIT $4
-            ) x
+            ), recorded AS (
+                INSERT INTO lethe.archive_manifest (job_id, entity_type, table_index, row_key, root_key, row_hash)
+                SELECT $1, '\(name)', 0, p.k, p.k, p.h FROM picked p
+                ON CONFLICT DO NOTHING
+                RETURNING row_key
+            )
+            SELECT (SELECT count(*) FROM picked)::bigint,
+                   (SELECT p.c FROM picked p ORDER BY p.n DESC LIMIT 1),
+                   (SELECT p.k FROM picked p ORDER BY p.n DESC LIMIT 1),
+                   (SELECT coalesce(array_agg(row_key), '{}') FROM recorded)
             """
     }
 
@@ -47,7 +77,8 @@ extension CompiledEntityType {
         return conditions.joined(separator: " AND ")
     }
 
-    /// $1 job, $2 account: records table `index`'s rows under its parents' manifest rows, with their hashes.
+    /// $1 job, $2 account, $3 root keys: records table `index`'s rows under its parents'
+    /// manifest rows of those roots, with their hashes.
     func planChildren(_ index: Int) -> String {
         let table = tables[index]
         return """
@@ -56,12 +87,12 @@ extension CompiledEntityType {
             FROM lethe.archive_manifest m
             JOIN \(table.sql) AS c ON \(childOf(index, alias: "c", manifest: "m"))
             WHERE m.job_id = $1 AND m.entity_type = '\(name)' AND m.table_index = \(table.parentIndex!)
-              AND $2::text IS NOT NULL AND \(table.key.notNull("c"))
+              AND m.root_key = ANY($3::text[]) AND $2::text IS NOT NULL AND \(table.key.notNull("c"))
             ON CONFLICT DO NOTHING
             """
     }
 
-    /// $1 job, $2 account: records the blobs table `index`'s manifest rows reference (one
+    /// $1 job, $2 account, $3 root keys: records the blobs table `index`'s manifest rows of those roots reference (one
     /// statement per column), with the hash of the account's blob rows as they are now; a
     /// blob of another account is recorded without a hash, so it is never archived or deleted.
     func planBlobs(_ index: Int, stores: [String: CompiledBlobStore]) -> [String] {
@@ -74,7 +105,8 @@ extension CompiledEntityType {
                 FROM lethe.archive_manifest m
                 JOIN \(table.sql) AS t ON \(table.key.equals("t", text: "m.row_key"))
                 LEFT JOIN \(store.sql) AS b ON b.\(store.key) = t.\(blob.column) AND \(store.ofAccount("$2::text"))
-                WHERE m.job_id = $1 AND m.entity_type = '\(name)' AND m.table_index = \(index) AND t.\(blob.column) IS NOT NULL
+                WHERE m.job_id = $1 AND m.entity_type = '\(name)' AND m.table_index = \(index)
+                  AND m.root_key = ANY($3::text[]) AND t.\(blob.column) IS NOT NULL
                 ON CONFLICT DO NOTHING
                 """
         }

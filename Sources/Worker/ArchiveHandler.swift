@@ -23,7 +23,8 @@ public struct ArchiveHandler: TaskHandler {
     public init(registry: CompiledRegistry, settings: ArchiveOptions) {
         self.settings = settings
         jobs = ArchiveJobs(
-            registry: registry, maxRootsPerType: settings.maxRootsPerType, timeouts: settings.deletionTimeouts)
+            registry: registry, maxRootsPerType: settings.maxRootsPerType, timeouts: settings.deletionTimeouts,
+            planChunkRoots: settings.planChunkRoots)
         packer = ArchivePacker(jobs: jobs, settings: settings)
         administration = ArchiveAdministration(masterKey: settings.masterKey)
     }
@@ -42,7 +43,10 @@ public struct ArchiveHandler: TaskHandler {
                 let current = job
                 switch job.state {
                 case .planning:
-                    try await context.database.run { try jobs.plan(current, on: $0) }
+                    // One bounded transaction per step; a lost lease stops between chunks.
+                    while try await context.database.run({ try jobs.planStep(current, on: $0) }).continues {
+                        if context.leaseLost { throw CancellationError() }
+                    }
                     job.state = ArchiveJobEvent.plan.target
                 case .packing:
                     try await pack(job, context: context, logger: logger)

@@ -1,0 +1,138 @@
+import Foundation
+import Postgres
+import Store
+import TestSupport
+import Testing
+
+@testable import LetheConfiguration
+
+/// Planning in bounded transactions (`archive.plan_chunk_roots`): each chunk commits its
+/// manifest rows and the cursor after them, so planning resumes after the last chunk that
+/// committed, and rows that change between chunks are deleted only as archived.
+@Suite(.serialized) struct ArchivePlanChunkTests {
+    /// The fixture's registry compiled against its database, planning `chunk` roots a step.
+    private func jobs(_ fixture: ArchiveFixture, chunk: Int) throws -> ArchiveJobs {
+        let text = try String(contentsOfFile: fixture.configPath, encoding: .utf8)
+        let registry = try Configuration.parse(text, source: fixture.configPath).registry
+        return ArchiveJobs(
+            registry: try RegistryCatalog.compile(registry, on: fixture.connection), maxRootsPerType: 1_000_000,
+            planChunkRoots: chunk)
+    }
+
+    private func job(_ id: String, _ jobs: ArchiveJobs, _ fixture: ArchiveFixture) throws -> ArchiveJob {
+        try #require(
+            try jobs.openJobs(account: "1", on: fixture.connection).first { $0.id.uuidString.lowercased() == id })
+    }
+
+    private func manifest(_ id: String, _ fixture: ArchiveFixture) throws -> [String] {
+        try fixture.connection.query(
+            """
+            SELECT entity_type || '/' || table_index || '/' || row_key || '/' || coalesce(row_hash, '-')
+            FROM lethe.archive_manifest WHERE job_id = $1::uuid
+            UNION ALL SELECT 'blob/' || store || '/' || blob_key || '/' || coalesce(row_hash, '-')
+            FROM lethe.archive_manifest_blobs WHERE job_id = $1::uuid ORDER BY 1
+            """, [id]
+        ).map { try $0.decode(String.self, at: 0) }
+    }
+
+    /// Chunks of 3 roots, interrupted half-way and finished by another worker with chunks of
+    /// 7, record exactly the manifest (keys, hashes, counts) one chunk of everything records.
+    @Test func chunkedPlanningResumesAndRecordsWhatOneTransactionWould() async throws {
+        try await withMigratedDatabase { database in
+            let fixture = try ArchiveFixture(database: database)
+            try fixture.addFileSite()
+            try fixture.enableArchiving()
+            let chunked = try fixture.startJob()
+            let small = try jobs(fixture, chunk: 3)
+            let first = try job(chunked, small, fixture)
+            #expect(try small.planStep(first, on: fixture.connection) == .started)
+            for _ in 0..<6 {
+                #expect(try small.planStep(first, on: fixture.connection).continues)
+            }
+            #expect(try fixture.jobState(chunked) == "planning")
+            // The worker is gone; another, with another chunk size, goes on from the cursor.
+            try jobs(fixture, chunk: 7).plan(first, on: fixture.connection)
+            #expect(try fixture.jobState(chunked) == "packing")
+            #expect(try jobs(fixture, chunk: 7).planStep(first, on: fixture.connection) == .alreadyPlanned)
+            let recorded = try manifest(chunked, fixture)
+            let counts: String = try fixture.connection.scalar(
+                "SELECT counts::text FROM lethe.archive_jobs WHERE job_id = $1::uuid", [chunked])
+            #expect(try fixture.manifestIDs(job: chunked, type: "conversations", index: 0).count > 14)
+
+            // The same plan in one chunk, once the chunked job no longer holds its roots.
+            try fixture.connection.execute("DELETE FROM lethe.archive_jobs WHERE job_id = $1::uuid", [chunked])
+            let whole = try fixture.startJob()
+            let one = try jobs(fixture, chunk: 1_000_000)
+            try one.plan(try job(whole, one, fixture), on: fixture.connection)
+            #expect(try manifest(whole, fixture) == recorded)
+            let wholeCounts: String = try fixture.connection.scalar(
+                "SELECT counts::text FROM lethe.archive_jobs WHERE job_id = $1::uuid", [whole])
+            #expect(wholeCounts == counts)
+        }
+    }
+
+    /// Rows edited between two planning chunks: a root and a message of roots planned before
+    /// the edit are spared (their hashes no longer match), a root planned after its edit is
+    /// archived as edited and deleted. The rest of the plan is finished by `lethe run`, itself
+    /// in chunks, resuming from the cursor.
+    @Test func aRowChangedBetweenChunksIsDeletedOnlyAsArchived() async throws {
+        try await withMigratedDatabase { database in
+            let fixture = try ArchiveFixture(database: database, extra: "  plan_chunk_roots: 4")
+            try fixture.addFileSite()
+            try fixture.enableArchiving()
+            try fixture.snapshot()
+            let id = try fixture.startJob()
+            let jobs = try jobs(fixture, chunk: 3)
+            let job = try job(id, jobs, fixture)
+            var step = try jobs.planStep(job, on: fixture.connection)
+            while step != .chunk(type: "conversations", roots: 3) {
+                #expect(step.continues, "planning ended before a chunk of conversations")
+                guard step.continues else { return }
+                step = try jobs.planStep(job, on: fixture.connection)
+            }
+            let planned = try fixture.manifestIDs(job: id, type: "conversations", index: 0).sorted()
+            #expect(planned.count == 3)
+            let (edited, withEditedMessage) = (planned[0], planned[1])
+            try fixture.connection.execute(
+                "UPDATE app.conversations SET channel = channel || '-edited' WHERE id = $1", [edited])
+            let message: Int64 = try fixture.connection.scalar(
+                "SELECT min(id) FROM app.messages WHERE conversation_id = $1", [withEditedMessage])
+            try fixture.connection.execute(
+                "UPDATE app.messages SET body = body || ' (edited)' WHERE id = $1", [message])
+            // An expired conversation no chunk has reached yet, edited before its chunk.
+            let later: Int64 = try fixture.connection.scalar(
+                """
+                SELECT c.id FROM app.conversations c WHERE c.account_id = 1 AND c.ended_at < now() - interval '2 days'
+                  AND c.id <> ALL($1::bigint[]) ORDER BY c.ended_at DESC, c.id DESC LIMIT 1
+                """, [planned])
+            try fixture.connection.execute(
+                "UPDATE app.conversations SET channel = channel || '-edited' WHERE id = $1", [later])
+            let laterHash: String = try fixture.connection.scalar(
+                "SELECT md5(row_to_json(c)::text) FROM app.conversations c WHERE id = $1", [later])
+
+            try fixture.preApprove(id)
+            try fixture.runUntilIdle()
+            #expect(try fixture.jobState(id) == "deleted", "\(fixture.diagnostics())")
+            let unfinished: Int = try fixture.connection.scalar(
+                """
+                SELECT count(*)::int FROM lethe.archive_jobs j, jsonb_each(j.plan_progress) p
+                WHERE j.job_id = $1::uuid AND NOT (p.value ->> 'done')::boolean
+                """, [id])
+            #expect(unfinished == 0)
+            let gone = try fixture.gone(account: 1)
+            let goneConversations = Set(gone["app.conversations"] ?? [])
+            #expect(goneConversations.count > 10, "\(gone)")
+            #expect(!goneConversations.contains(edited), "a root edited after its chunk was deleted")
+            #expect(!goneConversations.contains(withEditedMessage), "a root whose message was edited was deleted")
+            #expect(!(gone["app.messages"] ?? []).contains(message))
+            #expect(goneConversations.contains(later), "a root edited before its chunk was not archived as it is")
+            let recordedHash: String? = try fixture.connection.scalar(
+                """
+                SELECT row_hash FROM lethe.archive_manifest
+                WHERE job_id = $1::uuid AND entity_type = 'conversations' AND table_index = 0 AND row_key = $2
+                """, [id, "\(later)"])
+            #expect(recordedHash == laterHash)
+            #expect(try fixture.gone(account: 2).isEmpty)
+        }
+    }
+}
