@@ -132,8 +132,8 @@ struct ArchiveBench: AsyncParsableCommand {
                     "SELECT current_setting('server_version'), current_setting('fsync'), current_setting('shared_buffers')"
                 )[0].decode((String, String, String).self)
             }
-            Console.line("PostgreSQL \(settings.0), fsync=\(settings.1), shared_buffers=\(settings.2)\n")
-            var tables: [String] = []
+            BenchReport.line("PostgreSQL \(settings.0), fsync=\(settings.1), shared_buffers=\(settings.2)\n")
+            var tables: [TextTable] = []
             let run = ArchiveBenchRun(
                 database: database, work: work, compressionLevel: compressionLevel, runs: runs,
                 executable: try QueueBench.executablePath())
@@ -150,7 +150,7 @@ struct ArchiveBench: AsyncParsableCommand {
                     tables.append(try await run.memory(sizes: memorySizes))
                 }
             }
-            Console.line("\n" + tables.joined(separator: "\n\n"))
+            tables.forEach(BenchReport.table)
         } catch {
             if !keepDatabase { await database.drop(context: context) }
             throw error

@@ -28,7 +28,7 @@ struct ArchiveBenchRun: Sendable {
     // MARK: - Archive
 
     /// Tenant 1's records: Lethe's packing (rows to finished ZIP) beside bsdtar on the same entries.
-    func archive(records: Int64) async throws -> String {
+    func archive(records: Int64) async throws -> TextTable {
         Console.line("archive: seeding tenant 1 with about \(Self.megabytes(records)) MB of JSON records …")
         let seeded = ContinuousClock.now
         let rows = try await database.seedRecords(account: 1, bytes: records)
@@ -123,7 +123,7 @@ struct ArchiveBenchRun: Sendable {
         table.add(
             "median: lethe end to end ÷ bsdtar", "", "", "", "", String(format: "%.2f×", bsdtarMedian / letheMedian), ""
         )
-        return table.rendered
+        return table
     }
 
     /// The packer's COPY statements in one REPEATABLE READ transaction, their output counted
@@ -177,7 +177,7 @@ struct ArchiveBenchRun: Sendable {
     // MARK: - Upload
 
     /// One file to the SFTP server: Lethe's site upload beside OpenSSH's sftp.
-    func upload(size: Int64, url: BackupSiteURL, credentials: SiteCredentials) async throws -> String {
+    func upload(size: Int64, url: BackupSiteURL, credentials: SiteCredentials) async throws -> TextTable {
         let file = work + "/upload.bin"
         Console.line("upload: writing \(Self.megabytes(size)) MB of random bytes to \(file) …")
         try await DedicatedThread.run(name: "lethe-bench-random") { try Self.writeRandom(size, to: file) }
@@ -232,7 +232,7 @@ struct ArchiveBenchRun: Sendable {
         table.add("median: lethe ÷ sftp", "", "", "", "", String(format: "%.2f×", Self.median(ratios)))
         try? FileManager.default.removeItem(atPath: file)
         try? FileManager.default.removeItem(atPath: batch)
-        return table.rendered
+        return table
     }
 
     /// `size` random bytes into `path`, 1 MiB at a time.
@@ -255,7 +255,7 @@ struct ArchiveBenchRun: Sendable {
     // MARK: - Memory
 
     /// For each size: a worker process archives that much incompressible data; its peak RSS.
-    func memory(sizes: [Int64]) async throws -> String {
+    func memory(sizes: [Int64]) async throws -> TextTable {
         var table = TextTable("MEMORY", "ARCHIVE MB", "RECORDINGS", "SECONDS", "MB/S", "PEAK RSS MB")
         for (index, size) in sizes.enumerated() {
             let account = 101 + index
@@ -309,7 +309,7 @@ struct ArchiveBenchRun: Sendable {
             try? FileManager.default.removeItem(atPath: work + "/site-\(account)")
             try? FileManager.default.removeItem(atPath: work + "/spool/" + job.id.uuidString.lowercased())
         }
-        return table.rendered
+        return table
     }
 
     /// Runs `executable arguments…` to completion while sampling its VmHWM (peak resident

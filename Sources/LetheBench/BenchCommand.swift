@@ -81,7 +81,7 @@ struct QueueBench: AsyncParsableCommand {
             print(
                 "lethe bench queue: \(tasks) no-op tasks per measurement, claim batch \(claimBatch), "
                     + "\(concurrency) slots and \(claimLoops) claim loops per Lethe worker")
-            print(
+            BenchReport.line(
                 "PostgreSQL \(settings.0), fsync=\(settings.1), synchronous_commit=\(settings.2); database \(scratch)\n"
             )
             var results: [QueueBenchRun.Result] = []
@@ -94,7 +94,7 @@ struct QueueBench: AsyncParsableCommand {
                     }
                 }
             }
-            print("\n" + QueueBenchRun.table(results))
+            BenchReport.table(QueueBenchRun.table(results))
             await bench.database.shutdown()
         } catch {
             if !keepDatabase { try? await dropDatabase(context, scratch) }

@@ -122,7 +122,7 @@ struct QueueBenchRun {
     }
 
     /// Lethe beside the baseline, per process count (the mean of runs).
-    static func table(_ results: [Result]) -> String {
+    static func table(_ results: [Result]) -> TextTable {
         var table = TextTable(
             "PROCESSES", "ENQUEUE/S", "LETHE CLAIM+COMPLETE/S", "PLAIN SQL/S", "RATIO", "WAL B/TASK LETHE", "PLAIN SQL")
         let counts = results.map(\.processes).reduce(into: [Int]()) { if !$0.contains($1) { $0.append($1) } }
@@ -139,6 +139,6 @@ struct QueueBenchRun {
                 Result.rate(baselineRate), String(format: "%.2f×", letheRate / max(baselineRate, 1)),
                 "\(Int(mean(lethe, \.walBytesPerTask)))", "\(Int(mean(baseline, \.walBytesPerTask)))")
         }
-        return table.rendered
+        return table
     }
 }

@@ -23,7 +23,7 @@ extension RetentionBench {
         let options = throttled
         let processes = processCounts.max() ?? 2
         let variant = variants.first(where: \.adaptive) ?? RetentionBenchVariant(roots: batchSize, adaptive: true)
-        Console.line(
+        BenchReport.line(
             "  throttled run: \(processes) worker process\(processes == 1 ? "" : "es"), batch \(variant), "
                 + "check interval \(DurationText.format(options.interval)), floor \(options.floor) roots/s"
                 + "\(options.floor == 0 ? " (pause)" : ""); from +\(options.pressureAt) s for \(options.pressureFor) s: "
@@ -172,16 +172,16 @@ extension RetentionBench {
                 FROM t
                 """, [applied, released, lag])[0].decode((Int, Double?, Double?).self)
         }
-        Console.line(
+        BenchReport.line(
             "    before: \(rate(0, start)); over the limit: \(rate(start + lag + 0.5, end)); after: \(rate(end, .infinity))"
         )
-        Console.line(
+        BenchReport.line(
             "    the signal crossed its limit at +\(String(format: "%.1f", start + lag)) s: \(after) batches started after it; "
                 + "the last batch before the pause ended \(last.map { String(format: "%.2f s", $0) } ?? "-") after it")
-        Console.line(
+        BenchReport.line(
             "    pressure released at +\(String(format: "%.1f", end)) s: the first batch started "
                 + "\(firstAfter.map { String(format: "%.2f s", $0) } ?? "never") later (check interval "
                 + "\(DurationText.format(options.interval)))")
-        Console.line("    samples: \(options.csv) (plot: scripts/plot-throttled-run \(options.csv) PNG)")
+        BenchReport.line("    samples: \(options.csv) (plot: scripts/plot-throttled-run \(options.csv) PNG)")
     }
 }

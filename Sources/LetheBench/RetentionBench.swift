@@ -187,7 +187,7 @@ struct RetentionBench: AsyncParsableCommand {
                 }
             }
         }
-        Console.line("\n" + Self.table(results, baseline: single))
+        BenchReport.table(Self.table(results, baseline: single))
     }
 
     /// The bench's registry: the example's conversations with their children and blobs
@@ -246,7 +246,7 @@ struct RetentionBench: AsyncParsableCommand {
                     """
                 )[0].decode((String, String, String, Int, Int).self)
             }
-            Console.line(
+            BenchReport.line(
                 "  built \(template) in \(DemoCommand.seconds(ContinuousClock.now - started)): \(settings.3) conversations, "
                     + "\(settings.4) messages; PostgreSQL \(settings.0), fsync=\(settings.1), synchronous_commit=\(settings.2)"
             )
@@ -328,7 +328,7 @@ struct RetentionBench: AsyncParsableCommand {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
-    static func table(_ results: [Measurement], baseline: Measurement) -> String {
+    static func table(_ results: [Measurement], baseline: Measurement) -> TextTable {
         var table = TextTable(
             "METHOD", "BATCH", "ROWS", "SECONDS", "ROWS/S", "VS SINGLE", "ROOTS/BATCH", "BATCH P50", "P99", "MAX",
             "WAL B/ROW")
@@ -344,6 +344,6 @@ struct RetentionBench: AsyncParsableCommand {
                     ?? String(format: "%.0f ms", result.seconds * 1000),
                 "\(Int(result.walBytes / Double(max(result.rows, 1))))")
         }
-        return table.rendered
+        return table
     }
 }

@@ -23,6 +23,16 @@ package struct TextTable {
         }
         return ([line(headers)] + rows.map(line)).joined(separator: "\n")
     }
+
+    /// The same table in Markdown (BENCHMARKS.md); `|` in a cell is escaped.
+    package var markdown: String {
+        func line(_ cells: [String]) -> String {
+            let padded = cells + Array(repeating: "", count: max(headers.count - cells.count, 0))
+            return "| " + padded.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |"
+        }
+        let rule = "|" + String(repeating: "---|", count: headers.count)
+        return ([line(headers), rule] + rows.map(line)).joined(separator: "\n")
+    }
 }
 
 /// Short human forms of times and ages.
