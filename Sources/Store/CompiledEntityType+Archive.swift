@@ -101,7 +101,7 @@ extension CompiledEntityType {
             guard let store = stores[blob.store] else { return nil }
             return """
                 INSERT INTO lethe.archive_manifest_blobs (job_id, store, blob_key, row_hash)
-                SELECT DISTINCT $1, '\(blob.store)', t.\(blob.column)::text, md5(row_to_json(b)::text)
+                SELECT DISTINCT $1, '\(blob.store)', t.\(blob.column)::text, \(store.rowHash)
                 FROM lethe.archive_manifest m
                 JOIN \(table.sql) AS t ON \(table.key.equals("t", text: "m.row_key"))
                 LEFT JOIN \(store.sql) AS b ON b.\(store.key) = t.\(blob.column) AND \(store.ofAccount("$2::text"))
@@ -211,7 +211,7 @@ extension CompiledEntityType {
                     SELECT 1 FROM lethe.archive_manifest_blobs mb JOIN \(store.sql) AS b ON b.\(store.key) = mb.blob_key::\(store.keyType)
                     WHERE mb.job_id = $2 AND mb.store = '\(blob.store)' AND mb.blob_key = \(alias).\(blob.column)::text
                       AND \(store.ofAccount("(SELECT j.account_id FROM lethe.archive_jobs j WHERE j.job_id = $2)"))
-                      AND mb.row_hash = md5(row_to_json(b)::text)))
+                      AND mb.row_hash = \(store.rowHash)))
                 """)
         }
         return """
@@ -233,7 +233,7 @@ extension CompiledBlobStore {
         WHERE mb.job_id = $1 AND mb.store = '\(store.name)' AND mb.row_hash IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM \(sql) AS b
                           WHERE b.\(key) = mb.blob_key::\(keyType) AND b.\(account) = $2::text::\(accountType)
-                            AND md5(row_to_json(b)::text) = mb.row_hash)
+                            AND \(rowHash) = mb.row_hash)
         """
     }
 
@@ -269,7 +269,7 @@ extension CompiledBlobStore {
     var planOrphans: String {
         """
         INSERT INTO lethe.archive_manifest_blobs (job_id, store, blob_key, row_hash)
-        SELECT $1, '\(store.name)', o.blob_key, md5(row_to_json(b)::text) FROM lethe.orphan_blobs o
+        SELECT $1, '\(store.name)', o.blob_key, \(rowHash) FROM lethe.orphan_blobs o
         JOIN \(sql) AS b ON b.\(key) = o.blob_key::\(keyType) AND \(ofAccount("$2::text"))
         WHERE o.store = '\(store.name)' AND o.account_id = $2
           AND o.first_seen_at <= now() - $3 * interval '1 millisecond'
@@ -294,7 +294,7 @@ extension CompiledBlobStore {
         \(deleteUnreferenced)
           AND EXISTS (SELECT 1 FROM lethe.archive_manifest_blobs mb
                       WHERE mb.job_id = $3 AND mb.store = '\(store.name)' AND mb.blob_key = b.\(key)::text
-                        AND mb.row_hash = md5(row_to_json(b)::text))
+                        AND mb.row_hash = \(rowHash))
         """
     }
 }

@@ -227,4 +227,89 @@ import Testing
             #expect(Set(gone["app.conversations"] ?? []) == conversations.subtracting([conversation, recorded]))
         }
     }
+
+    /// A blob hashes as its row without the content plus the content's own md5: a change to
+    /// its bytes alone between plan and pack keeps it out of the archive and in the database,
+    /// and the conversation holding it stays. A conversation of account 1 that points at a
+    /// blob of account 2 gets no hash for it (the outer join found no blob of account 1): that
+    /// blob is never archived or deleted with account 1's data.
+    @Test func aBlobWhoseBytesAloneChangedOrThatIsAnotherAccountsIsNeitherArchivedNorDeleted() async throws {
+        try await withMigratedDatabase { database in
+            let fixture = try ArchiveFixture(database: database)
+            try fixture.addFileSite()
+            try fixture.enableArchiving()
+            let (edited, holder): (Int64, Int64) = try fixture.connection.query(
+                """
+                SELECT recording_blob_id, id FROM app.conversations WHERE account_id = 1 AND recording_blob_id IS NOT NULL
+                ORDER BY ended_at, id LIMIT 1
+                """)[0].decode((Int64, Int64).self)
+            let (foreign, borrower): (Int64, Int64) = try fixture.connection.query(
+                """
+                SELECT (SELECT id FROM app.blobs WHERE account_id = 2 AND content IS NOT NULL ORDER BY id LIMIT 1), c.id
+                FROM app.conversations c WHERE c.account_id = 1 AND c.recording_blob_id IS NOT NULL
+                ORDER BY c.ended_at, c.id OFFSET 1 LIMIT 1
+                """)[0].decode((Int64, Int64).self)
+            let foreignBefore: String = try fixture.connection.scalar(
+                "SELECT md5(content) FROM app.blobs WHERE id = $1", [foreign])
+            try fixture.connection.execute(
+                "UPDATE app.conversations SET recording_blob_id = $1 WHERE id = $2", [foreign, borrower])
+            // Once the plan has recorded the blob, one byte of its content changes; nothing else does.
+            try fixture.connection.executeScript(
+                """
+                CREATE FUNCTION public.edit_bytes_after_plan() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF EXISTS (SELECT 1 FROM lethe.archive_manifest_blobs WHERE blob_key = '\(edited)') THEN
+                        UPDATE app.blobs SET content = set_byte(content, 0, (get_byte(content, 0) + 1) % 256)
+                        WHERE id = \(edited) AND content IS NOT NULL;
+                    END IF;
+                    RETURN NULL;
+                END $$;
+                CREATE TRIGGER edit_bytes_after_plan AFTER INSERT ON lethe.archive_manifest_blobs
+                    FOR EACH STATEMENT EXECUTE FUNCTION public.edit_bytes_after_plan();
+                -- What planning recorded for account 2's blob (packing would clear it again).
+                CREATE TABLE public.planned_foreign (row_hash text);
+                CREATE FUNCTION public.record_foreign() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.blob_key = '\(foreign)' THEN INSERT INTO public.planned_foreign VALUES (NEW.row_hash); END IF;
+                    RETURN NULL;
+                END $$;
+                CREATE TRIGGER record_foreign AFTER INSERT ON lethe.archive_manifest_blobs
+                    FOR EACH ROW EXECUTE FUNCTION public.record_foreign();
+                """)
+            try fixture.snapshot()
+            let job = try fixture.startJob()
+            try fixture.runUntilIdle()
+            #expect(try fixture.jobState(job) == "uploaded", "\(fixture.diagnostics())")
+            let planned = try fixture.connection.query("SELECT row_hash FROM public.planned_foreign").map {
+                try $0.decode(String?.self, at: 0)
+            }
+            #expect(planned == [nil], "planning recorded account 2's blob as \(planned)")
+            for blob in [edited, foreign] {
+                let hash: String?? = try fixture.connection.query(
+                    "SELECT row_hash FROM lethe.archive_manifest_blobs WHERE job_id = $1::uuid AND blob_key = $2",
+                    [job, "\(blob)"]
+                ).first.map { try $0.decode(String?.self, at: 0) }
+                #expect(hash == .some(nil), "blob \(blob) is in the manifest with a hash: \(String(describing: hash))")
+            }
+            let target = fixture.directory.appendingPathComponent("extracted").path
+            let files = try fixture.files(job: job).map { "\(fixture.siteDirectory)/\($0.name)" }
+            try fixture.expectSuccess(["archive", "extract", "--to", target] + files)
+            for blob in [edited, foreign] {
+                #expect(!FileManager.default.fileExists(atPath: "\(target)/blobs/blobs/\(blob)"), "blob \(blob) archived")
+            }
+
+            try fixture.connection.execute("DROP TRIGGER edit_bytes_after_plan ON lethe.archive_manifest_blobs")
+            let file = try #require(try fixture.files(job: job).first)
+            try fixture.expectSuccess(["archive", "approve", "\(file.id)"])
+            try fixture.runUntilIdle()
+            #expect(try fixture.jobState(job) == "deleted", "\(fixture.diagnostics())")
+            #expect(try fixture.connection.scalar("SELECT count(*) FROM app.blobs WHERE id = $1", [edited]) == 1)
+            let foreignAfter: String? = try fixture.connection.scalar(
+                "SELECT md5(content) FROM app.blobs WHERE id = $1", [foreign])
+            #expect(foreignAfter == foreignBefore, "account 2's blob was deleted or changed")
+            let gone = Set(try fixture.gone(account: 1)["app.conversations"] ?? [])
+            #expect(!gone.contains(holder), "the conversation holding the edited blob was deleted")
+            #expect(!gone.isEmpty, "nothing of account 1 was deleted: the test proves nothing")
+        }
+    }
 }
