@@ -266,7 +266,8 @@ public struct CompiledBlobStore: Sendable {
     /// NULL row is a row of NULLs, not NULL, hence the test on the key.)
     var rowHash: String {
         guard let content else { return "md5(row_to_json(b)::text)" }
-        return "CASE WHEN b.\(key) IS NULL THEN NULL ELSE md5(\(rowJSON) || ':' || coalesce(md5(b.\(content)), 'null')) END"
+        let hash = "md5(\(rowJSON) || ':' || coalesce(md5(b.\(content)), 'null'))"
+        return "CASE WHEN b.\(key) IS NULL THEN NULL ELSE \(hash) END"
     }
 
     /// True where blob `alias` is the account's (`expression`, a text expression; canonical ids only).
