@@ -11,6 +11,8 @@ final class DemoCluster {
     let directory: URL
     let binaries: URL
     private var server: Process?
+    /// More server settings (`-c name=value` pairs), e.g. for `lethe bench chaos`.
+    var settings: [String] = []
 
     init(directory: URL, binaries: URL) {
         self.directory = directory
@@ -45,11 +47,12 @@ final class DemoCluster {
                 + "install them with: apt-get install postgresql")
     }
 
-    static func start() throws -> DemoCluster {
+    static func start(settings: [String] = []) throws -> DemoCluster {
         let binaries = try findBinaries()
         let directory = URL(fileURLWithPath: NSTemporaryDirectory())
             .appendingPathComponent("lethe-demo-\(UUID().uuidString.prefix(8).lowercased())")
         let cluster = DemoCluster(directory: directory, binaries: binaries)
+        cluster.settings = settings
         let manager = FileManager.default
         try manager.createDirectory(at: cluster.socketDirectory, withIntermediateDirectories: true)
         try manager.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory.path)
@@ -64,10 +67,11 @@ final class DemoCluster {
 
     private func startServer() throws {
         let postgres = binaries.appendingPathComponent("postgres").path
-        let arguments = [
-            "-D", data.path, "-c", "listen_addresses=", "-c", "unix_socket_directories=\(socketDirectory.path)",
-            "-c", "fsync=off",
-        ]
+        let arguments =
+            [
+                "-D", data.path, "-c", "listen_addresses=", "-c", "unix_socket_directories=\(socketDirectory.path)",
+                "-c", "fsync=off",
+            ] + settings
         let process = Process()
         if Self.isRoot {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
@@ -97,6 +101,16 @@ final class DemoCluster {
         }
         let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         throw DemoFailure("PostgreSQL did not start: \(output)")
+    }
+
+    /// Stops the server with a fast shutdown (SIGINT: sessions are cut, open transactions
+    /// roll back) and starts it again on the same directory.
+    func restart() throws {
+        if let server, server.isRunning {
+            server.interrupt()
+            server.waitUntilExit()
+        }
+        try startServer()
     }
 
     /// Stops the server (fast shutdown) and removes the directory (unless `keep`).

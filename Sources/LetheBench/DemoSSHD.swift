@@ -81,6 +81,11 @@ final class DemoSSHD {
         try? FileManager.default.removeItem(atPath: pidFile)
     }
 
+    /// Starts the listener again on the same port, keys and config after `stop()`.
+    func restart() throws {
+        guard try launch() else { throw DemoFailure("sshd did not start again on port \(port)") }
+    }
+
     /// The listener's pid from the pid file, if that process is alive.
     private func listenerPID() -> pid_t? {
         guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
