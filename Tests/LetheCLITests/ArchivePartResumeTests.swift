@@ -86,6 +86,8 @@ import Testing
             }
             let stateAtPlanKill = try fixture.jobState(job)
             kill9(planner, "plan")
+            // Planning may have finished just before the kill: then the kill hit a part.
+            let planKillHitAPart = stateAtPlanKill == "packing"
 
             // 2. Killed inside a part, after part 1 and after part 3 committed.
             var packKills = 0
@@ -117,7 +119,8 @@ import Testing
             // would have begun every part committed before the kill again.
             let begun: Int = try fixture.connection.scalar(
                 "SELECT parts_begun::int FROM lethe.archive_pack_progress WHERE job_id = $1::uuid", [job])
-            #expect(begun - files.count <= packKills, "\(begun) part transactions for \(files.count) parts")
+            let allowed = packKills + (planKillHitAPart ? 1 : 0)
+            #expect(begun - files.count <= allowed, "\(begun) part transactions for \(files.count) parts")
             #expect(begun - files.count >= 0)
 
             // Everything deleted is in the archive: restored from the site's parts, account 1 is
