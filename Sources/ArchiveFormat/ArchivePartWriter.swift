@@ -43,7 +43,12 @@ public struct ArchivePartWriter: ~Copyable {
     private var entry: (name: String, hasher: SHA256, size: Int64, records: Int)?
     private(set) var files: [PackedFile] = []
 
-    public init(directory: String, job: Job, passphrase: String, compressionLevel: Int, splitSize: Int64) {
+    /// `firstPart`: the number of the first part this writer writes (a job packed one part per
+    /// transaction writes one part with each writer and sets `splitSize` out of reach).
+    public init(
+        directory: String, job: Job, passphrase: String, compressionLevel: Int, splitSize: Int64, firstPart: Int = 1
+    ) {
+        part = firstPart - 1
         self.directory = directory
         self.job = job
         self.passphrase = passphrase
@@ -85,13 +90,16 @@ public struct ArchivePartWriter: ~Copyable {
         entry = nil
     }
 
-    /// Closes the last part; returns every part written.
-    public mutating func finish() throws -> [PackedFile] {
+    /// Closes the last part (`final`: its manifest says no part follows); returns every part written.
+    public mutating func finish(final: Bool = true) throws -> [PackedFile] {
         try end()
         try openIfNeeded()  // an empty job still gets one archive with its manifest
-        try closePart(final: true)
+        try closePart(final: final)
         return files
     }
+
+    /// Bytes of the open part written to its file so far (grows in blocks).
+    public var partBytes: Int64 { writer?.bytesWritten ?? 0 }
 
     private mutating func openIfNeeded() throws {
         guard writer == nil else { return }

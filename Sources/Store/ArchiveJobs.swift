@@ -179,6 +179,7 @@ public struct ArchiveJobs: Sendable {
             UPDATE lethe.archive_files SET status = \(ArchiveFileEvent.repack.targetSQL), updated_at = now()
             WHERE job_id = $1 AND \(ArchiveFileEvent.repack.leaves("status"))
             """, [job.id])
+        try resetPackCursor(job, on: connection)  // the spool lost the parts: all of them again
     }
 
     /// The (file, site) pairs of the job's current files that already hold a verified copy.

@@ -102,20 +102,34 @@ public struct ArchiveHandler: TaskHandler {
 
     // MARK: - Pack
 
+    /// Packs the job one part per REPEATABLE READ transaction, each from the cursor the last
+    /// committed part left: a crash or a lost lease repeats at most the part in flight.
     private func pack(_ job: ArchiveJob, context: TaskContext, logger: Logger) async throws {
         let (administration, packer, jobs) = (self.administration, self.packer, self.jobs)
-        let files = try await context.database.run { connection in
-            let key = try administration.archiveKey(account: job.accountID, on: connection)
-            return try connection.withTransaction(.repeatableRead) { connection in
-                let files = try packer.pack(job, passphrase: key, on: connection)
-                try jobs.recordPacked(job, files: files, on: connection)
-                return files
+        var (parts, bytes, records) = (0, Int64(0), Int64(0))
+        while true {
+            if context.leaseLost { throw CancellationError() }
+            let part = try await context.database.run { connection in
+                let key = try administration.archiveKey(account: job.accountID, on: connection)
+                try jobs.beginPart(job, on: connection)
+                return try connection.withTransaction(.repeatableRead) { connection in
+                    let cursor = try jobs.lockForPacking(job, on: connection)
+                    let part = try packer.packPart(job, passphrase: key, cursor: cursor, on: connection)
+                    try jobs.recordPart(job, file: part.file, next: part.next, on: connection)
+                    return part
+                }
             }
+            if part.restarted {
+                logger.warning(
+                    "archive parts packed earlier are missing from the spool directory of this worker: packing from part 1 again"
+                )
+            }
+            (parts, bytes, records) = (parts + 1, bytes + part.file.size, records + part.file.records)
+            context.recordArchived(bytes: part.file.size)
+            logger.debug("archive part \(part.file.part) packed: \(part.file.name), \(part.file.size) bytes")
+            if part.next == nil { break }
         }
-        let bytes = files.reduce(Int64(0)) { $0 + $1.size }
-        let records = files.reduce(Int64(0)) { $0 + $1.records }
-        context.recordArchived(bytes: bytes)
-        logger.info("archive packed: \(files.count) file(s), \(records) records, \(bytes) bytes")
+        logger.info("archive packed: \(parts) part(s) by this task, \(records) records, \(bytes) bytes")
     }
 
     // MARK: - Upload

@@ -64,6 +64,7 @@ package struct ArchivePacker: Sendable {
                     case .begin(let name): try writer.begin(name)
                     case .data(let bytes, let records): try writer.write(bytes, records: records)
                     case .end: try writer.end()
+                    case .sync: break  // only packPart asks
                     case .finish: break loop
                     }
                 }

@@ -11,6 +11,8 @@ final class ArchivePipe: Sendable {
         /// Bytes of the current entry, ending on a record boundary, and the records they hold.
         case data([UInt8], records: Int)
         case end
+        /// Asks the consumer to publish what it wrote so far and signal (`ArchivePacker.packPart`).
+        case sync
         case finish
     }
 

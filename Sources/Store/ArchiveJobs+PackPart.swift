@@ -1,0 +1,266 @@
+import ArchiveFormat
+import Foundation
+import Postgres
+import Retention
+
+/// Where the next part of a job starts (`archive_pack_progress.cursor`): the export order is
+/// blob contents by (store, key), blob rows by (store, key), then each type's tables by
+/// (type, table, row key); a *section* is one store's contents, one store's rows or one table.
+public struct PackCursor: Codable, Sendable, Equatable {
+    /// The generation these parts belong to: a cursor of another generation counts as none.
+    public var generation: Int
+    /// The last part committed.
+    public var part: Int
+    /// The section the next part starts in (`PackSection.id`).
+    public var section: String
+    /// The last key of that section done (nil: the section starts afresh).
+    public var after: String?
+    /// In a contents section: the blob cut at the part boundary and the bytes of it written.
+    public var resume: String?
+    public var offset: Int64?
+
+    public init(
+        generation: Int, part: Int, section: String, after: String? = nil, resume: String? = nil,
+        offset: Int64? = nil
+    ) {
+        (self.generation, self.part, self.section, self.after) = (generation, part, section, after)
+        (self.resume, self.offset) = (resume, offset)
+    }
+}
+
+/// One section of the export order.
+public enum PackSection: Sendable {
+    case contents(CompiledBlobStore)
+    case blobRows(CompiledBlobStore)
+    case rows(CompiledEntityType, table: Int)
+
+    public var id: String {
+        switch self {
+        case .contents(let store): "contents:\(store.store.name)"
+        case .blobRows(let store): "blobs:\(store.store.name)"
+        case .rows(let type, let index): "rows:\(type.name):\(index)"
+        }
+    }
+}
+
+/// Packing one part per transaction (docs/design-archive-pipeline.md, step 2): the part's
+/// statements read only keys after the committed cursor, clear the hashes of the rows in
+/// their key range the part does not write, and the part's backup-log row commits with the
+/// cursor after it.
+extension ArchiveJobs {
+    /// Every section in export order.
+    public var packSections: [PackSection] {
+        let stores = registry.blobStores.values.sorted { $0.store.name < $1.store.name }
+        return stores.filter { $0.content != nil }.map { .contents($0) } + stores.map { .blobRows($0) }
+            + types.flatMap { type in type.tables.indices.map { .rows(type, table: $0) } }
+    }
+
+    /// Outside the part's transaction (it survives a crash): one more part transaction begins.
+    public func beginPart(_ job: ArchiveJob, on connection: Connection) throws {
+        try connection.execute(
+            """
+            INSERT INTO lethe.archive_pack_progress (job_id, generation, parts_begun) VALUES ($1, $2, 1)
+            ON CONFLICT (job_id) DO UPDATE SET parts_begun = lethe.archive_pack_progress.parts_begun + 1
+            """, [job.id, job.generation])
+    }
+
+    /// First in the part's REPEATABLE READ transaction: locks the job's progress (packers of
+    /// one job take turns; one that waited fails to serialise and retries), checks that the job
+    /// is still packing this generation, and returns the cursor (nil: the generation starts).
+    public func lockForPacking(_ job: ArchiveJob, on connection: Connection) throws -> PackCursor? {
+        let progress = try connection.query(
+            "SELECT generation, cursor::text FROM lethe.archive_pack_progress WHERE job_id = $1 FOR UPDATE", [job.id]
+        ).first
+        let current = try connection.query(
+            """
+            SELECT state = \(StateSQL.literal(ArchiveJobState.packing)) AND generation = $2
+            FROM lethe.archive_jobs WHERE job_id = $1
+            """, [job.id, job.generation]
+        ).first?.decode(Bool.self, at: 0)
+        guard current == true else { throw ArchiveJobMoved(job: job.id, generation: job.generation) }
+        guard let progress, let text = try progress.decode(String?.self, at: 1) else { return nil }
+        let cursor = try JSONDecoder().decode(PackCursor.self, from: Data(text.utf8))
+        return cursor.generation == job.generation ? cursor : nil
+    }
+
+    /// Last in the part's transaction, after the file is written and synced: records it in the
+    /// backup log as `uploading` with the cursor after it. The last part (`next` nil) drops
+    /// parts of this generation an earlier pack wrote beyond it (no site holds them: a
+    /// generation is packed again under its own names only before any site held one) and
+    /// moves the job on.
+    public func recordPart(_ job: ArchiveJob, file: PackedFile, next: PackCursor?, on connection: Connection) throws {
+        try connection.execute(
+            """
+            INSERT INTO lethe.archive_files (job_id, account_id, generation, part, file_name, status, total_size,
+                                             entries, records, sha256, packed_at)
+            VALUES ($1, $2, $9, $3, $4, \(ArchiveFileEvent.pack.targetSQL), $5, $6, $7, $8, now())
+            ON CONFLICT (job_id, generation, part) DO UPDATE SET file_name = EXCLUDED.file_name,
+                status = \(ArchiveFileEvent.pack.targetSQL),
+                total_size = EXCLUDED.total_size, entries = EXCLUDED.entries, records = EXCLUDED.records,
+                sha256 = EXCLUDED.sha256, packed_at = now(), error = NULL, updated_at = now()
+            """,
+            [
+                job.id, job.accountID, file.part, file.name, file.size, file.entries, file.records, file.sha256,
+                job.generation,
+            ])
+        let cursor = try next.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
+        try connection.execute(
+            """
+            INSERT INTO lethe.archive_pack_progress (job_id, generation, cursor) VALUES ($1, $2, $3::jsonb)
+            ON CONFLICT (job_id) DO UPDATE SET generation = $2, cursor = $3::jsonb
+            """, [job.id, job.generation, cursor])
+        guard next == nil else { return }
+        try connection.execute(
+            "DELETE FROM lethe.archive_files WHERE job_id = $1 AND generation = $2 AND part > $3",
+            [job.id, job.generation, file.part])
+        let moved = try connection.query(
+            """
+            UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.pack.targetSQL), packed_at = now()
+            WHERE job_id = $1 AND generation = $2 AND state = \(StateSQL.literal(ArchiveJobState.packing))
+            RETURNING 1
+            """, [job.id, job.generation])
+        guard moved.first != nil else { throw ArchiveJobMoved(job: job.id, generation: job.generation) }
+    }
+
+    /// The parts this generation committed so far, by part (the spool must still hold them).
+    public func packedParts(_ job: ArchiveJob, upTo part: Int, on connection: Connection) throws -> [String] {
+        try connection.query(
+            "SELECT file_name FROM lethe.archive_files WHERE job_id = $1 AND generation = $2 AND part <= $3 ORDER BY part",
+            [job.id, job.generation, part]
+        ).map { try $0.decode(String.self, at: 0) }
+    }
+
+    /// Starts the job's packing over from part 1 (its spool lost parts it committed).
+    public func resetPackCursor(_ job: ArchiveJob, on connection: Connection) throws {
+        try connection.execute("UPDATE lethe.archive_pack_progress SET cursor = NULL WHERE job_id = $1", [job.id])
+    }
+
+    // MARK: - Key ranges of one section
+
+    /// The next `limit` keys after `after` of a table's manifest rows that still have a hash.
+    public func nextRowKeys(
+        _ type: CompiledEntityType, table index: Int, job: UUID, after: String?, limit: Int, on connection: Connection
+    ) throws -> [String] {
+        try connection.query(
+            """
+            SELECT row_key FROM lethe.archive_manifest
+            WHERE job_id = $1 AND entity_type = $2 AND table_index = $3 AND row_hash IS NOT NULL
+              AND ($4::text IS NULL OR row_key > $4) ORDER BY row_key LIMIT $5
+            """, [job, type.name, index, after, limit]
+        ).map { try $0.decode(String.self, at: 0) }
+    }
+
+    /// Streams a table's hashed manifest rows with keys in (`after`, `upTo`] to `line`, each
+    /// as the recorded hash, `\u{02}`, and the row as JSON as it is now.
+    public func exportRows(
+        _ type: CompiledEntityType, table index: Int, job: UUID, after: String?, upTo: String,
+        on connection: Connection, _ line: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        let range = try Self.rangeSQL("m.row_key", after: after, upTo: upTo, on: connection)
+        let table = type.tables[index]
+        let literal = try connection.literal(job.uuidString.lowercased())
+        try connection.copyOut(
+            """
+            COPY (SELECT m.row_hash, row_to_json(t)::text FROM lethe.archive_manifest m
+                  JOIN \(table.sql) AS t ON \(table.key.equals("t", text: "m.row_key"))
+                  WHERE m.job_id = \(literal)::uuid AND m.entity_type = \(try connection.literal(type.name))
+                    AND m.table_index = \(index) AND m.row_hash IS NOT NULL AND \(range)
+                  ORDER BY m.row_key)
+            TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')
+            """, line)
+    }
+
+    /// Forgets the hash of a table's manifest rows with keys in (`after`, `upTo`] that are gone
+    /// or no longer hash as recorded, in the part's snapshot: the part did not write them.
+    public func forgetChangedRows(
+        _ type: CompiledEntityType, table index: Int, job: UUID, after: String?, upTo: String,
+        on connection: Connection
+    ) throws {
+        let table = type.tables[index]
+        try connection.execute(
+            """
+            UPDATE lethe.archive_manifest m SET row_hash = NULL
+            WHERE m.job_id = $1 AND m.entity_type = $2 AND m.table_index = $3 AND m.row_hash IS NOT NULL
+              AND ($4::text IS NULL OR m.row_key > $4) AND m.row_key <= $5
+              AND NOT EXISTS (SELECT 1 FROM \(table.sql) AS t
+                              WHERE \(table.key.equals("t", text: "m.row_key")) AND md5(row_to_json(t)::text) = m.row_hash)
+            """, [job, type.name, index, after, upTo])
+    }
+
+    /// The next `limit` keys after `after` of a store's manifest blobs that still have a hash.
+    public func nextBlobKeys(
+        _ store: CompiledBlobStore, job: UUID, after: String?, limit: Int, on connection: Connection
+    ) throws -> [String] {
+        try connection.query(
+            """
+            SELECT blob_key FROM lethe.archive_manifest_blobs
+            WHERE job_id = $1 AND store = $2 AND row_hash IS NOT NULL AND ($3::text IS NULL OR blob_key > $3)
+            ORDER BY blob_key LIMIT $4
+            """, [job, store.store.name, after, limit]
+        ).map { try $0.decode(String.self, at: 0) }
+    }
+
+    /// The next `limit` hashed blobs after `after` that the account holds, with their content
+    /// sizes (-1: NULL content), by key. For a store with a content column.
+    public func nextBlobContents(
+        _ store: CompiledBlobStore, job: ArchiveJob, after: String?, limit: Int, on connection: Connection
+    ) throws -> [(key: String, size: Int64)] {
+        guard let content = store.content else { return [] }
+        return try connection.query(
+            """
+            SELECT mb.blob_key, coalesce(octet_length(b.\(content)), -1)::bigint FROM lethe.archive_manifest_blobs mb
+            JOIN \(store.sql) AS b ON b.\(store.key) = mb.blob_key::\(store.keyType) AND \(store.ofAccount("$2::text"))
+            WHERE mb.job_id = $1 AND mb.store = $3 AND mb.row_hash IS NOT NULL AND ($4::text IS NULL OR mb.blob_key > $4)
+            ORDER BY mb.blob_key LIMIT $5
+            """, [job.id, job.accountID, store.store.name, after, limit]
+        ).map { try $0.decode((String, Int64).self) }
+    }
+
+    /// Forgets the hash of a store's manifest blobs with keys in (`after`, `upTo`] that are
+    /// gone or no longer hash as recorded, in the part's snapshot; returns their keys.
+    @discardableResult
+    public func forgetChangedBlobs(
+        _ store: CompiledBlobStore, job: ArchiveJob, after: String?, upTo: String, on connection: Connection
+    ) throws -> Set<String> {
+        Set(
+            try connection.query(
+                """
+                UPDATE lethe.archive_manifest_blobs mb SET row_hash = NULL
+                WHERE mb.job_id = $1 AND mb.store = $3 AND mb.row_hash IS NOT NULL
+                  AND ($4::text IS NULL OR mb.blob_key > $4) AND mb.blob_key <= $5
+                  AND NOT EXISTS (SELECT 1 FROM \(store.sql) AS b
+                                  WHERE b.\(store.key) = mb.blob_key::\(store.keyType) AND \(store.ofAccount("$2::text"))
+                                    AND md5(row_to_json(b)::text) = mb.row_hash)
+                RETURNING mb.blob_key
+                """, [job.id, job.accountID, store.store.name, after, upTo]
+            ).map { try $0.decode(String.self, at: 0) })
+    }
+
+    /// Streams a store's hashed blob rows with keys in (`after`, `upTo`] as JSON lines (the
+    /// content column null); `forgetChangedBlobs` of the same range ran first in the snapshot.
+    public func exportBlobRows(
+        _ store: CompiledBlobStore, job: ArchiveJob, after: String?, upTo: String, on connection: Connection,
+        _ line: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        let range = try Self.rangeSQL("mb.blob_key", after: after, upTo: upTo, on: connection)
+        let (literal, account) = (
+            try connection.literal(job.id.uuidString.lowercased()), try connection.literal(job.accountID)
+        )
+        try connection.copyOut(
+            """
+            COPY (SELECT \(store.rowJSON) FROM lethe.archive_manifest_blobs mb
+                  JOIN \(store.sql) AS b ON b.\(store.key) = mb.blob_key::\(store.keyType) AND \(store.ofAccount("\(account)::text"))
+                  WHERE mb.job_id = \(literal)::uuid AND mb.store = \(try connection.literal(store.store.name))
+                    AND mb.row_hash IS NOT NULL AND \(range)
+                  ORDER BY mb.blob_key)
+            TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')
+            """, line)
+    }
+
+    /// `column` in (`after`, `upTo`] as SQL with quoted literals (COPY takes no parameters).
+    static func rangeSQL(_ column: String, after: String?, upTo: String, on connection: Connection) throws -> String {
+        let upper = "\(column) <= \(try connection.literal(upTo))"
+        guard let after else { return upper }
+        return "\(column) > \(try connection.literal(after)) AND \(upper)"
+    }
+}
