@@ -230,7 +230,7 @@ extension ArchiveJobs {
                   AND ($4::text IS NULL OR mb.blob_key > $4) AND mb.blob_key <= $5
                   AND NOT EXISTS (SELECT 1 FROM \(store.sql) AS b
                                   WHERE b.\(store.key) = mb.blob_key::\(store.keyType) AND \(store.ofAccount("$2::text"))
-                                    AND md5(row_to_json(b)::text) = mb.row_hash)
+                                    AND \(store.rowHash) = mb.row_hash)
                 RETURNING mb.blob_key
                 """, [job.id, job.accountID, store.store.name, after, upTo]
             ).map { try $0.decode(String.self, at: 0) })
