@@ -88,6 +88,12 @@ public final class Connection {
         if let dateStyle = connection.parameterStatus("DateStyle"), !dateStyle.hasPrefix("ISO") {
             try connection.execute("SET DateStyle TO ISO")
         }
+        // Row JSON (and so every archive hash) renders timestamptz in the session's zone: a
+        // worker whose sessions start in another zone (PGTZ, a role or database default) would
+        // never match the hashes another worker recorded, and its rows would never be archived.
+        if let zone = connection.parameterStatus("TimeZone"), zone != "UTC", zone != "Etc/UTC" {
+            try connection.execute("SET TimeZone TO 'UTC'")
+        }
         return connection
     }
 

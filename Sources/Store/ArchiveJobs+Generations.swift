@@ -36,11 +36,16 @@ extension ArchiveJobs {
 
     /// The job's superseded files not yet removed from every site, but only once every current
     /// site holds every file of the current generation (recorded, size verified); empty before.
+    /// Never the files of a generation under which rows were deleted (the deletion log names
+    /// one of its files): a later generation is packed from the database and cannot hold those
+    /// rows, so these files stay their only copy.
     public func supersededToRemove(_ job: ArchiveJob, on connection: Connection) throws -> [ArchiveFileRecord] {
         try connection.query(
             """
             SELECT f.id, f.part, f.file_name, f.status, f.total_size, f.sha256 FROM lethe.archive_files f
             WHERE f.job_id = $1 AND f.status = \(StateSQL.literal(ArchiveFileState.superseded)) AND f.removed_at IS NULL
+              AND NOT EXISTS (SELECT 1 FROM lethe.deletion_records d JOIN lethe.archive_files g ON g.id = d.archive_id
+                              WHERE d.account_id = f.account_id AND g.job_id = f.job_id AND g.generation = f.generation)
               AND EXISTS (SELECT 1 FROM lethe.archive_jobs j
                           WHERE j.job_id = $1 AND j.state IN (\(StateSQL.literal(ArchiveJobState.uploaded)),
                                                               \(StateSQL.literal(ArchiveJobState.deleting))))

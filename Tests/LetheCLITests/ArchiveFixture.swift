@@ -1,6 +1,9 @@
 import Foundation
 import Postgres
+import Store
 import TestSupport
+
+@testable import LetheConfiguration
 
 /// The example application with two accounts, a master key, an archive key and a config
 /// for archiving account 1, for the archive tests. Every process output is kept so a test
@@ -241,6 +244,34 @@ final class ArchiveFixture: @unchecked Sendable {
     func secretsStayedSecret() throws -> Bool {
         let text = try everythingLogged()
         return !text.contains(Self.archiveKey) && !text.lowercased().contains(masterKeyHex)
+    }
+}
+
+extension ArchiveFixture {
+    /// The fixture's registry (as its config file holds it now) compiled against its database,
+    /// for tests that drive planning and deletion through the Store themselves.
+    func archiveJobs(chunk: Int = 5_000, maxRootsPerType: Int = 1_000_000) throws -> ArchiveJobs {
+        let text = try String(contentsOfFile: configPath, encoding: .utf8)
+        let registry = try Configuration.parse(text, source: configPath).registry
+        return ArchiveJobs(
+            registry: try RegistryCatalog.compile(registry, on: connection), maxRootsPerType: maxRootsPerType,
+            planChunkRoots: chunk)
+    }
+
+    /// Account 1's open job `id` as the Store reads it.
+    func openJob(_ id: String, _ jobs: ArchiveJobs) throws -> ArchiveJob? {
+        try jobs.openJobs(account: "1", on: connection).first { $0.id.uuidString.lowercased() == id }
+    }
+
+    /// Gives account 1's blobs about 5 MB of incompressible contents: with `split_size: 1MiB`
+    /// its archive has several parts.
+    func fillBlobs() throws {
+        try connection.execute(
+            """
+            UPDATE app.blobs b SET content = (SELECT decode(string_agg(md5(random()::text || g), ''), 'hex')
+                                              FROM generate_series(1, 2500 + 0 * b.id) g)
+            WHERE account_id = 1
+            """)
     }
 }
 
