@@ -11,7 +11,8 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Benchmarks, each beside a baseline (plain SQL, bsdtar, sftp) run in the same process.",
         subcommands: [
-            QueueBench.self, RetentionBench.self, ArchiveBench.self, ChaosBench.self, BaselineWorker.self,
+            QueueBench.self, RetentionBench.self, ArchiveBench.self, FairnessBench.self, ChaosBench.self,
+            BaselineWorker.self,
         ])
 }
 
@@ -19,14 +20,17 @@ struct BenchCommand: AsyncParsableCommand {
 struct QueueBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "queue",
-        abstract: "No-op tasks: enqueue rate and claim+complete rate with 1, 2 and 4 worker processes.",
+        abstract: "No-op tasks: enqueue rate and claim+complete rate with 1, 2, 4 (and 8) worker processes.",
         discussion: """
             Creates a scratch database (lethe_bench_…) on the configured server, applies the \
             migrations there and, for each process count, enqueues --tasks no-op tasks and \
             lets that many `lethe worker --until-idle` processes run them; then the same tasks \
             are run by as many plain-SQL loops (claim with SKIP LOCKED, complete with \
             id = ANY) on the same table. Rates come from the tasks' own timestamps (first \
-            claim to last completion), so process start-up is excluded. Use a release build.
+            claim to last completion), so process start-up is excluded. A second table shows \
+            where each run's time went: CPU seconds of PostgreSQL's processes and of the \
+            workers (from /proc; PostgreSQL's only when the server runs on this machine), the \
+            mean number of backends waiting on locks, LWLocks and I/O. Use a release build.
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -97,6 +101,8 @@ struct QueueBench: AsyncParsableCommand {
                 }
             }
             BenchReport.table(QueueBenchRun.table(results))
+            BenchReport.line("\nWhere the time went (CPU seconds over the run; backends waiting, mean of samples):")
+            BenchReport.table(QueueBenchRun.costTable(results))
             await bench.database.shutdown()
         } catch {
             if !keepDatabase { try? await dropDatabase(context, scratch) }

@@ -15,6 +15,8 @@ struct QueueBenchRun {
         var enqueuePerSecond: Double
         var completedPerSecond: Double
         var walBytesPerTask: Double
+        /// CPU split, lock waits and WAL of the run (Lethe's and the baseline's alike).
+        var cost: BenchCost?
 
         var progressLine: String {
             "\(system.rawValue), \(processes) process\(processes == 1 ? "" : "es"): "
@@ -69,6 +71,7 @@ struct QueueBenchRun {
         let walBefore = try await database.run {
             try $0.query("SELECT pg_current_wal_lsn()::text")[0].decode(String.self, at: 0)
         }
+        var meter = try await BenchCostMeter.start(database)
         let config = FileManager.default.temporaryDirectory.appendingPathComponent(
             "lethe-bench-\(UUID().uuidString).yml")
         try "worker:\n  claim_batch: \(claimBatch)\n  claim_loops: \(claimLoops)\n".write(
@@ -87,6 +90,12 @@ struct QueueBenchRun {
                 ]
             }
         let children = try (0..<count).map { _ in try start(arguments) }
+        // Poll rather than block in waitUntilExit: the meter samples wait events meanwhile.
+        while children.contains(where: \.isRunning) {
+            try await meter.sample(database)
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let cost = try await meter.finish(database)
         for child in children {
             child.waitUntilExit()
             if child.terminationStatus != 0 {
@@ -107,7 +116,8 @@ struct QueueBenchRun {
         }
         return Result(
             system: system, processes: count, enqueuePerSecond: Double(tasks) / enqueueSeconds,
-            completedPerSecond: Double(tasks) / max(span, 0.000_001), walBytesPerTask: wal / Double(tasks))
+            completedPerSecond: Double(tasks) / max(span, 0.000_001), walBytesPerTask: wal / Double(tasks),
+            cost: cost)
     }
 
     private func start(_ arguments: [String]) throws -> Process {
@@ -138,6 +148,18 @@ struct QueueBenchRun {
                 "\(count)", Result.rate(mean(lethe + baseline, \.enqueuePerSecond)), Result.rate(letheRate),
                 Result.rate(baselineRate), String(format: "%.2f×", letheRate / max(baselineRate, 1)),
                 "\(Int(mean(lethe, \.walBytesPerTask)))", "\(Int(mean(baseline, \.walBytesPerTask)))")
+        }
+        return table
+    }
+
+    /// Where each run's time went: the CPU split between PostgreSQL and the worker
+    /// processes, and the backends' waits (means over the run's samples).
+    static func costTable(_ results: [Result]) -> TextTable {
+        var table = TextTable(headers: ["PROCESSES", "SYSTEM", "CLAIM+COMPLETE/S"] + BenchCost.columns)
+        for result in results {
+            table.add(
+                row: ["\(result.processes)", result.system.rawValue, Result.rate(result.completedPerSecond)]
+                    + (result.cost?.tableCells ?? BenchCost.columns.map { _ in "-" }))
         }
         return table
     }

@@ -101,6 +101,7 @@ extension RetentionBench {
     ) async throws -> Measurement {
         return try await Self.withThread(conninfo: conninfo, name: "lethe-bench-lethe") { database in
             let lsn = try await Self.wal(admin)
+            var meter = try await BenchCostMeter.start(admin)
             let started = ContinuousClock.now
             let fleet = try await startWorkers(
                 conninfo: conninfo, processes: processes, variant: variant, registryYAML: registryYAML,
@@ -109,6 +110,7 @@ extension RetentionBench {
             do {
                 while fleet.processes.contains(where: \.isRunning), try await Self.retentionLeft(database) {
                     try await Task.sleep(for: .milliseconds(20))
+                    try await meter.sample(database)
                     if ContinuousClock.now - reported >= .seconds(10) {
                         reported = .now
                         let rows = try await Self.rowsDeleted(database)
@@ -122,6 +124,7 @@ extension RetentionBench {
             }
             let seconds = Self.seconds(ContinuousClock.now - started)
             try fleet.stop()
+            let cost = try await meter.finish(admin)
             let walBytes = try await Self.walSince(lsn, admin)
             let (rows, p50, p99, maximum, roots) = try await database.run { connection in
                 try connection.query(
@@ -136,7 +139,7 @@ extension RetentionBench {
             return Measurement(
                 name: "lethe, \(processes) worker process\(processes == 1 ? "" : "es")", batch: variant.description,
                 rows: rows, seconds: seconds, walBytes: walBytes,
-                batches: (p50 ?? 0, p99 ?? 0, maximum ?? 0, roots ?? 0))
+                batches: (p50 ?? 0, p99 ?? 0, maximum ?? 0, roots ?? 0), cost: cost)
         }
     }
 }

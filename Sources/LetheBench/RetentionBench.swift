@@ -95,6 +95,8 @@ struct RetentionBench: AsyncParsableCommand {
         var seconds: Double
         var walBytes: Double
         var batches: (p50: Double, p99: Double, max: Double, meanRoots: Double)?
+        /// CPU split, lock waits and WAL of the run.
+        var cost: BenchCost?
         var rate: Double { Double(rows) / max(seconds, 0.000_001) }
     }
 
@@ -188,6 +190,8 @@ struct RetentionBench: AsyncParsableCommand {
             }
         }
         BenchReport.table(Self.table(results, baseline: single))
+        BenchReport.line("\nWhere the time went (CPU seconds over the run; backends waiting, mean of samples):")
+        BenchReport.table(Self.costTable(results))
     }
 
     /// The bench's registry: the example's conversations with their children and blobs
@@ -278,6 +282,7 @@ struct RetentionBench: AsyncParsableCommand {
     func singleStatement(_ conninfo: String, admin: ConnectionThread) async throws -> Measurement {
         return try await Self.withThread(conninfo: conninfo, name: "lethe-bench-sql") { database in
             let lsn = try await Self.wal(admin)
+            let meter = try await BenchCostMeter.start(admin)
             let started = ContinuousClock.now
             let rows = try await database.run { connection in
                 try connection.query(
@@ -302,7 +307,7 @@ struct RetentionBench: AsyncParsableCommand {
             let seconds = Self.seconds(ContinuousClock.now - started)
             return Measurement(
                 name: "single DELETE statement", batch: "all", rows: rows, seconds: seconds,
-                walBytes: try await Self.walSince(lsn, admin)
+                walBytes: try await Self.walSince(lsn, admin), cost: try await meter.finish(admin)
             )
         }
     }
@@ -326,6 +331,17 @@ struct RetentionBench: AsyncParsableCommand {
 
     static func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    /// Each measurement's CPU split between PostgreSQL and the workers, and the backends' waits.
+    static func costTable(_ results: [Measurement]) -> TextTable {
+        var table = TextTable(headers: ["METHOD", "BATCH", "ROWS/S"] + BenchCost.columns)
+        for result in results {
+            table.add(
+                row: [result.name, result.batch, "\(Int(result.rate))"]
+                    + (result.cost?.tableCells ?? BenchCost.columns.map { _ in "-" }))
+        }
+        return table
     }
 
     static func table(_ results: [Measurement], baseline: Measurement) -> TextTable {

@@ -7,7 +7,13 @@ package struct TextTable {
 
     package init(_ headers: String...) { self.headers = headers }
 
+    /// A table whose columns are built at run time.
+    package init(headers: [String]) { self.headers = headers }
+
     package mutating func add(_ cells: String...) { rows.append(cells) }
+
+    /// Adds a row built at run time.
+    package mutating func add(row cells: [String]) { rows.append(cells) }
 
     package var rendered: String {
         let widths = headers.indices.map { column in
