@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks, each beside a baseline (plain SQL, bsdtar, sftp) run in the same process.",
-        subcommands: [QueueBench.self, RetentionBench.self, ArchiveBench.self, BaselineWorker.self])
+        subcommands: [QueueBench.self, RetentionBench.self, ArchiveBench.self, SoakBench.self, BaselineWorker.self])
 }
 
 /// `lethe bench queue`
