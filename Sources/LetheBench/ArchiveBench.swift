@@ -29,9 +29,10 @@ struct ArchiveBench: AsyncParsableCommand {
                        `put` with its default settings. Both include opening the
                        connection.
               memory   For each size in --memory, a tenant whose expired conversations hold
-                       that much incompressible recordings: one `lethe worker --until-idle`
-                       process archives them and uploads the archive to a file:// site
-                       while its peak RSS (VmHWM) is sampled.
+                       that much data, half JSON records and half incompressible
+                       recordings: one `lethe worker --until-idle` process archives them
+                       and uploads the archive to a file:// site while its peak RSS
+                       (VmHWM) is sampled, against the goal of 100 MB.
 
             bsdtar reads the (throwaway) key from its stdin in a session of its own; no key is \
             ever on a command line or in a child's environment. Use a release build.

@@ -11,8 +11,8 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Benchmarks, each beside a baseline (plain SQL, bsdtar, sftp) run in the same process.",
         subcommands: [
-            QueueBench.self, RetentionBench.self, ArchiveBench.self, FairnessBench.self, ChaosBench.self,
-            BaselineWorker.self,
+            QueueBench.self, RetentionBench.self, ArchiveBench.self, FairnessBench.self, SoakBench.self,
+            ChaosBench.self, BaselineWorker.self,
         ])
 }
 

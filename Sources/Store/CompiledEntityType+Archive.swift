@@ -240,25 +240,42 @@ extension CompiledBlobStore {
     /// COPY of the job's archived blob rows as JSON lines, the content column null (the
     /// contents are archived as files of their own).
     public func exportRows(jobLiteral job: String) -> String {
+        "COPY (\(exportRowsQuery(jobLiteral: job))) TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
+    }
+
+    /// The SELECT `exportRows` copies. Each manifest row fetches its blob by key in a
+    /// subquery the planner cannot flatten (`OFFSET 0`), with the account a scalar subquery
+    /// evaluated once: `b.key = mb.blob_key` stays an index condition whatever the
+    /// statistics say. Joined to `archive_jobs` instead, an analysed manifest and `enable_sort
+    /// = off` made the planner scan the account's blobs once per manifest row (a join filter).
+    package func exportRowsQuery(jobLiteral job: String) -> String {
         """
-        COPY (SELECT \(rowJSON) FROM lethe.archive_manifest_blobs mb
-              JOIN lethe.archive_jobs j ON j.job_id = mb.job_id
-              JOIN \(sql) AS b ON b.\(key) = mb.blob_key::\(keyType) AND \(ofAccount("j.account_id"))
-              WHERE mb.job_id = \(job)::uuid AND mb.store = '\(store.name)' AND mb.row_hash IS NOT NULL
-              ORDER BY mb.blob_key)
-        TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')
+        SELECT x.line FROM lethe.archive_manifest_blobs mb
+        CROSS JOIN LATERAL (\(byKey(select: "\(rowJSON) AS line", job: "\(job)::uuid"))) AS x
+        WHERE mb.job_id = \(job)::uuid AND mb.store = '\(store.name)' AND mb.row_hash IS NOT NULL
+        ORDER BY mb.blob_key
         """
     }
 
-    /// $1 job: the archived blobs' keys and content sizes (with a content column).
+    /// $1 job: the archived blobs' keys and content sizes (with a content column), each blob
+    /// fetched by key as in `exportRowsQuery`.
     public var contentSizes: String? {
         guard let content else { return nil }
         return """
-            SELECT mb.blob_key, coalesce(octet_length(b.\(content)), -1)::bigint FROM lethe.archive_manifest_blobs mb
-            JOIN lethe.archive_jobs j ON j.job_id = mb.job_id
-            JOIN \(sql) AS b ON b.\(key) = mb.blob_key::\(keyType) AND \(ofAccount("j.account_id"))
+            SELECT mb.blob_key, x.size FROM lethe.archive_manifest_blobs mb
+            CROSS JOIN LATERAL (\(byKey(select: "coalesce(octet_length(b.\(content)), -1)::bigint AS size", job: "$1"))) AS x
             WHERE mb.job_id = $1 AND mb.store = '\(store.name)' AND mb.row_hash IS NOT NULL
             ORDER BY mb.blob_key
+            """
+    }
+
+    /// The blob of manifest row `mb` (by key) if it is the job's account's, as `select`; a
+    /// subquery kept apart from the outer query so its key lookup is always an index condition.
+    private func byKey(select: String, job: String) -> String {
+        let account = "SELECT j.account_id FROM lethe.archive_jobs j WHERE j.job_id = \(job)"
+        return """
+            SELECT \(select) FROM \(sql) AS b
+            WHERE b.\(key) = mb.blob_key::\(keyType) AND \(ofAccount(account)) OFFSET 0
             """
     }
 
