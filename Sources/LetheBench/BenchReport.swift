@@ -20,6 +20,18 @@ enum BenchReport {
         append(table.markdown + "\n\n")
     }
 
+    /// Preformatted text (a report of its own layout), as a code block in the file.
+    static func block(_ text: String) {
+        Console.line(text)
+        append("```\n" + text.trimmingCharacters(in: .newlines) + "\n```\n\n")
+    }
+
+    /// A table for the file only (the terminal got its own rendering).
+    static func record(_ table: TextTable) { append(table.markdown + "\n\n") }
+
+    /// A line for the file only.
+    static func record(_ text: String) { append(text + "\n\n") }
+
     private static func append(_ text: String) {
         guard let path = ProcessInfo.processInfo.environment[variable], !path.isEmpty else { return }
         let manager = FileManager.default

@@ -488,6 +488,7 @@ struct ChaosChecks {
 
     func printReport(violations: [ChaosViolation], faults: [ChaosFault], say: (String) -> Void) {
         say("faults injected: \(faults.count)")
+        BenchReport.record("faults injected: \(faults.count)")
         var byKind = TextTable("FAULT", "COUNT", "FIRST AT")
         for kind in ChaosFault.Kind.allCases {
             let these = faults.filter { $0.kind == kind }
@@ -495,17 +496,21 @@ struct ChaosChecks {
             byKind.add(kind.rawValue, "\(these.count)", String(format: "%.1fs", first.at))
         }
         Console.line(byKind.rendered.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+        BenchReport.record(byKind)
         say("checks:")
         var table = TextTable("CHECK", "ROWS CHECKED", "FAILED", "RESULT")
         for item in checked {
             table.add(item.name, "\(item.rows)", "\(item.failed)", item.failed == 0 ? "ok" : "FAILED")
         }
         Console.line(table.rendered.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+        BenchReport.record(table)
         for violation in violations.prefix(100) {
             Console.line("    FAILED \(violation.check): \(violation.row): \(violation.why)")
         }
         if violations.count > 100 { Console.line("    … and \(violations.count - 100) more") }
-        say(violations.isEmpty ? "chaos: every check passed" : "chaos: \(violations.count) check failures")
+        let verdict = violations.isEmpty ? "chaos: every check passed" : "chaos: \(violations.count) check failures"
+        say(verdict)
+        BenchReport.record(verdict)
     }
 }
 

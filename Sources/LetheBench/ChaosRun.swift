@@ -31,7 +31,7 @@ final class ChaosRun: @unchecked Sendable {
 
     /// Starts the run's PostgreSQL and runs; true when every check passed.
     static func run(_ settings: ChaosSettings) throws -> Bool {
-        Console.line(
+        BenchReport.line(
             "chaos: seed \(settings.seed), \(settings.seconds)s of faults, \(settings.tenants) tenants, "
                 + "\(settings.workers) workers × \(settings.concurrency) slots, 2 coordinators "
                 + "(replay: lethe bench chaos --seed \(settings.seed) --duration \(settings.seconds)s "

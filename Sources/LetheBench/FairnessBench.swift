@@ -96,7 +96,7 @@ struct FairnessBench: AsyncParsableCommand {
                     try $0.execute("DROP DATABASE IF EXISTS \(SQLIdentifier.quote(name)) WITH (FORCE)")
                 }
             }
-            Console.line("\n" + FairnessBenchRun.report(results, budget: budget))
+            BenchReport.block("\n" + FairnessBenchRun.report(results, budget: budget))
         } catch {
             await drop(databases, admin)
             await admin.shutdown()

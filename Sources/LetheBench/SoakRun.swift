@@ -102,7 +102,7 @@ struct SoakRun: Sendable {
             executable: executable, config: config, workers: workers,
             environment: ChildEnvironment.with(databaseURL: conninfo), logDirectory: work)
         defer { fleet.stop() }
-        Console.line(
+        BenchReport.line(
             "running a coordinator and \(workers) workers; ingesting \(ingest) conversations a second into "
                 + "\(tenants) tenants (\(archiving) archiving) for \(DurationText.format(duration)), "
                 + "a sample every \(DurationText.format(interval))")
@@ -124,7 +124,7 @@ struct SoakRun: Sendable {
         fleet.stop()
         try series.csv.write(toFile: csv, atomically: true, encoding: .utf8)
         Console.line("\nwrote \(series.rows.count) samples to \(csv)\n")
-        Console.line(Self.summary(series))
+        BenchReport.block(Self.summary(series))
     }
 
     /// The scratch database: migrations, the example, tenants, accounts, archive settings;

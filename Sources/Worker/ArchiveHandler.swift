@@ -121,7 +121,8 @@ public struct ArchiveHandler: TaskHandler {
             }
             if part.restarted {
                 logger.warning(
-                    "archive parts packed earlier are missing from the spool directory of this worker: packing from part 1 again"
+                    "packing from part 1 again: parts packed earlier are missing from this worker's spool directory, "
+                        + "or the registry changed under the job"
                 )
             }
             (parts, bytes, records) = (parts + 1, bytes + part.file.size, records + part.file.records)

@@ -27,6 +27,13 @@ extension ArchivePacker {
         let fileManager = FileManager.default
         var cursor = cursor
         var restarted = false
+        if let committed = cursor, !jobs.packSections.contains(where: { $0.id == committed.section }) {
+            // The registry changed under the job (a type or store gone): its sections are not
+            // the ones the cursor counts in. No part is uploaded before packing ends, so the
+            // generation starts again from part 1 under the registry in force.
+            cursor = nil
+            restarted = true
+        }
         if let committed = cursor {
             // Keep the parts committed; anything else is what a crashed attempt left.
             let kept = try jobs.packedParts(job, upTo: committed.part, on: connection)

@@ -132,7 +132,7 @@ import Testing
     func chunksAcrossEqualClocksTimeZonesAndHostileKeysRecordEveryRootOnce(clock: String) async throws {
         try await withMigratedDatabase { database in
             try await offThePool {
-                let fixture = try ArchiveFixture(database: database)
+                let fixture = try ArchiveFixture(database: database, scale: 10)
                 let old = try Self.addEvents(fixture, clock: clock)
                 try fixture.addFileSite()
                 try fixture.enableArchiving()
@@ -161,7 +161,7 @@ import Testing
     @Test func theCapTakesTheFirstRootsInKeysetOrder() async throws {
         try await withMigratedDatabase { database in
             try await offThePool {
-                let fixture = try ArchiveFixture(database: database)
+                let fixture = try ArchiveFixture(database: database, scale: 10)
                 _ = try Self.addEvents(fixture, clock: "timestamptz")
                 try fixture.addFileSite()
                 try fixture.enableArchiving()
@@ -192,7 +192,7 @@ import Testing
     @Test func rowsMovedInsertedAndAPolicyLengthenedBetweenChunks() async throws {
         try await withMigratedDatabase { database in
             try await offThePool {
-                let fixture = try ArchiveFixture(database: database, extra: "  plan_chunk_roots: 1")
+                let fixture = try ArchiveFixture(database: database, scale: 10, extra: "  plan_chunk_roots: 1")
                 _ = try Self.addEvents(fixture, clock: "timestamptz")
                 // Young roots: eligible under 1 day, no longer under 30 days.
                 try fixture.connection.execute(

@@ -150,9 +150,11 @@ import Testing
             "--processes", "1,2", "--database-url", try TestEnvironment.databaseURL(),
         ])
         #expect(result.status == 0, "\(result.output)")
-        // The table's rows: METHOD, BATCH, ROWS, …
+        // The table's rows: METHOD, BATCH, ROWS, … (not the CPU table after it, whose rows
+        // start with the same methods).
+        let table = result.stdout.components(separatedBy: "Where the time went")[0]
         func rows(_ method: String) -> [String] {
-            result.stdout.split(separator: "\n").filter { $0.hasPrefix(method) }
+            table.split(separator: "\n").filter { $0.hasPrefix(method) }
                 .compactMap { $0.dropFirst(method.count).split(separator: " ").dropFirst().first.map(String.init) }
         }
         let single = try #require(rows("single DELETE statement").first, "\(result.output)")
