@@ -121,8 +121,7 @@ public struct ArchiveHandler: TaskHandler {
             }
             if part.restarted {
                 logger.warning(
-                    "packing from part 1 again: parts packed earlier are missing from this worker's spool directory, "
-                        + "or the registry changed under the job"
+                    "packing from part 1 again: earlier parts are not in this worker's spool, or the registry changed"
                 )
             }
             (parts, bytes, records) = (parts + 1, bytes + part.file.size, records + part.file.records)
