@@ -185,7 +185,7 @@ let package = Package(
         // concurrent changes against the built `lethe`, every deletion checked row by row.
         .testTarget(
             name: "SafetyTests",
-            dependencies: ["Postgres", "TestSupport"],
+            dependencies: ["Postgres", "TestSupport", "LetheBench"],
             swiftSettings: strict),
 
         // Backup sites (SFTP and local directories) and their tests against the real sshd.

@@ -45,7 +45,7 @@ struct ChaosChecks {
     }
 
     let run: ChaosRun
-    var timeline: ChaosTimeline
+    var timeline: PolicyTimeline
     /// When the quiet drain began (microseconds since 1970).
     let quietAt: Int64
     let livePids: Set<Int>
@@ -53,7 +53,7 @@ struct ChaosChecks {
     private var cutoffs: [String: Int64] = [:]
     private var types: [String: EntityType] = [:]
 
-    init(run: ChaosRun, timeline: ChaosTimeline, quietAt: Int64, livePids: Set<Int>) {
+    init(run: ChaosRun, timeline: PolicyTimeline, quietAt: Int64, livePids: Set<Int>) {
         self.run = run
         self.timeline = timeline
         self.quietAt = quietAt
@@ -446,8 +446,8 @@ struct ChaosChecks {
         }
         guard blocking.state == "active" else { return .blocked("account \(id) \(blocking.state)") }
         guard !blocking.retentionDisabled else { return .blocked("retention of \(id) disabled by an operator") }
-        let policy = account.policies[type.name] ?? ChaosTimeline.Policy()
-        let blockingPolicy = blocking.policies[type.name] ?? ChaosTimeline.Policy()
+        let policy = account.policies[type.name] ?? PolicyTimeline.Policy()
+        let blockingPolicy = blocking.policies[type.name] ?? PolicyTimeline.Policy()
         guard blockingPolicy.enabled, !blockingPolicy.operatorDisabled else {
             return .blocked("policy of \(id) switched off")
         }

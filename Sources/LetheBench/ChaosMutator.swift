@@ -1,34 +1,19 @@
 import Foundation
 import Postgres
 
-/// A change the second session committed while Lethe ran.
-enum ChaosChange: Sendable {
-    case hold(id: Int64, type: String?, until: Int64?)
-    case release(id: Int64)
-    case policy(type: String, retention: String)
-    case state(String)
-    case retentionDisabled(Bool)
-}
-
-struct ChaosLoggedChange: Sendable {
-    var at: Int64
-    var account: String
-    var change: ChaosChange
-}
-
 /// The mutator's log and stop switch, shared between its thread and the run.
 final class ChaosMutatorLog: @unchecked Sendable {
     private let lock = NSLock()
-    private var entries: [ChaosLoggedChange] = []
+    private var entries: [LoggedChange] = []
     private var stopped = false
     private var finished = false
     private var failures = 0
 
-    var changes: [ChaosLoggedChange] { lock.withLock { entries } }
+    var changes: [LoggedChange] { lock.withLock { entries } }
     var isStopped: Bool { lock.withLock { stopped } }
     var isFinished: Bool { lock.withLock { finished } }
     var failed: Int { lock.withLock { failures } }
-    func append(_ entry: ChaosLoggedChange) { lock.withLock { entries.append(entry) } }
+    func append(_ entry: LoggedChange) { lock.withLock { entries.append(entry) } }
     func fail() { lock.withLock { failures += 1 } }
     func stop() { lock.withLock { stopped = true } }
     func finish() { lock.withLock { finished = true } }
@@ -72,7 +57,7 @@ struct ChaosMutator: Sendable {
                             "SELECT (extract(epoch FROM pg_xact_commit_timestamp(($1::bigint % 4294967296)::text::xid))"
                                 + " * 1000000)::bigint", [xid], as: Int64.self))
                         ?? Int64(Date().timeIntervalSince1970 * 1_000_000)
-                    log.append(ChaosLoggedChange(at: at, account: account, change: change))
+                    log.append(LoggedChange(at: at, account: account, change: change))
                 } catch is Skip {
                     _ = try? connection?.execute("ROLLBACK")
                 } catch {
@@ -95,7 +80,7 @@ struct ChaosMutator: Sendable {
     private func apply(
         _ operation: Int, account: String, random: inout ChaosRandom, on connection: Connection
     ) throws
-        -> ChaosChange
+        -> PolicyChange
     {
         switch operation {
         case 0:

@@ -63,7 +63,7 @@ final class ChaosRun: @unchecked Sendable {
     /// The whole run; true when every check passed.
     private func run() throws -> Bool {
         try setUp()
-        var timeline = try session.run { try ChaosTimeline.load($0) }
+        var timeline = try session.run { try PolicyTimeline.load($0) }
         let mutator = ChaosMutator(
             conninfo: conninfo, seed: settings.seed &+ 1, accounts: mutatedAccounts,
             types: ["conversations", "audit_log", "webhook_calls", "person_presences"]
@@ -96,10 +96,10 @@ final class ChaosRun: @unchecked Sendable {
     /// Before the drain, the mutator's holds, suspensions and switches on archiving accounts
     /// are lifted (each change logged like the mutator's), so every archive job can reach
     /// `deleted` and the archive checks can ask that of every job.
-    private func liftArchivingBlocks() throws -> [ChaosLoggedChange] {
-        var changes: [ChaosLoggedChange] = []
+    private func liftArchivingBlocks() throws -> [LoggedChange] {
+        var changes: [LoggedChange] = []
         try session.run { connection in
-            func logged(_ account: String, _ change: ChaosChange, _ sql: String, _ parameters: [String]) throws {
+            func logged(_ account: String, _ change: PolicyChange, _ sql: String, _ parameters: [String]) throws {
                 try connection.execute("BEGIN")
                 try connection.execute(sql, parameters)
                 let xid = try connection.scalar("SELECT txid_current()", as: Int64.self)
@@ -107,7 +107,7 @@ final class ChaosRun: @unchecked Sendable {
                 let committed = try connection.scalar(
                     "SELECT (extract(epoch FROM pg_xact_commit_timestamp(($1::bigint % 4294967296)::text::xid)) * 1000000)::bigint",
                     [xid], as: Int64.self)
-                changes.append(ChaosLoggedChange(at: committed, account: account, change: change))
+                changes.append(LoggedChange(at: committed, account: account, change: change))
             }
             for account in archiving {
                 for row in try connection.query(
@@ -438,7 +438,7 @@ final class ChaosRun: @unchecked Sendable {
     /// Everything back up, then until nothing eligible is left and every archive job is
     /// done (at most 5 minutes or the run's length); returns the moment the drain began
     /// (microseconds since 1970).
-    private func drain(_ timeline: ChaosTimeline) throws -> Int64 {
+    private func drain(_ timeline: PolicyTimeline) throws -> Int64 {
         for child in workers + coordinators {
             if child.paused { child.resume() }
             if !child.isRunning { try child.start() }

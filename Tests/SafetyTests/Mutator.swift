@@ -1,23 +1,7 @@
 import Foundation
+import LetheBench
 import Postgres
 import TestSupport
-
-/// A change the second session made while Lethe ran.
-enum Change: Sendable {
-    case hold(id: Int64, type: String?, until: Int64?)
-    case release(id: Int64)
-    /// The interval stored for the account's own policy, as PostgreSQL prints it.
-    case policy(type: String, retention: String)
-    case state(String)
-    case retentionDisabled(Bool)
-}
-
-/// A committed change, with the commit time in microseconds since 1970.
-struct LoggedChange: Sendable {
-    var at: Int64
-    var account: String
-    var change: Change
-}
 
 /// The mutator's log, shared between its thread and the test.
 final class MutatorLog: @unchecked Sendable {
@@ -85,7 +69,7 @@ struct Mutator: Sendable {
     private func apply(
         _ operation: Int, account: String, random: inout SeededGenerator, on connection: Connection
     )
-        throws -> Change
+        throws -> PolicyChange
     {
         switch operation {
         case 0:

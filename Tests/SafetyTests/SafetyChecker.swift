@@ -1,3 +1,4 @@
+import LetheBench
 import Postgres
 import TestSupport
 

@@ -1,4 +1,5 @@
 import Foundation
+import LetheBench
 import Postgres
 import TestSupport
 

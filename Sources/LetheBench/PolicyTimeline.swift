@@ -1,38 +1,65 @@
+import Foundation
 import Postgres
-import TestSupport
 
-/// The retention settings of every account over time: the state read just before the run,
-/// then the mutator's changes replayed at their commit times. Times are microseconds since 1970.
-struct PolicyTimeline {
-    struct Policy {
-        var retention: String?
-        var enabled = true
-        var operatorDisabled = false
+/// A change a second session made while Lethe ran (the chaos run's and the deletion-safety
+/// suite's mutators).
+package enum PolicyChange: Sendable {
+    case hold(id: Int64, type: String?, until: Int64?)
+    case release(id: Int64)
+    /// The interval stored for the account's own policy, as PostgreSQL prints it.
+    case policy(type: String, retention: String)
+    case state(String)
+    case retentionDisabled(Bool)
+}
+
+/// A committed change, with the commit time in microseconds since 1970.
+package struct LoggedChange: Sendable {
+    package var at: Int64
+    package var account: String
+    package var change: PolicyChange
+
+    package init(at: Int64, account: String, change: PolicyChange) {
+        (self.at, self.account, self.change) = (at, account, change)
+    }
+}
+
+/// The retention settings of every account over time: as read before the run, then the
+/// mutator's changes replayed at their commit times (microseconds since 1970). The chaos run
+/// and the deletion-safety suite (Tests/SafetyTests) judge each deletion against it.
+package struct PolicyTimeline {
+    package struct Policy {
+        package var retention: String?
+        package var enabled = true
+        package var operatorDisabled = false
+
+        package init(retention: String? = nil, enabled: Bool = true, operatorDisabled: Bool = false) {
+            (self.retention, self.enabled, self.operatorDisabled) = (retention, enabled, operatorDisabled)
+        }
     }
 
-    struct Account {
-        var state: String
-        var retentionDisabled: Bool
-        var tier: String?
-        var policies: [String: Policy] = [:]
+    package struct Account {
+        package var state: String
+        package var retentionDisabled: Bool
+        package var tier: String?
+        package var policies: [String: Policy] = [:]
     }
 
-    struct Hold {
-        var id: Int64
-        var account: String
-        var type: String?
-        var placed: Int64
-        var released: Int64?
-        var until: Int64?
+    package struct Hold {
+        package var id: Int64
+        package var account: String
+        package var type: String?
+        package var placed: Int64
+        package var released: Int64?
+        package var until: Int64?
     }
 
-    var accounts: [String: Account] = [:]
-    var tierIntervals: [String: [String: String]] = [:]
-    var holds: [Hold] = []
-    var log: [LoggedChange] = []
+    package var accounts: [String: Account] = [:]
+    package var tierIntervals: [String: [String: String]] = [:]
+    package var holds: [Hold] = []
+    package var log: [LoggedChange] = []
 
     /// The settings as Lethe's tables hold them now (before the run).
-    static func load(_ connection: Connection) throws -> PolicyTimeline {
+    package static func load(_ connection: Connection) throws -> PolicyTimeline {
         var timeline = PolicyTimeline()
         for row in try connection.query("SELECT account_id, state, retention_disabled, tier FROM lethe.accounts") {
             let (id, state, disabled, tier) = try row.decode((String, String, Bool, String?).self)
@@ -63,7 +90,7 @@ struct PolicyTimeline {
     }
 
     /// Adds the mutator's log: holds placed and released, and the other changes by time.
-    mutating func replay(_ changes: [LoggedChange]) {
+    package mutating func replay(_ changes: [LoggedChange]) {
         log = changes.sorted { $0.at < $1.at }
         for entry in log {
             switch entry.change {
@@ -77,7 +104,7 @@ struct PolicyTimeline {
     }
 
     /// The account's settings in force at `time`, nil for an account Lethe does not know.
-    func account(_ id: String, at time: Int64) -> Account? {
+    package func account(_ id: String, at time: Int64) -> Account? {
         guard var account = accounts[id] else { return nil }
         for entry in log where entry.account == id && entry.at <= time {
             switch entry.change {
@@ -91,7 +118,7 @@ struct PolicyTimeline {
     }
 
     /// The first hold on the account (or this type of it) in force at `time`.
-    func hold(on account: String, type: String?, at time: Int64) -> Hold? {
+    package func hold(on account: String, type: String?, at time: Int64) -> Hold? {
         holds.first { hold in
             hold.account == account && (hold.type == nil || hold.type == type) && hold.placed <= time
                 && (hold.released.map { $0 > time } ?? true) && (hold.until.map { $0 > time } ?? true)
@@ -99,5 +126,5 @@ struct PolicyTimeline {
     }
 
     /// Accounts the mutator changed during the run.
-    var changedAccounts: Set<String> { Set(log.map(\.account)) }
+    package var changedAccounts: Set<String> { Set(log.map(\.account)) }
 }
