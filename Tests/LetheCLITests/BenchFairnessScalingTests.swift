@@ -7,13 +7,16 @@ import Testing
 @Suite struct BenchFairnessScalingTests {
     /// Every small tenant finishes in both runs, each run's figures are there, and the
     /// verdict names the task budget.
-    @Test(.timeLimit(.minutes(5))) func fairnessBenchReportsBothRunsAndTheVerdict() throws {
-        let result = try LetheProcess.run([
-            "bench", "fairness", "--big-conversations", "3000", "--small-tenants", "6", "--small-conversations", "2",
-            "--messages", "2", "--batch-size", "200", "--processes", "1", "--concurrency", "2", "--task-budget",
-            "500ms",
-            "--database-url", try TestEnvironment.databaseURL(),
-        ])
+    @Test(.timeLimit(.minutes(5))) func fairnessBenchReportsBothRunsAndTheVerdict() async throws {
+        let result = try await offThePool {
+            try LetheProcess.run([
+                "bench", "fairness", "--big-conversations", "3000", "--small-tenants", "6", "--small-conversations",
+                "2",
+                "--messages", "2", "--batch-size", "200", "--processes", "1", "--concurrency", "2", "--task-budget",
+                "500ms",
+                "--database-url", try TestEnvironment.databaseURL(),
+            ])
+        }
         #expect(result.status == 0, "\(result.output)")
         let lines = result.stdout.split(separator: "\n").map(String.init)
         // RUN, SMALL TENANTS, ROWS EACH, FINISH P50, …: both runs finished all 6 tenants, at least
@@ -38,11 +41,13 @@ import Testing
 
     /// The queue bench's cost table: a row per process count and system, with CPU seconds
     /// of PostgreSQL (the test server runs on this machine) and of the workers.
-    @Test(.timeLimit(.minutes(3))) func queueBenchShowsWhereTheTimeWent() throws {
-        let result = try LetheProcess.run([
-            "bench", "queue", "--tasks", "2000", "--processes", "1,2", "--concurrency", "20",
-            "--database-url", try TestEnvironment.databaseURL(),
-        ])
+    @Test(.timeLimit(.minutes(3))) func queueBenchShowsWhereTheTimeWent() async throws {
+        let result = try await offThePool {
+            try LetheProcess.run([
+                "bench", "queue", "--tasks", "2000", "--processes", "1,2", "--concurrency", "20",
+                "--database-url", try TestEnvironment.databaseURL(),
+            ])
+        }
         #expect(result.status == 0, "\(result.output)")
         let lines = result.stdout.split(separator: "\n").map(String.init)
         let header = try #require(lines.firstIndex { $0.hasPrefix("PROCESSES  SYSTEM") }, "\(result.output)")

@@ -6,10 +6,12 @@ import Testing
 /// of fault passes its checks, and a run in which a held row is deleted behind Lethe's back
 /// fails them, naming the row.
 @Suite(.serialized) struct ChaosRunTests {
-    @Test func shortChaosRunPassesEveryCheck() throws {
-        let result = try LetheProcess.run([
-            "bench", "chaos", "--duration", "2m", "--seed", "19", "--tenants", "40", "--scale", "400",
-        ])
+    @Test func shortChaosRunPassesEveryCheck() async throws {
+        let result = try await offThePool {
+            try LetheProcess.run([
+                "bench", "chaos", "--duration", "2m", "--seed", "19", "--tenants", "40", "--scale", "400",
+            ])
+        }
         #expect(result.status == 0, "\(result.output.suffix(6000))")
         let out = result.stdout
         for fault in [
@@ -37,11 +39,13 @@ import Testing
     }
 
     /// The checker can fail: the run deletes a row of held account 9 itself.
-    @Test func forbiddenDeletionIsCaught() throws {
-        let result = try LetheProcess.run([
-            "bench", "chaos", "--duration", "30s", "--seed", "5", "--tenants", "12", "--scale", "200",
-            "--inject-forbidden-deletion",
-        ])
+    @Test func forbiddenDeletionIsCaught() async throws {
+        let result = try await offThePool {
+            try LetheProcess.run([
+                "bench", "chaos", "--duration", "30s", "--seed", "5", "--tenants", "12", "--scale", "200",
+                "--inject-forbidden-deletion",
+            ])
+        }
         #expect(result.status == 1, "\(result.output.suffix(6000))")
         #expect(result.stdout.contains("forbidden deletion (test only)"), "\(result.stdout.suffix(4000))")
         #expect(

@@ -89,8 +89,11 @@ import Testing
     /// The demo runs end to end, and its two archiving accounts (5 to a file:// site, 6 to an
     /// sftp:// site on the demo's own sshd) were archived, verified and deleted only after the
     /// upload. With --keep, the sites stay for the test to check the files itself.
-    @Test func demoRunsEndToEndAndArchivesBeforeDeleting() throws {
-        let result = try LetheProcess.run(["demo", "--tenants", "10", "--scale", "300", "--keep"])
+    @Test func demoRunsEndToEndAndArchivesBeforeDeleting() async throws {
+        // Off the cooperative pool: minutes of waiting there stall every other async test.
+        let result = try await offThePool {
+            try LetheProcess.run(["demo", "--tenants", "10", "--scale", "300", "--keep"])
+        }
         let kept = result.stdout.components(separatedBy: "the database directory is kept: ").last?
             .split(separator: "\n").first.map(String.init)
         defer { if let kept, kept.contains("lethe-demo-") { try? FileManager.default.removeItem(atPath: kept) } }
@@ -144,11 +147,13 @@ import Testing
     /// workers delete the same rows as the single statement, with fixed and adaptive batches.
     /// (Its worker once waited forever for orphan GC, which a batch makes due and only a
     /// coordinator enqueues.)
-    @Test(.timeLimit(.minutes(3))) func retentionBenchmarkEndsAndDeletesWhatTheStatementDeletes() throws {
-        let result = try LetheProcess.run([
-            "bench", "retention", "--conversations", "1000", "--messages", "2", "--batches", "250,adaptive:250",
-            "--processes", "1,2", "--database-url", try TestEnvironment.databaseURL(),
-        ])
+    @Test(.timeLimit(.minutes(3))) func retentionBenchmarkEndsAndDeletesWhatTheStatementDeletes() async throws {
+        let result = try await offThePool {
+            try LetheProcess.run([
+                "bench", "retention", "--conversations", "1000", "--messages", "2", "--batches", "250,adaptive:250",
+                "--processes", "1,2", "--database-url", try TestEnvironment.databaseURL(),
+            ])
+        }
         #expect(result.status == 0, "\(result.output)")
         // The table's rows: METHOD, BATCH, ROWS, … (not the CPU table after it, whose rows
         // start with the same methods).

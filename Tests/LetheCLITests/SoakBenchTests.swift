@@ -12,13 +12,20 @@ import Testing
         "wal_mb_per_s", "ingested_rows",
     ]
 
-    @Test(.timeLimit(.minutes(5))) func aShortSoakWritesEverySeriesAndJudgesIt() throws {
-        try withTemporaryDirectory { directory in
+    @Test(.timeLimit(.minutes(5))) func aShortSoakWritesEverySeriesAndJudgesIt() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-soak-\(UUID().uuidString)")
+            .path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        do {
             let csv = directory + "/soak.csv"
-            let result = try LetheProcess.run([
-                "bench", "soak", "--duration", "30s", "--interval", "5s", "--workers", "2", "--tenants", "3",
-                "--archiving", "1", "--ingest", "5", "--csv", csv, "--database-url", try TestEnvironment.databaseURL(),
-            ])
+            let result = try await offThePool {
+                try LetheProcess.run([
+                    "bench", "soak", "--duration", "30s", "--interval", "5s", "--workers", "2", "--tenants", "3",
+                    "--archiving", "1", "--ingest", "5", "--csv", csv, "--database-url",
+                    try TestEnvironment.databaseURL(),
+                ])
+            }
             #expect(result.status == 0, "\(result.output)")
             let lines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n").map(String.init)
             #expect(lines.first == Self.columns.joined(separator: ","), "\(lines.first ?? "")")
