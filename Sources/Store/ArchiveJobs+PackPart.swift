@@ -89,20 +89,7 @@ extension ArchiveJobs {
     /// generation is packed again under its own names only before any site held one) and
     /// moves the job on.
     public func recordPart(_ job: ArchiveJob, file: PackedFile, next: PackCursor?, on connection: Connection) throws {
-        try connection.execute(
-            """
-            INSERT INTO lethe.archive_files (job_id, account_id, generation, part, file_name, status, total_size,
-                                             entries, records, sha256, packed_at)
-            VALUES ($1, $2, $9, $3, $4, \(ArchiveFileEvent.pack.targetSQL), $5, $6, $7, $8, now())
-            ON CONFLICT (job_id, generation, part) DO UPDATE SET file_name = EXCLUDED.file_name,
-                status = \(ArchiveFileEvent.pack.targetSQL),
-                total_size = EXCLUDED.total_size, entries = EXCLUDED.entries, records = EXCLUDED.records,
-                sha256 = EXCLUDED.sha256, packed_at = now(), error = NULL, updated_at = now()
-            """,
-            [
-                job.id, job.accountID, file.part, file.name, file.size, file.entries, file.records, file.sha256,
-                job.generation,
-            ])
+        try recordFile(file, of: job, on: connection)
         let cursor = try next.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
         try connection.execute(
             """

@@ -146,25 +146,30 @@ public struct ArchiveJobs: Sendable {
         try connection.execute(
             "DELETE FROM lethe.archive_files WHERE job_id = $1 AND generation = $2 AND part > $3",
             [job.id, job.generation, files.count])
-        for file in files {
-            try connection.execute(
-                """
-                INSERT INTO lethe.archive_files (job_id, account_id, generation, part, file_name, status, total_size,
-                                                 entries, records, sha256, packed_at)
-                VALUES ($1, $2, $9, $3, $4, \(ArchiveFileEvent.pack.targetSQL), $5, $6, $7, $8, now())
-                ON CONFLICT (job_id, generation, part) DO UPDATE SET file_name = EXCLUDED.file_name,
-                    status = \(ArchiveFileEvent.pack.targetSQL),
-                    total_size = EXCLUDED.total_size, entries = EXCLUDED.entries, records = EXCLUDED.records,
-                    sha256 = EXCLUDED.sha256, packed_at = now(), error = NULL, updated_at = now()
-                """,
-                [
-                    job.id, job.accountID, file.part, file.name, file.size, file.entries, file.records, file.sha256,
-                    job.generation,
-                ])
-        }
+        for file in files { try recordFile(file, of: job, on: connection) }
         try connection.execute(
             "UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.pack.targetSQL), packed_at = now() WHERE job_id = $1",
             [job.id])
+    }
+
+    /// Records one packed file of the job's generation in the backup log as `uploading`, with
+    /// its size, entries, records and SHA-256 (a file recorded before, by an attempt that
+    /// packed it again, takes the new values).
+    func recordFile(_ file: PackedFile, of job: ArchiveJob, on connection: Connection) throws {
+        try connection.execute(
+            """
+            INSERT INTO lethe.archive_files (job_id, account_id, generation, part, file_name, status, total_size,
+                                             entries, records, sha256, packed_at)
+            VALUES ($1, $2, $9, $3, $4, \(ArchiveFileEvent.pack.targetSQL), $5, $6, $7, $8, now())
+            ON CONFLICT (job_id, generation, part) DO UPDATE SET file_name = EXCLUDED.file_name,
+                status = \(ArchiveFileEvent.pack.targetSQL),
+                total_size = EXCLUDED.total_size, entries = EXCLUDED.entries, records = EXCLUDED.records,
+                sha256 = EXCLUDED.sha256, packed_at = now(), error = NULL, updated_at = now()
+            """,
+            [
+                job.id, job.accountID, file.part, file.name, file.size, file.entries, file.records, file.sha256,
+                job.generation,
+            ])
     }
 
     /// Sends a job that lost its files (no site holds them, the spool is gone) back to packing.
