@@ -138,20 +138,49 @@ struct NotificationCopyAndThreadTests {
     @Test func cancellingTheCallerCancelsTheStatement() async throws {
         let thread = ConnectionThread(conninfo: try TestEnvironment.databaseURL())
         let clock = ContinuousClock()
-        let marker = "lethe-cancel-\(UUID().uuidString)"
-        let task = Task { try await thread.run { try $0.execute("SELECT pg_sleep(600), $1::text", [marker]) } }
+        // The closure names its backend before it sends the statement, so the observer looks
+        // at that one session rather than matching query text across the whole cluster.
+        let backend = Mutex<Int32?>(nil)
+        let ended = Mutex<String?>(nil)
+        let task = Task {
+            do {
+                try await thread.run { connection in
+                    backend.withLock { $0 = connection.backendPID }
+                    try connection.execute("SELECT pg_sleep(600)")
+                }
+                ended.withLock { $0 = "without an error" }
+            } catch {
+                ended.withLock { $0 = "with \(error)" }
+                throw error
+            }
+        }
         // Cancel once the statement is running on the server.
         let observer = try Connection.connect(try TestEnvironment.databaseURL())
-        var seen = false
-        let deadline = clock.now + .seconds(300)
-        while !seen, clock.now < deadline {
-            seen =
-                try observer.query(
-                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(600), $1%'"
-                )[0].decode(Int.self, at: 0) > 0
-            if !seen { try await Task.sleep(for: .milliseconds(50)) }
+        defer { observer.close() }
+        func running(_ pid: Int32?) throws -> Bool {
+            guard let pid else { return false }
+            return try observer.query(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int AND state = 'active' AND query = 'SELECT pg_sleep(600)'",
+                [Int(pid)]
+            )[0].decode(Int.self, at: 0) > 0
         }
-        try #require(seen, "the statement never showed as active in pg_stat_activity")
+        var seen = try running(backend.withLock { $0 })
+        let deadline = clock.now + .seconds(300)
+        var polls = 0  // a pool stalled past the deadline still gets its share of looks
+        while !seen, clock.now < deadline || polls < 200 {
+            polls += 1
+            // A call that ended before its statement ran (a refused connection, say) says why.
+            if let how = ended.withLock({ $0 }) {
+                Issue.record("the call ended \(how) before its statement was seen running")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+            seen = try running(backend.withLock { $0 })
+        }
+        try #require(
+            seen,
+            "the statement never showed as active in pg_stat_activity (backend \(String(describing: backend.withLock { $0 })))"
+        )
         let cancelledAt = clock.now
         task.cancel()
         let result = await task.result
