@@ -10,20 +10,21 @@ import Store
 struct ArchiveBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "archive",
-        abstract: "Archive MB/s beside bsdtar, upload MB/s beside OpenSSH's sftp, and a worker's peak RSS.",
+        abstract:
+            "Archiving end to end beside an operator's script, upload beside OpenSSH's sftp, a worker's peak RSS.",
         discussion: """
             Builds a scratch database (lethe_bench_arc_…) with the example application, then \
             runs each part --runs times, alternating Lethe and its baseline:
 
-              archive  Tenant 1's expired conversations, about --records of JSON (messages
-                       of made-up sentences). The job is planned first (keys and row
-                       hashes, timed on their own); then Lethe packs it in process, from
-                       the rows (COPY as JSON lines, each checked against its recorded
-                       hash, on one thread; deflate and AES-256 on another) to the finished
-                       ZIP. bsdtar compresses the same entries, extracted to files
-                       beforehand, with the same encryption and --compression-level; the
-                       packer's COPY statements alone, output dropped, show what the
-                       database itself takes.
+              archive  End to end, for a JSON-heavy tenant (about --records of messages of
+                       made-up sentences) and a blob-heavy one (--recordings of random
+                       bytes): a `lethe worker --until-idle` process takes a new archive
+                       job from planning through packing to uploaded on --sftp (the
+                       steps from the job's timestamps), beside the script an operator
+                       would write instead, one step at a time: `psql \\copy` of the same
+                       rows as JSON lines and the blobs' bytes to files, bsdtar with the
+                       same encryption and --compression-level, OpenSSH `sftp put`. The
+                       headline is the script's seconds ÷ Lethe's.
               upload   A --upload file of random bytes to --sftp: Lethe's SFTP site
                        (temporary name, fsync, rename, size check), and OpenSSH's sftp
                        `put` with its default settings. Both include opening the
@@ -34,13 +35,18 @@ struct ArchiveBench: AsyncParsableCommand {
                        and uploads the archive to a file:// site while its peak RSS
                        (VmHWM) is sampled, against the goal of 100 MB.
 
-            bsdtar reads the (throwaway) key from its stdin in a session of its own; no key is \
-            ever on a command line or in a child's environment. Use a release build.
+            bsdtar reads the (throwaway) key from its stdin in a session of its own, and psql \
+            reads the connection from a service file (mode 0600); no key or password is ever on \
+            a command line. Use a release build.
             """)
 
     @OptionGroup var global: GlobalOptions
-    @Option(help: ArgumentHelp("JSON records in the archive part, e.g. 200MB.", valueName: "size"))
+    @Option(
+        help: ArgumentHelp("JSON records of the archive part's first tenant (0: none), e.g. 200MB.", valueName: "size"))
     var records = "200MB"
+    @Option(
+        help: ArgumentHelp("Recordings of the archive part's second tenant (0: none), e.g. 1GB.", valueName: "size"))
+    var recordings = "1GB"
     @Option(name: .customLong("compression-level"), help: "Deflate level for Lethe and bsdtar alike (0-9).")
     var compressionLevel = 1
     @Option(help: "Measurements per part, alternating Lethe and the baseline.") var runs = 3
@@ -73,8 +79,18 @@ struct ArchiveBench: AsyncParsableCommand {
         guard !names.isEmpty, parts.count == names.count else {
             throw ValidationError("--only \(only): expected a comma-separated list of archive, upload, memory")
         }
-        guard let bytes = ByteSizeText.parse(records), bytes >= 1_000_000 else {
-            throw ValidationError("--records \(records): expected a size of at least 1MB; \(ByteSizeText.accepted)")
+        guard let bytes = ByteSizeText.parse(records), bytes == 0 || bytes >= 1_000_000 else {
+            throw ValidationError(
+                "--records \(records): expected 0 or a size of at least 1MB; \(ByteSizeText.accepted)")
+        }
+        guard let blobs = ByteSizeText.parse(recordings),
+            blobs == 0 || blobs >= Int64(ArchiveBenchDatabase.recordingSize)
+        else {
+            throw ValidationError(
+                "--recordings \(recordings): expected 0 or a size of at least 4MiB; \(ByteSizeText.accepted)")
+        }
+        guard bytes + blobs > 0 || !parts.contains(.archive) else {
+            throw ValidationError("--records 0 and --recordings 0 leave the archive part nothing to archive")
         }
         guard let uploadBytes = ByteSizeText.parse(upload), uploadBytes >= 1_000_000 else {
             throw ValidationError("--upload \(upload): expected a size of at least 1MB; \(ByteSizeText.accepted)")
@@ -89,11 +105,11 @@ struct ArchiveBench: AsyncParsableCommand {
             throw ValidationError("--compression-level \(compressionLevel): expected 0 to 9")
         }
         guard runs >= 1 else { throw ValidationError("--runs \(runs): expected at least 1") }
-        if parts.contains(.upload) {
+        if parts.contains(.upload) || parts.contains(.archive) {
             guard let sftp, identity != nil, knownHosts != nil else {
                 throw ValidationError(
-                    "the upload part needs --sftp sftp://user@host:port/dir, --identity FILE and --known-hosts FILE "
-                        + "(or leave it out with --only archive,memory)")
+                    "the archive and upload parts need --sftp sftp://user@host:port/dir, --identity FILE and "
+                        + "--known-hosts FILE (or run only the memory part: --only memory)")
             }
             do {
                 guard try BackupSiteURL(parsing: sftp).scheme == .sftp else {
@@ -105,6 +121,13 @@ struct ArchiveBench: AsyncParsableCommand {
         }
     }
 
+    /// --sftp with its key files (validate checked they are there).
+    func site() throws -> ArchiveBenchRun.SFTPTarget {
+        ArchiveBenchRun.SFTPTarget(
+            url: try BackupSiteURL(parsing: sftp!), text: sftp!,
+            credentials: SiteCredentials(identityFile: identity, knownHostsFile: knownHosts))
+    }
+
     func run() async throws {
         let context = try CommandContext(global, label: "lethe.bench")
         guard
@@ -113,10 +136,11 @@ struct ArchiveBench: AsyncParsableCommand {
         else {
             throw UsageError("cannot find examples/contact-centre; run from the repository or pass --example DIR")
         }
-        let tools = ["/usr/bin/bsdtar", "/usr/bin/sftp", "/usr/bin/setsid"]
+        let tools = ["/usr/bin/bsdtar", "/usr/bin/sftp", "/usr/bin/setsid", "/usr/bin/psql"]
         for tool in tools where !FileManager.default.isExecutableFile(atPath: tool) {
             throw UsageError(
-                "\(tool) is missing: the baselines need it (apt-get install libarchive-tools openssh-client)")
+                "\(tool) is missing: the baselines need it (apt-get install libarchive-tools openssh-client postgresql-client)"
+            )
         }
         let work = directory ?? NSTemporaryDirectory() + "lethe-bench-archive-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(
@@ -141,12 +165,12 @@ struct ArchiveBench: AsyncParsableCommand {
             for part in parts {
                 switch part {
                 case .archive:
-                    tables.append(try await run.archive(records: ByteSizeText.parse(records)!))
-                case .upload:
                     tables.append(
-                        try await run.upload(
-                            size: ByteSizeText.parse(upload)!, url: try BackupSiteURL(parsing: sftp!),
-                            credentials: SiteCredentials(identityFile: identity, knownHostsFile: knownHosts)))
+                        try await run.endToEnd(
+                            records: ByteSizeText.parse(records)!, recordings: ByteSizeText.parse(recordings)!,
+                            site: try site()))
+                case .upload:
+                    tables.append(try await run.upload(size: ByteSizeText.parse(upload)!, site: try site()))
                 case .memory:
                     tables.append(try await run.memory(sizes: memorySizes))
                 }

@@ -1,3 +1,4 @@
+import BackupSites
 import Foundation
 import LetheCLI
 import LetheConfiguration
@@ -141,17 +142,20 @@ struct ArchiveBenchDatabase: Sendable {
     }
 
     /// Makes `account` a Lethe account whose conversations expire after a year, archived
-    /// with this run's key to the `file://` site `site` (created); no auto-delete.
-    func enableArchiving(account: Int, site: String) async throws {
-        try FileManager.default.createDirectory(atPath: site, withIntermediateDirectories: true)
+    /// with this run's key to the backup site `url` (a `file://` directory is created; an
+    /// `sftp://` site logs in with `credentials`' key files); no auto-delete.
+    func enableArchiving(account: Int, site url: String, credentials: SiteCredentials = .init()) async throws {
+        if url.hasPrefix("file://") {
+            try FileManager.default.createDirectory(atPath: String(url.dropFirst(7)), withIntermediateDirectories: true)
+        }
         let administration = ArchiveAdministration(masterKey: masterKey)
         let key = archiveKey
         try await thread.run { connection in
             try connection.execute("SELECT lethe.add_account($1)", ["\(account)"])
             try connection.execute("SELECT lethe.set_policy($1, 'conversations', '1 year')", ["\(account)"])
             _ = try administration.addSite(
-                account: "\(account)", url: "file://\(site)", identityFile: nil, secret: nil, knownHostsFile: nil,
-                on: connection)
+                account: "\(account)", url: url, identityFile: credentials.identityFile, secret: nil,
+                knownHostsFile: credentials.knownHostsFile, on: connection)
             var change = ArchiveSettingsChange()
             change.key = key
             change.enabled = true

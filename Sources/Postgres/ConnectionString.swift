@@ -37,6 +37,22 @@ public enum ConnectionString {
         }
     }
 
+    /// The keywords and values `conninfo` sets (a URL's too), in libpq's order; throws as
+    /// `validate` does. For handing a connection to another libpq program through a service
+    /// file instead of its command line. Wraps `PQconninfoParse`.
+    public static func keywords(_ conninfo: String) throws -> [(keyword: String, value: String)] {
+        try validate(conninfo)
+        guard let options = PQconninfoParse(conninfo, nil) else { return [] }
+        defer { PQconninfoFree(options) }
+        var result: [(keyword: String, value: String)] = []
+        var option = options
+        while let keyword = option.pointee.keyword {
+            if let value = option.pointee.val { result.append((String(cString: keyword), String(cString: value))) }
+            option += 1
+        }
+        return result
+    }
+
     private static func invalid(_ conninfo: String, _ reason: String) -> PostgresError {
         PostgresError(
             .invalidConnectionString,

@@ -102,7 +102,7 @@ extension ArchiveJobs {
             [job.id, job.generation, file.part])
         let moved = try connection.query(
             """
-            UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.pack.targetSQL), packed_at = now()
+            UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.pack.targetSQL), packed_at = clock_timestamp()
             WHERE job_id = $1 AND generation = $2 AND state = \(StateSQL.literal(ArchiveJobState.packing))
             RETURNING 1
             """, [job.id, job.generation])

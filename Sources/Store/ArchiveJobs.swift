@@ -160,11 +160,11 @@ public struct ArchiveJobs: Sendable {
             """
             INSERT INTO lethe.archive_files (job_id, account_id, generation, part, file_name, status, total_size,
                                              entries, records, sha256, packed_at)
-            VALUES ($1, $2, $9, $3, $4, \(ArchiveFileEvent.pack.targetSQL), $5, $6, $7, $8, now())
+            VALUES ($1, $2, $9, $3, $4, \(ArchiveFileEvent.pack.targetSQL), $5, $6, $7, $8, clock_timestamp())
             ON CONFLICT (job_id, generation, part) DO UPDATE SET file_name = EXCLUDED.file_name,
                 status = \(ArchiveFileEvent.pack.targetSQL),
                 total_size = EXCLUDED.total_size, entries = EXCLUDED.entries, records = EXCLUDED.records,
-                sha256 = EXCLUDED.sha256, packed_at = now(), error = NULL, updated_at = now()
+                sha256 = EXCLUDED.sha256, packed_at = clock_timestamp(), error = NULL, updated_at = now()
             """,
             [
                 job.id, job.accountID, file.part, file.name, file.size, file.entries, file.records, file.sha256,
