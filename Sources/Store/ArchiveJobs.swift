@@ -102,56 +102,6 @@ public struct ArchiveJobs: Sendable {
         return try row.decode((String, String).self)
     }
 
-    /// In the packing transaction (the snapshot the export reads): forgets the hashes of the
-    /// job's blobs that changed or went since the plan recorded them. The rows' hashes are
-    /// checked by the packer as it exports them.
-    public func forgetChangedBlobs(_ job: ArchiveJob, on connection: Connection) throws {
-        for store in registry.blobStores.values.sorted(by: { $0.store.name < $1.store.name }) {
-            try connection.execute(store.forgetChangedBlobs, [job.id, job.accountID])
-        }
-    }
-
-    /// The job's manifest rows that still have a hash, per type and table index: what the
-    /// export of each table should yield when nothing changed since the plan.
-    public func hashedRows(job: UUID, on connection: Connection) throws -> [String: [Int: Int]] {
-        var rows: [String: [Int: Int]] = [:]
-        for row in try connection.query(
-            """
-            SELECT entity_type, table_index::int, count(*)::bigint FROM lethe.archive_manifest
-            WHERE job_id = $1 AND row_hash IS NOT NULL GROUP BY 1, 2
-            """, [job])
-        {
-            let (type, index, count) = try row.decode((String, Int, Int).self)
-            rows[type, default: [:]][index] = count
-        }
-        return rows
-    }
-
-    /// In the packing transaction, after the files are written and synced: records them in
-    /// the backup log as `uploading` and moves the job on.
-    /// Refused (the transaction rolls back) when the job is no longer packing this generation:
-    /// another worker took it on meanwhile.
-    public func recordPacked(_ job: ArchiveJob, files: [PackedFile], on connection: Connection) throws {
-        let current = try connection.query(
-            """
-            SELECT state = \(StateSQL.literal(ArchiveJobState.packing)) AND generation = $2
-            FROM lethe.archive_jobs WHERE job_id = $1 FOR UPDATE
-            """, [job.id, job.generation]
-        ).first?.decode(Bool.self, at: 0)
-        guard current == true else {
-            throw ArchiveJobMoved(job: job.id, generation: job.generation)
-        }
-        // Parts of this generation a pack no longer writes: no site holds them (a generation
-        // is packed again under its own names only before any site held one of its files).
-        try connection.execute(
-            "DELETE FROM lethe.archive_files WHERE job_id = $1 AND generation = $2 AND part > $3",
-            [job.id, job.generation, files.count])
-        for file in files { try recordFile(file, of: job, on: connection) }
-        try connection.execute(
-            "UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.pack.targetSQL), packed_at = now() WHERE job_id = $1",
-            [job.id])
-    }
-
     /// Records one packed file of the job's generation in the backup log as `uploading`, with
     /// its size, entries, records and SHA-256 (a file recorded before, by an attempt that
     /// packed it again, takes the new values).

@@ -112,34 +112,6 @@ extension CompiledEntityType {
         }
     }
 
-    /// COPY of table `index`'s manifest rows that still have a hash, each line the recorded
-    /// hash, `\u{02}`, and the row as JSON as it is now (`job` is a quoted literal: COPY
-    /// takes no parameters). The packer archives a row only where the two agree.
-    public func exportRows(_ index: Int, jobLiteral job: String) -> String {
-        let table = tables[index]
-        return """
-            COPY (SELECT m.row_hash, row_to_json(t)::text FROM lethe.archive_manifest m
-                  JOIN \(table.sql) AS t ON \(table.key.equals("t", text: "m.row_key"))
-                  WHERE m.job_id = \(job)::uuid AND m.entity_type = '\(name)' AND m.table_index = \(index)
-                    AND m.row_hash IS NOT NULL
-                  ORDER BY m.row_key)
-            TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')
-            """
-    }
-
-    /// $1 job: in the packing transaction, forgets the hash of table `index`'s manifest rows
-    /// that are gone or no longer hash as recorded: the export left them out, so they must
-    /// never be deleted as archived.
-    public func forgetChangedRows(_ index: Int) -> String {
-        let table = tables[index]
-        return """
-            UPDATE lethe.archive_manifest m SET row_hash = NULL
-            WHERE m.job_id = $1 AND m.entity_type = '\(name)' AND m.table_index = \(index) AND m.row_hash IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM \(table.sql) AS t
-                              WHERE \(table.key.equals("t", text: "m.row_key")) AND md5(row_to_json(t)::text) = m.row_hash)
-            """
-    }
-
     /// $1 account, $2 cutoff, $3 root keys: locks those of the roots that are still
     /// eligible now, returning their keys and blob columns as text (as `selectRoots`).
     var lockArchivedRoots: String {
@@ -224,59 +196,14 @@ extension CompiledEntityType {
 
 /// The archive job's SQL for a blob store.
 extension CompiledBlobStore {
-    /// $1 job, $2 account: in the packing transaction, forgets the hash of the job's blobs
-    /// that are gone or no longer hash as the plan recorded them: the export leaves them out
-    /// (it takes only blobs with a hash), so they are never deleted as archived.
-    var forgetChangedBlobs: String {
+    /// The blob of manifest row `mb` (by key) if it is `account`'s, as `select`: a subquery
+    /// the planner cannot flatten (`OFFSET 0`), so `b.key = mb.blob_key` stays an index
+    /// condition whatever the statistics say.
+    package func byKey(select: String, account: String) -> String {
         """
-        UPDATE lethe.archive_manifest_blobs mb SET row_hash = NULL
-        WHERE mb.job_id = $1 AND mb.store = '\(store.name)' AND mb.row_hash IS NOT NULL
-          AND NOT EXISTS (SELECT 1 FROM \(sql) AS b
-                          WHERE b.\(key) = mb.blob_key::\(keyType) AND b.\(account) = $2::text::\(accountType)
-                            AND \(rowHash) = mb.row_hash)
+        SELECT \(select) FROM \(sql) AS b
+        WHERE b.\(key) = mb.blob_key::\(keyType) AND \(ofAccount(account)) OFFSET 0
         """
-    }
-
-    /// COPY of the job's archived blob rows as JSON lines, the content column null (the
-    /// contents are archived as files of their own).
-    public func exportRows(jobLiteral job: String) -> String {
-        "COPY (\(exportRowsQuery(jobLiteral: job))) TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
-    }
-
-    /// The SELECT `exportRows` copies. Each manifest row fetches its blob by key in a
-    /// subquery the planner cannot flatten (`OFFSET 0`), with the account a scalar subquery
-    /// evaluated once: `b.key = mb.blob_key` stays an index condition whatever the
-    /// statistics say. Joined to `archive_jobs` instead, an analysed manifest and `enable_sort
-    /// = off` made the planner scan the account's blobs once per manifest row (a join filter).
-    package func exportRowsQuery(jobLiteral job: String) -> String {
-        """
-        SELECT x.line FROM lethe.archive_manifest_blobs mb
-        CROSS JOIN LATERAL (\(byKey(select: "\(rowJSON) AS line", job: "\(job)::uuid"))) AS x
-        WHERE mb.job_id = \(job)::uuid AND mb.store = '\(store.name)' AND mb.row_hash IS NOT NULL
-        ORDER BY mb.blob_key
-        """
-    }
-
-    /// $1 job: the archived blobs' keys and content sizes (with a content column), each blob
-    /// fetched by key as in `exportRowsQuery`.
-    public var contentSizes: String? {
-        guard let content else { return nil }
-        return """
-            SELECT mb.blob_key, x.size FROM lethe.archive_manifest_blobs mb
-            CROSS JOIN LATERAL (\(byKey(select: "coalesce(octet_length(b.\(content)), -1)::bigint AS size", job: "$1"))) AS x
-            WHERE mb.job_id = $1 AND mb.store = '\(store.name)' AND mb.row_hash IS NOT NULL
-            ORDER BY mb.blob_key
-            """
-    }
-
-    /// The blob of manifest row `mb` (by key) if it is the job's account's, as `select`; a
-    /// subquery kept apart from the outer query so its key lookup is always an index condition.
-    private func byKey(select: String, job: String) -> String {
-        let account = "SELECT j.account_id FROM lethe.archive_jobs j WHERE j.job_id = \(job)"
-        return """
-            SELECT \(select) FROM \(sql) AS b
-            WHERE b.\(key) = mb.blob_key::\(keyType) AND \(ofAccount(account)) OFFSET 0
-            """
     }
 
     /// $1 job, $2 account, $3 grace (ms): adds the account's blobs that stayed unreferenced

@@ -7,7 +7,7 @@ import Testing
 
 @testable import LetheConfiguration
 
-/// The packer's export statements after autovacuum has analysed a fresh manifest, with
+/// A part's export statements (ArchiveJobs+PackPart.swift) after autovacuum has analysed a fresh manifest, with
 /// sorting off as the packer sets it: each fetches rows by key through an index, never
 /// by comparing every manifest row with every row of the account (a nested loop's join
 /// filter, which once made the COPY of 45,000 blob rows run for over ten minutes).
@@ -23,14 +23,6 @@ import Testing
             return try connection.query("EXPLAIN " + sql, parameters).map { try $0.decode(String.self, at: 0) }
                 .joined(separator: "\n")
         }
-    }
-
-    /// The SELECT inside a `COPY (…) TO STDOUT …` statement.
-    private func innerQuery(_ copy: String) throws -> String {
-        let start = try #require(copy.range(of: "COPY ("))
-        let end = try #require(copy.range(of: "TO STDOUT", options: .backwards))
-        let inner = copy[start.upperBound..<end.lowerBound].trimmingCharacters(in: .whitespacesAndNewlines)
-        return String(inner.dropLast())  // the closing parenthesis
     }
 
     @Test func exportStatementsLookRowsUpByKeyAfterAnAnalyse() async throws {
@@ -59,23 +51,47 @@ import Testing
                 try fixture.connection.execute(
                     "ANALYZE app.blobs, app.conversations, app.messages, app.message_attachments")
 
-                let literal = try fixture.connection.literal(id)
+                // A part's batch: keys up to the 500th (or the last), as the packer asks for them.
+                let connection = fixture.connection
+                let literal = try connection.literal(id)
                 #expect(!jobs.registry.blobStores.isEmpty)
                 for store in jobs.registry.blobStores.values {
                     let key = store.store.key
+                    let upTo: String = try connection.scalar(
+                        """
+                        SELECT max(blob_key) FROM (SELECT blob_key FROM lethe.archive_manifest_blobs
+                        WHERE job_id = $1::uuid AND store = $2 ORDER BY blob_key LIMIT 500) AS batch
+                        """, [id, store.store.name])
+                    let rows = ArchiveJobs.exportBlobRowsQuery(
+                        store, jobLiteral: literal, accountLiteral: try connection.literal("1"),
+                        storeLiteral: try connection.literal(store.store.name),
+                        range: "mb.blob_key <= \(try connection.literal(upTo))")
+                    let sizes = try #require(ArchiveJobs.nextBlobContentsSQL(store))
                     for (name, sql, parameters) in [
-                        ("blob rows", store.exportRowsQuery(jobLiteral: literal), [] as [any PostgresEncodable]),
-                        ("content sizes", try #require(store.contentSizes), [id] as [any PostgresEncodable]),
+                        ("blob rows", rows, [] as [any PostgresEncodable]),
+                        (
+                            "content sizes", sizes,
+                            [id, "1", store.store.name, nil as String?, 500] as [any PostgresEncodable]
+                        ),
                     ] {
-                        let shown = try plan(sql, parameters, on: fixture.connection)
+                        let shown = try plan(sql, parameters, on: connection)
                         #expect(shown.contains("Index Cond: (\(key) = (mb.blob_key)::"), "\(name):\n\(shown)")
                         #expect(!shown.contains("Join Filter"), "\(name):\n\(shown)")
                     }
                 }
                 for type in jobs.types {
                     for index in type.tables.indices {
+                        let upTo: String = try connection.scalar(
+                            """
+                            SELECT max(row_key) FROM (SELECT row_key FROM lethe.archive_manifest
+                            WHERE job_id = $1::uuid AND entity_type = $2 AND table_index = $3
+                            ORDER BY row_key LIMIT 500) AS batch
+                            """, [id, type.name, index])
                         let shown = try plan(
-                            try innerQuery(type.exportRows(index, jobLiteral: literal)), on: fixture.connection)
+                            ArchiveJobs.exportRowsQuery(
+                                type, table: index, jobLiteral: literal, typeLiteral: try connection.literal(type.name),
+                                range: "m.row_key <= \(try connection.literal(upTo))"),
+                            on: connection)
                         #expect(shown.contains("Index Cond:"), "\(type.name) table \(index):\n\(shown)")
                         #expect(!shown.contains("Join Filter"), "\(type.name) table \(index):\n\(shown)")
                     }
