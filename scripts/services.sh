@@ -14,7 +14,7 @@
 set -euo pipefail
 
 readonly APT_PACKAGES=(libpq-dev libssh2-1-dev libarchive-dev postgresql openssh-server
-  libarchive-tools p7zip-full pkg-config prometheus pgbouncer)
+  libarchive-tools p7zip-full pkg-config prometheus pgbouncer postgresql-client-15 openssh-client)
 readonly PG_PORT_BASE=55432
 # Not PgBouncer's packaged 6432: on a machine with systemd, installing the package starts
 # the system daemon there.

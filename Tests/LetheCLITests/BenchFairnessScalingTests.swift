@@ -1,8 +1,10 @@
 import Foundation
+import Postgres
 import TestSupport
 import Testing
 
-/// The short versions of `lethe bench fairness` and of the queue bench's cost table, run
+/// The short versions of `lethe bench fairness`, of the archive bench's archive part and of
+/// the queue bench's cost table, run
 /// through the real binary, so a broken bench fails CI rather than the next measurement.
 @Suite struct BenchFairnessScalingTests {
     /// Every small tenant finishes in both runs, each run's figures are there, and the
@@ -37,6 +39,49 @@ import Testing
                 $0.hasPrefix("p99 difference: ") && $0.contains("task budget (worker.task_budget) 500ms")
             },
             "\(result.output)")
+    }
+
+    /// The short version of `lethe bench archive`'s archive part: both tenants go end to end
+    /// through a worker process and through the operator's script (psql, bsdtar, sftp) to
+    /// the test sshd; each run has its row with the three steps, and a median verdict; the
+    /// site keeps nothing of either side, and the scratch database is dropped.
+    @Test(.timeLimit(.minutes(5))) func archiveBenchComparesTheWorkerWithTheOperatorsScript() async throws {
+        let server = try TestSSHServer.fromEnvironment()
+        // A directory of its own on the shared test server, owned by its SFTP user.
+        let directory = server.root + "/bench-archive-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.setAttributes([.ownerAccountName: server.user], ofItemAtPath: directory)
+        let result = try await offThePool {
+            try LetheProcess.run([
+                "bench", "archive", "--records", "1MB", "--recordings", "8MB", "--runs", "1", "--only", "archive",
+                "--sftp", "sftp://\(server.user)@\(server.host):\(server.port)\(directory)",
+                "--identity", server.keyPath, "--known-hosts", server.knownHostsPath,
+                "--database-url", try TestEnvironment.databaseURL(),
+            ])
+        }
+        #expect(result.status == 0, "\(result.output)")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        for tenant in ["JSON records, ", "recordings, 2 × 4 MiB"] {
+            for who in ["lethe worker", "operator script"] {
+                let row = try #require(
+                    lines.first { $0.hasPrefix(tenant) && $0.contains("  1  ") && $0.contains(who) }, "\(result.output)"
+                )
+                // INPUT MB, PLAN · COPY, PACK · BSDTAR, UPLOAD · SFTP, TOTAL S: all measured.
+                let numbers = row.components(separatedBy: who).last!.split(separator: " ").prefix(5)
+                    .compactMap { Double($0) }
+                #expect(numbers.count == 5 && numbers.allSatisfy { $0 > 0 }, "\(row)")
+            }
+            #expect(
+                lines.contains { $0.hasPrefix(tenant) && $0.contains("median  script ÷ lethe") }, "\(result.output)")
+        }
+        let left = try FileManager.default.contentsOfDirectory(atPath: directory)
+        #expect(left.isEmpty, "left on the site: \(left)")
+        let name = try #require(
+            result.stdout.firstMatch(of: /scratch database (lethe_bench_arc_[0-9]+)/).map { String($0.1) })
+        let connection = try Connection.connect(try TestEnvironment.databaseURL())
+        defer { connection.close() }
+        #expect(try connection.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]).count == 0)
     }
 
     /// The queue bench's cost table: a row per process count and system, with CPU seconds
