@@ -18,13 +18,16 @@ public struct PackCursor: Codable, Sendable, Equatable {
     /// In a contents section: the blob cut at the part boundary and the bytes of it written.
     public var resume: String?
     public var offset: Int64?
+    /// `ArchiveJobs.packSectionsFingerprint` when the parts were cut (nil: a cursor written
+    /// before it was kept, which counts as another registry).
+    public var sections: String?
 
     public init(
         generation: Int, part: Int, section: String, after: String? = nil, resume: String? = nil,
-        offset: Int64? = nil
+        offset: Int64? = nil, sections: String? = nil
     ) {
         (self.generation, self.part, self.section, self.after) = (generation, part, section, after)
-        (self.resume, self.offset) = (resume, offset)
+        (self.resume, self.offset, self.sections) = (resume, offset, sections)
     }
 }
 
@@ -53,6 +56,35 @@ extension ArchiveJobs {
         let stores = registry.blobStores.values.sorted { $0.store.name < $1.store.name }
         return stores.filter { $0.content != nil }.map { .contents($0) } + stores.map { .blobRows($0) }
             + types.flatMap { type in type.tables.indices.map { .rows(type, table: $0) } }
+    }
+
+    /// The section ids in export order, as one string: a cursor cut under other sections
+    /// does not count.
+    public var packSectionsFingerprint: String { packSections.map(\.id).joined(separator: "\n") }
+
+    /// In the last part's transaction: forgets the hashes of the job's manifest rows and blobs
+    /// that no section of the registry in force packed (a type, table or store dropped since
+    /// planning), so they are never deleted as archived.
+    public func forgetUnpackedSections(_ job: ArchiveJob, on connection: Connection) throws {
+        var tables: [String] = []
+        var stores: [String] = []
+        for section in packSections {
+            switch section {
+            case .rows(let type, let index): tables.append("\(type.name):\(index)")
+            case .blobRows(let store): stores.append(store.store.name)
+            case .contents: break
+            }
+        }
+        try connection.execute(
+            """
+            UPDATE lethe.archive_manifest SET row_hash = NULL
+            WHERE job_id = $1 AND row_hash IS NOT NULL AND NOT (entity_type || ':' || table_index = ANY($2::text[]))
+            """, [job.id, tables])
+        try connection.execute(
+            """
+            UPDATE lethe.archive_manifest_blobs SET row_hash = NULL
+            WHERE job_id = $1 AND row_hash IS NOT NULL AND NOT (store = ANY($2::text[]))
+            """, [job.id, stores])
     }
 
     /// Outside the part's transaction (it survives a crash): one more part transaction begins.
@@ -165,21 +197,23 @@ extension ArchiveJobs {
             """
     }
 
-    /// Forgets the hash of a table's manifest rows with keys in (`after`, `upTo`] that are gone
-    /// or no longer hash as recorded, in the part's snapshot: the part did not write them.
-    public func forgetChangedRows(
-        _ type: CompiledEntityType, table index: Int, job: UUID, after: String?, upTo: String,
+    /// Forgets the hash of a table's manifest rows with keys in (`after`, `upTo`] whose hash is
+    /// not among `written`: the hashes of the lines the part wrote, each checked by the packer
+    /// against the bytes it wrote. A row's JSON holds its key, so a hash names one row as it
+    /// was recorded; whatever the part did not write (a row gone or changed, a line the COPY
+    /// quoted because a `json` value holds a line break, bytes another client encoding
+    /// changed, a duplicate row under one key) loses its hash and is never deleted as archived.
+    public func forgetRowsNotWritten(
+        _ type: CompiledEntityType, table index: Int, job: UUID, after: String?, upTo: String, written: [String],
         on connection: Connection
     ) throws {
-        let table = type.tables[index]
         try connection.execute(
             """
             UPDATE lethe.archive_manifest m SET row_hash = NULL
             WHERE m.job_id = $1 AND m.entity_type = $2 AND m.table_index = $3 AND m.row_hash IS NOT NULL
               AND ($4::text IS NULL OR m.row_key > $4) AND m.row_key <= $5
-              AND NOT EXISTS (SELECT 1 FROM \(table.sql) AS t
-                              WHERE \(table.key.equals("t", text: "m.row_key")) AND md5(row_to_json(t)::text) = m.row_hash)
-            """, [job, type.name, index, after, upTo])
+              AND m.row_hash NOT IN (SELECT unnest($6::text[]))
+            """, [job, type.name, index, after, upTo, written])
     }
 
     /// The next `limit` keys after `after` of a store's manifest blobs that still have a hash.
@@ -218,18 +252,18 @@ extension ArchiveJobs {
             """
     }
 
-    /// Forgets the hash of a store's manifest blobs with keys in (`after`, `upTo`] that are
-    /// gone or no longer hash as recorded, in the part's snapshot; returns their keys.
+    /// Forgets the hash of a store's manifest blobs with keys in (`after`, `upTo`] (nil: to the
+    /// end) that are gone or no longer hash as recorded, in the part's snapshot; returns their keys.
     @discardableResult
     public func forgetChangedBlobs(
-        _ store: CompiledBlobStore, job: ArchiveJob, after: String?, upTo: String, on connection: Connection
+        _ store: CompiledBlobStore, job: ArchiveJob, after: String?, upTo: String?, on connection: Connection
     ) throws -> Set<String> {
         Set(
             try connection.query(
                 """
                 UPDATE lethe.archive_manifest_blobs mb SET row_hash = NULL
                 WHERE mb.job_id = $1 AND mb.store = $3 AND mb.row_hash IS NOT NULL
-                  AND ($4::text IS NULL OR mb.blob_key > $4) AND mb.blob_key <= $5
+                  AND ($4::text IS NULL OR mb.blob_key > $4) AND ($5::text IS NULL OR mb.blob_key <= $5)
                   AND NOT EXISTS (SELECT 1 FROM \(store.sql) AS b
                                   WHERE b.\(store.key) = mb.blob_key::\(store.keyType) AND \(store.ofAccount("$2::text"))
                                     AND \(store.rowHash) = mb.row_hash)
@@ -238,8 +272,27 @@ extension ArchiveJobs {
             ).map { try $0.decode(String.self, at: 0) })
     }
 
-    /// Streams a store's hashed blob rows with keys in (`after`, `upTo`] as JSON lines (the
-    /// content column null); `forgetChangedBlobs` of the same range ran first in the snapshot.
+    /// Forgets the hash of a store's manifest blobs with keys in (`after`, `upTo`] whose row's
+    /// JSON now (md5) is not among `written`, the lines the part wrote and checked: a line the
+    /// COPY quoted (a line break in a `json` value) is left out of the archive, and its blob
+    /// must then never be deleted as archived.
+    public func forgetBlobRowsNotWritten(
+        _ store: CompiledBlobStore, job: ArchiveJob, after: String?, upTo: String, written: [String],
+        on connection: Connection
+    ) throws {
+        try connection.execute(
+            """
+            UPDATE lethe.archive_manifest_blobs mb SET row_hash = NULL
+            WHERE mb.job_id = $1 AND mb.store = $3 AND mb.row_hash IS NOT NULL
+              AND ($4::text IS NULL OR mb.blob_key > $4) AND mb.blob_key <= $5
+              AND NOT EXISTS (SELECT 1 FROM (\(store.byKey(select: "md5(\(store.rowJSON)) AS h", account: "$2::text"))) AS x
+                              WHERE x.h IN (SELECT unnest($6::text[])))
+            """, [job.id, job.accountID, store.store.name, after, upTo, written])
+    }
+
+    /// Streams a store's hashed blob rows with keys in (`after`, `upTo`] to `line`, each as the
+    /// md5 of its JSON (the content column null), `\u{02}`, and that JSON, for the packer to
+    /// check; `forgetChangedBlobs` of the same range ran first in the snapshot.
     public func exportBlobRows(
         _ store: CompiledBlobStore, job: ArchiveJob, after: String?, upTo: String, on connection: Connection,
         _ line: (UnsafeRawBufferPointer) throws -> Void
@@ -260,7 +313,7 @@ extension ArchiveJobs {
         _ store: CompiledBlobStore, jobLiteral: String, accountLiteral: String, storeLiteral: String, range: String
     ) -> String {
         """
-        SELECT x.line FROM lethe.archive_manifest_blobs mb
+        SELECT md5(x.line), x.line FROM lethe.archive_manifest_blobs mb
         CROSS JOIN LATERAL (\(store.byKey(select: "\(store.rowJSON) AS line", account: "\(accountLiteral)::text"))) AS x
         WHERE mb.job_id = \(jobLiteral)::uuid AND mb.store = \(storeLiteral) AND mb.row_hash IS NOT NULL AND \(range)
         ORDER BY mb.blob_key

@@ -27,10 +27,11 @@ extension ArchivePacker {
         let fileManager = FileManager.default
         var cursor = cursor
         var restarted = false
-        if let committed = cursor, !jobs.packSections.contains(where: { $0.id == committed.section }) {
-            // The registry changed under the job (a type or store gone): its sections are not
-            // the ones the cursor counts in. No part is uploaded before packing ends, so the
-            // generation starts again from part 1 under the registry in force.
+        if let committed = cursor, committed.sections != jobs.packSectionsFingerprint {
+            // The registry changed under the job (a type, table or store gone, added or moved):
+            // its sections are not the ones the committed parts were cut from, and a section
+            // skipped in between would keep its hashes. No part is uploaded before packing
+            // ends, so the generation starts again from part 1 under the registry in force.
             cursor = nil
             restarted = true
         }
@@ -101,6 +102,9 @@ extension ArchivePacker {
             let sorting = try jobs.turnSortingOff(on: connection)
             defer { jobs.restoreSorting(sorting, on: connection) }
             next = try producer.run(from: cursor)
+            // The last part: what no section of this registry packed (a type or store dropped
+            // since planning) keeps no hash, so putting it back cannot delete it unarchived.
+            if next == nil { try jobs.forgetUnpackedSections(job, on: connection) }
             shared.final.withLock { $0 = next == nil }
             pipe.finish()
         } catch {
@@ -188,7 +192,8 @@ final class PartProducer {
         -> PackCursor
     {
         PackCursor(
-            generation: job.generation, part: part, section: section, after: after, resume: resume, offset: offset)
+            generation: job.generation, part: part, section: section, after: after, resume: resume, offset: offset,
+            sections: jobs.packSectionsFingerprint)
     }
 
     private func send(_ item: ArchivePipe.Item) throws {
@@ -225,8 +230,10 @@ final class PartProducer {
             var records = 0
             var archived = 0
             var bytes = 0
+            var written = Set<String>()
             try jobs.exportRows(type, table: index, job: job.id, after: after, upTo: upTo, on: connection) { line in
                 guard let json = ArchivePacker.recordHashed(line) else { return }
+                written.insert(String(decoding: line.prefix(32), as: UTF8.self))
                 if !begun {
                     try send(.begin(entry))
                     begun = true
@@ -242,8 +249,11 @@ final class PartProducer {
                 }
             }
             if !buffer.isEmpty { try send(.data(buffer, records: records)) }
-            if archived < keys.count {
-                try jobs.forgetChangedRows(type, table: index, job: job.id, after: after, upTo: upTo, on: connection)
+            // Each hash names one key's row as recorded: fewer hashes written than keys means
+            // rows changed, went, or could not be written (docs/archives.md).
+            if written.count < keys.count {
+                try jobs.forgetRowsNotWritten(
+                    type, table: index, job: job.id, after: after, upTo: upTo, written: Array(written), on: connection)
             }
             after = upTo
             if keys.count < limit { break }
@@ -264,15 +274,18 @@ final class PartProducer {
         while true {
             let keys = try jobs.nextBlobKeys(store, job: job.id, after: after, limit: Self.blobRowBatch, on: connection)
             guard let upTo = keys.last else { break }
-            try jobs.forgetChangedBlobs(store, job: job, after: after, upTo: upTo, on: connection)
+            let cleared = try jobs.forgetChangedBlobs(store, job: job, after: after, upTo: upTo, on: connection)
             var buffer: [UInt8] = []
             var records = 0
+            var written = Set<String>()
             try jobs.exportBlobRows(store, job: job, after: after, upTo: upTo, on: connection) { line in
+                guard let json = ArchivePacker.recordHashed(line) else { return }
+                written.insert(String(decoding: line.prefix(32), as: UTF8.self))
                 if !begun {
                     try send(.begin(entry))
                     begun = true
                 }
-                buffer.append(contentsOf: line)
+                buffer.append(contentsOf: json)
                 records += 1
                 if buffer.count >= ArchivePacker.chunkSize {
                     try send(.data(buffer, records: records))
@@ -281,6 +294,10 @@ final class PartProducer {
                 }
             }
             if !buffer.isEmpty { try send(.data(buffer, records: records)) }
+            if written.count < keys.count - cleared.count {
+                try jobs.forgetBlobRowsNotWritten(
+                    store, job: job, after: after, upTo: upTo, written: Array(written), on: connection)
+            }
             after = upTo
             if keys.count < Self.blobRowBatch { break }
             if try full() {
@@ -313,7 +330,7 @@ final class PartProducer {
         }
         while true {
             let batch = try jobs.nextBlobContents(store, job: job, after: after, limit: Self.blobBatch, on: connection)
-            guard !batch.isEmpty else { return nil }
+            guard !batch.isEmpty else { return try contentsEnd(store, after: after) }
             var start = 0
             while start < batch.count {
                 // Check the hashes of a group of about one slice's worth of contents, then write it.
@@ -338,8 +355,16 @@ final class PartProducer {
                 }
                 start = end
             }
-            if batch.count < Self.blobBatch { return nil }
+            if batch.count < Self.blobBatch { return try contentsEnd(store, after: after) }
         }
+    }
+
+    /// The end of a store's contents: blobs after the last one written that went from the
+    /// account in this snapshot lose their hash too, so one put back unchanged before its row
+    /// is packed is not archived without its content.
+    private func contentsEnd(_ store: CompiledBlobStore, after: String?) throws -> PackCursor? {
+        try jobs.forgetChangedBlobs(store, job: job, after: after, upTo: nil, on: connection)
+        return nil
     }
 
     /// Writes a blob's content from `offset`; the cursor where the next part goes on with it
