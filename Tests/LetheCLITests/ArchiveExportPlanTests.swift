@@ -32,14 +32,8 @@ import Testing
                 try fixture.addFileSite()
                 try fixture.enableArchiving()
                 let id = try fixture.startJob()
-                let text = try String(contentsOfFile: fixture.configPath, encoding: .utf8)
-                let registry = try Configuration.parse(text, source: fixture.configPath).registry
-                let jobs = ArchiveJobs(
-                    registry: try RegistryCatalog.compile(registry, on: fixture.connection), maxRootsPerType: 1_000_000)
-                let job = try #require(
-                    try jobs.openJobs(account: "1", on: fixture.connection).first {
-                        $0.id.uuidString.lowercased() == id
-                    })
+                let jobs = try fixture.archiveJobs()
+                let job = try fixture.openJob(id, of: jobs)
                 try jobs.plan(job, on: fixture.connection)
                 let blobs: Int = try fixture.connection.scalar(
                     "SELECT count(*)::int FROM lethe.archive_manifest_blobs WHERE job_id = $1::uuid AND row_hash IS NOT NULL",

@@ -130,6 +130,23 @@ final class ArchiveFixture: @unchecked Sendable {
         try expectSuccess(["archive", "run", "--account", "1"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// The archive jobs of the registry in this fixture's config, compiled against the database.
+    func archiveJobs() throws -> ArchiveJobs {
+        let text = try String(contentsOfFile: configPath, encoding: .utf8)
+        let registry = try Configuration.parse(text, source: configPath).registry
+        return ArchiveJobs(registry: try RegistryCatalog.compile(registry, on: connection), maxRootsPerType: 1_000_000)
+    }
+
+    /// Account 1's open archive job `id`, to plan or pack in the test's own process.
+    func openJob(_ id: String, of jobs: ArchiveJobs) throws -> ArchiveJob {
+        guard
+            let job = try jobs.openJobs(account: "1", on: connection).first(where: {
+                $0.id.uuidString.lowercased() == id
+            })
+        else { throw TestSetupError("archive job \(id) is not open") }
+        return job
+    }
+
     /// Snapshots every application table's ids as `before_<table>` for later comparison.
     func snapshot() throws {
         for table in Self.tables {

@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import Store
 import TestSupport
 import Testing
 
@@ -78,6 +79,77 @@ import Testing
                 let conversations = try fixture.manifestIDs(job: job, type: "conversations", index: 0)
                 #expect(conversations.isSuperset(of: [messageConversation, blobConversation]))
                 #expect(gone == conversations.subtracting([messageConversation, blobConversation]))
+            }
+        }
+    }
+
+    /// A keyless join table holding the same row twice: both copies share one manifest key,
+    /// so the export's line count matched the keys although a sibling row had gone between
+    /// plan and pack. That sibling kept its hash, and, put back unchanged, went at deletion
+    /// without being in any archive. Now its hash goes (fewer distinct hashes written than
+    /// keys), and its conversation stays whole.
+    @Test func aDuplicateRowDoesNotHideASiblingThatWentBetweenPlanAndPack() async throws {
+        try await withMigratedDatabase { database in
+            try await offThePool {
+                let fixture = try ArchiveFixture(database: database)
+                try fixture.addFileSite()
+                try fixture.enableArchiving()
+                let connection = fixture.connection
+                let conversation: Int64 = try connection.scalar(
+                    "SELECT id FROM app.conversations WHERE account_id = 1 AND ended_at IS NOT NULL ORDER BY ended_at, id LIMIT 1"
+                )
+                try connection.executeScript(
+                    """
+                    CREATE TABLE app.conversation_tags (conversation_id bigint NOT NULL, tag integer NOT NULL);
+                    INSERT INTO app.conversation_tags VALUES (\(conversation), 5), (\(conversation), 5), (\(conversation), 7);
+                    """)
+                let config = try String(contentsOfFile: fixture.configPath, encoding: .utf8)
+                let edited = config.replacingOccurrences(
+                    of: "    children:\n      - table: app.messages\n",
+                    with:
+                        "    children:\n      - { table: app.conversation_tags, parent: conversation_id }\n      - table: app.messages\n"
+                )
+                #expect(edited != config)
+                try edited.write(toFile: fixture.configPath, atomically: true, encoding: .utf8)
+                try fixture.expectSuccess(["policy", "sync", "--confirm"])
+
+                let id = try fixture.startJob()
+                let jobs = try fixture.archiveJobs()
+                try jobs.plan(try fixture.openJob(id, of: jobs), on: connection)
+                let tags = try #require(
+                    jobs.types.first { $0.name == "conversations" }?.tables.firstIndex {
+                        $0.label.contains("conversation_tags")
+                    })
+                func hashes() throws -> [String?] {
+                    try connection.query(
+                        """
+                        SELECT row_hash FROM lethe.archive_manifest
+                        WHERE job_id = $1::uuid AND entity_type = 'conversations' AND table_index = $2 ORDER BY row_key
+                        """, [id, tags]
+                    ).map { try $0.decode(String?.self, at: 0) }
+                }
+                #expect(try hashes().count == 2 && hashes().allSatisfy { $0 != nil }, "two keys planned, both hashed")
+                try connection.execute("DELETE FROM app.conversation_tags WHERE tag = 7")
+                try fixture.runUntilIdle()  // packs and uploads
+                #expect(try fixture.jobState(id) == "uploaded", "\(fixture.diagnostics())")
+                #expect(try hashes().filter { $0 == nil }.count == 1, "the tag that went kept its hash")
+
+                try connection.execute("INSERT INTO app.conversation_tags VALUES ($1, 7)", [conversation])
+                let file = try #require(try fixture.files(job: id).first)
+                try fixture.expectSuccess(["archive", "approve", "\(file.id)"])
+                try fixture.runUntilIdle()
+                #expect(try fixture.jobState(id) == "deleted", "\(fixture.diagnostics())")
+                #expect(
+                    try connection.scalar("SELECT count(*) FROM app.conversations WHERE id = $1", [conversation]) == 1)
+                let left: [Int] = try connection.query(
+                    "SELECT tag FROM app.conversation_tags WHERE conversation_id = $1 ORDER BY tag", [conversation]
+                ).map { try $0.decode(Int.self, at: 0) }
+                #expect(left == [5, 5, 7])
+                // The rest of the job went: the check spared only what it had to.
+                let deleted: Int = try connection.scalar(
+                    "SELECT count(*)::int FROM lethe.archive_manifest m WHERE m.job_id = $1::uuid AND m.table_index = 0 "
+                        + "AND NOT EXISTS (SELECT 1 FROM app.conversations c WHERE c.id::text = m.row_key)", [id])
+                #expect(deleted > 0)
             }
         }
     }
