@@ -361,7 +361,10 @@ final class PartProducer {
 
     /// The end of a store's contents: blobs after the last one written that went from the
     /// account in this snapshot lose their hash too, so one put back unchanged before its row
-    /// is packed is not archived without its content.
+    /// is packed is not archived without its content. (Today the blob rows that follow in the
+    /// same part, in the same snapshot, clear them anyway: a part ends inside a section or
+    /// after a full one, and the contents end only on a blob that did not fill the part. This
+    /// keeps the guarantee from resting on that.)
     private func contentsEnd(_ store: CompiledBlobStore, after: String?) throws -> PackCursor? {
         try jobs.forgetChangedBlobs(store, job: job, after: after, upTo: nil, on: connection)
         return nil
