@@ -183,14 +183,18 @@ extension ArchiveJobs {
     }
 
     /// The SELECT `exportRows` copies (literals quoted by the caller: COPY takes no
-    /// parameters). ArchiveExportPlanTests checks that each row is fetched by key.
+    /// parameters). Each manifest row of the batch fetches its row by key in a subquery the
+    /// planner cannot flatten (`OFFSET 0`): joined, statistics of a large table and a
+    /// manifest analysed after earlier jobs let it scan the whole table for every batch.
+    /// ArchiveExportPlanTests checks that each row is fetched by key.
     package static func exportRowsQuery(
         _ type: CompiledEntityType, table index: Int, jobLiteral: String, typeLiteral: String, range: String
     ) -> String {
         let table = type.tables[index]
         return """
-            SELECT m.row_hash, row_to_json(t)::text FROM lethe.archive_manifest m
-            JOIN \(table.sql) AS t ON \(table.key.equals("t", text: "m.row_key"))
+            SELECT m.row_hash, x.line FROM lethe.archive_manifest m
+            CROSS JOIN LATERAL (SELECT row_to_json(t)::text AS line FROM \(table.sql) AS t
+                                WHERE \(table.key.equals("t", text: "m.row_key")) OFFSET 0) AS x
             WHERE m.job_id = \(jobLiteral)::uuid AND m.entity_type = \(typeLiteral)
               AND m.table_index = \(index) AND m.row_hash IS NOT NULL AND \(range)
             ORDER BY m.row_key
@@ -212,7 +216,7 @@ extension ArchiveJobs {
             UPDATE lethe.archive_manifest m SET row_hash = NULL
             WHERE m.job_id = $1 AND m.entity_type = $2 AND m.table_index = $3 AND m.row_hash IS NOT NULL
               AND ($4::text IS NULL OR m.row_key > $4) AND m.row_key <= $5
-              AND m.row_hash NOT IN (SELECT unnest($6::text[]))
+              AND NOT EXISTS (SELECT 1 FROM unnest($6::text[]) AS w(h) WHERE w.h = m.row_hash)
             """, [job, type.name, index, after, upTo, written])
     }
 
