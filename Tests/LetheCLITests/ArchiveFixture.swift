@@ -130,6 +130,23 @@ final class ArchiveFixture: @unchecked Sendable {
         try expectSuccess(["archive", "run", "--account", "1"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// Extracts every file of `job` from this fixture's site into a new directory; returns it.
+    func extract(job: String) throws -> String {
+        let target = directory.appendingPathComponent("extracted-\(UUID().uuidString.prefix(8))").path
+        let files = try files(job: job).map { "\(siteDirectory)/\($0.name)" }
+        try expectSuccess(["archive", "extract", "--to", target] + files)
+        return target
+    }
+
+    /// The manifest's hash of `blob` in `job`: nil when the blob is not in it, `.some(nil)`
+    /// when its hash was cleared.
+    func blobHash(job: String, blob: Int64) throws -> String?? {
+        try connection.query(
+            "SELECT row_hash FROM lethe.archive_manifest_blobs WHERE job_id = $1::uuid AND blob_key = $2",
+            [job, "\(blob)"]
+        ).first.map { try $0.decode(String?.self, at: 0) }
+    }
+
     /// The archive jobs of the registry in this fixture's config, compiled against the database.
     func archiveJobs() throws -> ArchiveJobs {
         let text = try String(contentsOfFile: configPath, encoding: .utf8)

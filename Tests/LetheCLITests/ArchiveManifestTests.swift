@@ -180,15 +180,10 @@ import Testing
                 "SELECT row_hash FROM lethe.archive_manifest WHERE job_id = $1::uuid AND table_index = 1 AND row_key = $2",
                 [job, "\(message)"])
             #expect(hash == nil, "the edited message kept the hash of what the plan saw")
-            let blobHash: String? = try fixture.connection.scalar(
-                "SELECT row_hash FROM lethe.archive_manifest_blobs WHERE job_id = $1::uuid AND blob_key = $2",
-                [job, "\(blob)"])
-            #expect(blobHash == nil, "the edited blob kept the hash of what the plan saw")
+            #expect(try fixture.blobHash(job: job, blob: blob) == .some(nil), "the edited blob kept the plan's hash")
 
             // The archive's messages: every other message of the manifest, not the edited one.
-            let target = fixture.directory.appendingPathComponent("extracted").path
-            let files = try fixture.files(job: job).map { "\(fixture.siteDirectory)/\($0.name)" }
-            try fixture.expectSuccess(["archive", "extract", "--to", target] + files)
+            let target = try fixture.extract(job: job)
             let entries = try FileManager.default.contentsOfDirectory(atPath: "\(target)/records/conversations")
             let messagesEntry = try #require(entries.first { $0.hasPrefix("1-") })
             /// The `id` of every JSON line of an extracted records entry.
@@ -285,15 +280,10 @@ import Testing
             }
             #expect(planned == [nil], "planning recorded account 2's blob as \(planned)")
             for blob in [edited, foreign] {
-                let hash: String?? = try fixture.connection.query(
-                    "SELECT row_hash FROM lethe.archive_manifest_blobs WHERE job_id = $1::uuid AND blob_key = $2",
-                    [job, "\(blob)"]
-                ).first.map { try $0.decode(String?.self, at: 0) }
+                let hash = try fixture.blobHash(job: job, blob: blob)
                 #expect(hash == .some(nil), "blob \(blob) is in the manifest with a hash: \(String(describing: hash))")
             }
-            let target = fixture.directory.appendingPathComponent("extracted").path
-            let files = try fixture.files(job: job).map { "\(fixture.siteDirectory)/\($0.name)" }
-            try fixture.expectSuccess(["archive", "extract", "--to", target] + files)
+            let target = try fixture.extract(job: job)
             for blob in [edited, foreign] {
                 let path = "\(target)/blobs/blobs/\(blob)"
                 #expect(!FileManager.default.fileExists(atPath: path), "blob \(blob) archived")

@@ -45,15 +45,10 @@ import Testing
                     WHERE job_id = $1::uuid AND table_index = 1 AND row_key = $2
                     """, [job, "\(message)"])
                 #expect(messageHash == nil, "the message left out of the archive kept its hash")
-                let blobHash: String? = try connection.scalar(
-                    "SELECT row_hash FROM lethe.archive_manifest_blobs WHERE job_id = $1::uuid AND blob_key = $2",
-                    [job, "\(blob)"])
-                #expect(blobHash == nil, "the blob whose row could not be written kept its hash")
+                #expect(try fixture.blobHash(job: job, blob: blob) == .some(nil), "the unwritten blob kept its hash")
 
                 // Every line of the archive is one JSON object, and neither row is among them.
-                let target = fixture.directory.appendingPathComponent("extracted").path
-                let files = try fixture.files(job: job).map { "\(fixture.siteDirectory)/\($0.name)" }
-                try fixture.expectSuccess(["archive", "extract", "--to", target] + files)
+                let target = try fixture.extract(job: job)
                 let enumerator = try #require(FileManager.default.enumerator(atPath: "\(target)/records"))
                 var lines = 0
                 for case let entry as String in enumerator where entry.hasSuffix(".jsonl") {
