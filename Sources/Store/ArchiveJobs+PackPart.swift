@@ -220,6 +220,27 @@ extension ArchiveJobs {
             """, [job, type.name, index, after, upTo, written])
     }
 
+    /// Records how many lines the part wrote for each key of a table whose rows are named by
+    /// their content (`copies`, migration 0017): `written` counts the lines per hash in (`after`,
+    /// `upTo`]. A key with one line, or of a table with keys of its own, holds NULL; a count
+    /// left by an earlier generation is replaced. Deletion spares a root under which a key has
+    /// more identical rows than its archive holds.
+    public func recordCopies(
+        _ type: CompiledEntityType, table index: Int, job: UUID, after: String?, upTo: String,
+        written: [String: Int], on connection: Connection
+    ) throws {
+        guard type.tables[index].key.isContentNamed else { return }
+        let repeated = written.filter { $0.value > 1 }
+        try connection.execute(
+            """
+            UPDATE lethe.archive_manifest m
+            SET copies = (SELECT u.n FROM unnest($6::text[], $7::int[]) AS u(h, n) WHERE u.h = m.row_hash)
+            WHERE m.job_id = $1 AND m.entity_type = $2 AND m.table_index = $3
+              AND ($4::text IS NULL OR m.row_key > $4) AND m.row_key <= $5
+              AND (m.copies IS NOT NULL OR m.row_hash = ANY($6::text[]))
+            """, [job, type.name, index, after, upTo, Array(repeated.keys), Array(repeated.values)])
+    }
+
     /// The next `limit` keys after `after` of a store's manifest blobs that still have a hash.
     public func nextBlobKeys(
         _ store: CompiledBlobStore, job: UUID, after: String?, limit: Int, on connection: Connection

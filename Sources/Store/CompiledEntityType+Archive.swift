@@ -141,6 +141,16 @@ extension CompiledEntityType {
                       AND m.row_key = \(table.key.text("t")) AND m.row_hash = md5(row_to_json(t)::text))
             """,
         ]
+        if table.key.isContentNamed {
+            // Identical rows share a key: none of them goes when there are more than the archive holds.
+            conditions.append(
+                """
+                \(table.key.text("t")) NOT IN (
+                    SELECT g.k FROM (SELECT \(table.key.text("d")) AS k, count(*) AS n FROM \(table.sql) AS d
+                                     WHERE \(under(index, alias: "d")) GROUP BY 1) AS g
+                    WHERE \(moreThanArchived(index, job: "$3")))
+                """)
+        }
         let keyColumns = table.key.columns
         for child in tables where child.parentIndex == index {
             let joined = zip(child.parent, keyColumns).map { "k.\($0.sql) = t.\($1.sql)" }.joined(separator: " AND ")
@@ -150,6 +160,18 @@ extension CompiledEntityType {
             table.blobs.isEmpty
             ? "" : " RETURNING " + table.blobs.map { "t.\($0.column)::text" }.joined(separator: ", ")
         return "DELETE FROM \(table.sql) AS t WHERE \(conditions.joined(separator: " AND "))\(returning)"
+    }
+
+    /// True where group `g` (`k` a key of table `index`, named by content, and `n` the rows
+    /// with that key now) has more rows than the job's archive holds (`copies`; NULL: one).
+    /// Counted per key over all the batch's rows at once, not per row: a join table need not
+    /// have an index on its parent columns.
+    private func moreThanArchived(_ index: Int, job: String) -> String {
+        """
+        g.n > coalesce((SELECT m.copies FROM lethe.archive_manifest m
+                        WHERE m.job_id = \(job) AND m.entity_type = '\(name)' AND m.table_index = \(index)
+                          AND m.row_key = g.k), 1)
+        """
     }
 
     /// $1 root keys, $2 job: the roots under which table `index` has a row that is not in
@@ -186,10 +208,21 @@ extension CompiledEntityType {
                       AND mb.row_hash = \(store.rowHash)))
                 """)
         }
+        // Identical rows share a key: more of them under a root than the archive holds (one
+        // inserted since packing) spare the root.
+        let copies =
+            table.key.isContentNamed
+            ? """
+
+            UNION
+            SELECT g.root FROM (SELECT \(root.key.text("c0")) AS root, \(table.key.text(alias)) AS k, count(*) AS n
+                                FROM \(joins) WHERE \(root.key.isIn("c0", array: "$1::text[]")) GROUP BY 1, 2) AS g
+            WHERE \(moreThanArchived(index, job: "$2"))
+            """ : ""
         return """
             SELECT DISTINCT \(root.key.text("c0")) FROM \(joins)
             WHERE \(root.key.isIn("c0", array: "$1::text[]"))
-              AND (\(changed.joined(separator: " OR ")))
+              AND (\(changed.joined(separator: " OR ")))\(copies)
             """
     }
 }

@@ -29,6 +29,12 @@ struct CompiledKey: Sendable {
     /// and content): deleting transactions check it still exists (`RegistryGuard`).
     var proof: Int64? = nil
 
+    /// True for a row named by its content (a leaf without a key of its own): identical rows
+    /// share the key, so the manifest counts them (`archive_manifest.copies`).
+    var isContentNamed: Bool {
+        parts.contains { if case .contentHash = $0 { true } else { false } }
+    }
+
     /// The key columns (without a content hash).
     var columns: [CompiledColumn] {
         parts.compactMap { if case .column(let column) = $0 { column } else { nil } }

@@ -230,10 +230,10 @@ final class PartProducer {
             var records = 0
             var archived = 0
             var bytes = 0
-            var written = Set<String>()
+            var written: [String: Int] = [:]  // lines per hash
             try jobs.exportRows(type, table: index, job: job.id, after: after, upTo: upTo, on: connection) { line in
                 guard let json = ArchivePacker.recordHashed(line) else { return }
-                written.insert(String(decoding: line.prefix(32), as: UTF8.self))
+                written[String(decoding: line.prefix(32), as: UTF8.self), default: 0] += 1
                 if !begun {
                     try send(.begin(entry))
                     begun = true
@@ -253,8 +253,12 @@ final class PartProducer {
             // rows changed, went, or could not be written (docs/archives.md).
             if written.count < keys.count {
                 try jobs.forgetRowsNotWritten(
-                    type, table: index, job: job.id, after: after, upTo: upTo, written: Array(written), on: connection)
+                    type, table: index, job: job.id, after: after, upTo: upTo, written: Array(written.keys),
+                    on: connection)
             }
+            // Identical rows under one key: how many lines the archive holds (docs/archives.md).
+            try jobs.recordCopies(
+                type, table: index, job: job.id, after: after, upTo: upTo, written: written, on: connection)
             after = upTo
             if keys.count < limit { break }
             limit = archived > 0 ? max(16, min(50_000, ArchivePacker.chunkSize / max(1, bytes / archived))) : limit

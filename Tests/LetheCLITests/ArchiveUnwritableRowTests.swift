@@ -86,6 +86,81 @@ import Testing
         }
     }
 
+    /// Adds a keyless join table `app.conversation_tags (conversation_id, tag)` holding `tags`
+    /// as a child of conversations, and syncs the registry.
+    static func addTags(_ tags: [(Int64, Int)], to fixture: ArchiveFixture) throws {
+        try fixture.connection.execute(
+            "CREATE TABLE app.conversation_tags (conversation_id bigint NOT NULL, tag integer NOT NULL)")
+        for (conversation, tag) in tags {
+            try fixture.connection.execute("INSERT INTO app.conversation_tags VALUES ($1, $2)", [conversation, tag])
+        }
+        let config = try String(contentsOfFile: fixture.configPath, encoding: .utf8)
+        let edited = config.replacingOccurrences(
+            of: "    children:\n      - table: app.messages\n",
+            with:
+                "    children:\n      - { table: app.conversation_tags, parent: conversation_id }\n      - table: app.messages\n"
+        )
+        #expect(edited != config)
+        try edited.write(toFile: fixture.configPath, atomically: true, encoding: .utf8)
+        try fixture.expectSuccess(["policy", "sync", "--confirm"])
+    }
+
+    /// Identical rows of a keyless join table share one manifest key. The archive holds as
+    /// many lines as there were rows at packing (`archive_manifest.copies`); one more identical
+    /// row inserted after packing matched the key and the hash, and went at deletion with the
+    /// ones archived. Now the root is spared, and a root whose copies did not change goes whole.
+    @Test func anIdenticalJoinRowInsertedAfterPackingKeepsItsConversation() async throws {
+        try await Self.withArchivingAccount { fixture in
+            let connection = fixture.connection
+            let conversations: [Int64] = try connection.query(
+                "SELECT id FROM app.conversations WHERE account_id = 1 AND ended_at IS NOT NULL ORDER BY ended_at, id LIMIT 2"
+            ).map { try $0.decode(Int64.self, at: 0) }
+            let (grown, same) = (conversations[0], conversations[1])
+            try Self.addTags([(grown, 5), (grown, 5), (grown, 7), (same, 9), (same, 9)], to: fixture)
+
+            let id = try fixture.startJob()
+            try fixture.runUntilIdle()  // plans, packs and uploads
+            #expect(try fixture.jobState(id) == "uploaded", "\(fixture.diagnostics())")
+            let copies: [Int?] = try connection.query(
+                """
+                SELECT m.copies FROM lethe.archive_manifest m
+                WHERE m.job_id = $1::uuid AND m.entity_type = 'conversations' AND m.row_key LIKE '[%'
+                ORDER BY m.row_key
+                """, [id]
+            ).map { try $0.decode(Int?.self, at: 0) }
+            #expect(copies.sorted { ($0 ?? 1) < ($1 ?? 1) } == [nil, 2, 2], "tag 7 once, tags 5 and 9 twice")
+
+            // The archive holds both copies of the conversation that stays unchanged.
+            let target = try fixture.extract(job: id)
+            let enumerator = try #require(FileManager.default.enumerator(atPath: "\(target)/records"))
+            var archived: [Int64: [Int]] = [:]
+            for case let entry as String in enumerator where entry.contains("conversation_tags") {
+                let text = try String(contentsOfFile: "\(target)/records/\(entry)", encoding: .utf8)
+                for line in text.split(separator: "\n") {
+                    let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                    let conversation = try #require((object["conversation_id"] as? NSNumber)?.int64Value)
+                    archived[conversation, default: []].append(try #require((object["tag"] as? NSNumber)?.intValue))
+                }
+            }
+            #expect(archived[grown]?.sorted() == [5, 5, 7] && archived[same] == [9, 9], "\(archived)")
+
+            try connection.execute("INSERT INTO app.conversation_tags VALUES ($1, 5)", [grown])
+            let file = try #require(try fixture.files(job: id).first)
+            try fixture.expectSuccess(["archive", "approve", "\(file.id)"])
+            try fixture.runUntilIdle()
+            #expect(try fixture.jobState(id) == "deleted", "\(fixture.diagnostics())")
+            func tags(_ conversation: Int64) throws -> [Int] {
+                try connection.query(
+                    "SELECT tag FROM app.conversation_tags WHERE conversation_id = $1 ORDER BY tag", [conversation]
+                ).map { try $0.decode(Int.self, at: 0) }
+            }
+            #expect(try tags(grown) == [5, 5, 5, 7], "three copies of tag 5 now, two archived: all stay")
+            #expect(try connection.scalar("SELECT count(*) FROM app.conversations WHERE id = $1", [grown]) == 1)
+            #expect(try tags(same) == [], "both copies archived: both went")
+            #expect(try connection.scalar("SELECT count(*) FROM app.conversations WHERE id = $1", [same]) == 0)
+        }
+    }
+
     /// A keyless join table holding the same row twice: both copies share one manifest key,
     /// so the export's line count matched the keys although a sibling row had gone between
     /// plan and pack. That sibling kept its hash, and, put back unchanged, went at deletion
@@ -97,20 +172,7 @@ import Testing
             let conversation: Int64 = try connection.scalar(
                 "SELECT id FROM app.conversations WHERE account_id = 1 AND ended_at IS NOT NULL ORDER BY ended_at, id LIMIT 1"
             )
-            try connection.executeScript(
-                """
-                CREATE TABLE app.conversation_tags (conversation_id bigint NOT NULL, tag integer NOT NULL);
-                INSERT INTO app.conversation_tags VALUES (\(conversation), 5), (\(conversation), 5), (\(conversation), 7);
-                """)
-            let config = try String(contentsOfFile: fixture.configPath, encoding: .utf8)
-            let edited = config.replacingOccurrences(
-                of: "    children:\n      - table: app.messages\n",
-                with:
-                    "    children:\n      - { table: app.conversation_tags, parent: conversation_id }\n      - table: app.messages\n"
-            )
-            #expect(edited != config)
-            try edited.write(toFile: fixture.configPath, atomically: true, encoding: .utf8)
-            try fixture.expectSuccess(["policy", "sync", "--confirm"])
+            try Self.addTags([(conversation, 5), (conversation, 5), (conversation, 7)], to: fixture)
 
             let id = try fixture.startJob()
             let jobs = try fixture.archiveJobs()
