@@ -66,7 +66,7 @@ public final class RestoreSink: ArchiveEntrySink {
             try splitter.feed(bytes) { record in
                 batch.append(String(decoding: record, as: UTF8.self))
                 pendingBytes += record.count
-                if batch.count >= Self.batchSize || pendingBytes >= Self.batchBytes { try flushBatch() }
+                if batch.count >= Self.batchSize || pendingBytes >= Self.batchBytes { try flushBatch(holdingRun: true) }
             }
         case .manifest, .other: break
         }
@@ -94,10 +94,19 @@ public final class RestoreSink: ArchiveEntrySink {
         slice.removeAll(keepingCapacity: true)
     }
 
-    private func flushBatch() throws {
+    /// Sends the batch. `holdingRun`: keeps back the records at its end identical to its last
+    /// one (unless that is all of it) for the next batch. Identical rows of a keyless join
+    /// table share one key, and a restore refuses a record whose key exists already: split
+    /// across two batches, the second copy would meet the first, restored a moment before.
+    private func flushBatch(holdingRun: Bool = false) throws {
         guard !batch.isEmpty else { return }
-        try restore.insert(batch, into: entry)
-        batch.removeAll(keepingCapacity: true)
-        pendingBytes = 0
+        var end = batch.count
+        if holdingRun, let last = batch.last {
+            while end > 0, batch[end - 1] == last { end -= 1 }
+            if end == 0 { end = batch.count }
+        }
+        try restore.insert(Array(batch[..<end]), into: entry)
+        batch.removeFirst(end)
+        pendingBytes = batch.reduce(0) { $0 + $1.utf8.count }
     }
 }

@@ -166,6 +166,37 @@ import Testing
         }
     }
 
+    /// Identical records (a keyless join table's duplicate rows, one key) never straddle two
+    /// restore batches: the second batch would find the first copy restored and refuse it.
+    @Test func theRestoreSinkKeepsIdenticalRecordsInOneBatch() throws {
+        let target = RecordingTarget()
+        let sink = RestoreSink(target)
+        let name = ArchiveLayout.rowsEntry(type: "conversations", index: 1, table: "app.conversation_tags")
+        try sink.begin(name)
+        let size = RestoreSink.batchSize
+        var records = (0..<(size - 2)).map { #"{"conversation_id":1,"tag":\#($0)}"# }
+        records += Array(repeating: #"{"conversation_id":2,"tag":5}"#, count: 3)  // across the boundary
+        records += [#"{"conversation_id":3,"tag":1}"#]
+        records += Array(repeating: #"{"conversation_id":4,"tag":1}"#, count: size + 1)  // longer than a batch
+        let text = records.map { $0 + "\n" }.joined()
+        try text.utf8.withContiguousStorageIfAvailable { try sink.write(UnsafeRawBufferPointer($0)) }
+        try sink.end()
+        try sink.finish()
+        let entry = ArchiveEntryName(name)
+        #expect(target.records[entry] == records, "every record, in order")
+        #expect(target.batches[entry]?.first == size - 2, "\(target.batches[entry] ?? [])")
+        #expect(target.batches[entry, default: []].allSatisfy { $0 <= size })
+        var position = 0
+        for count in target.batches[entry, default: []] {
+            let batch = records[position..<(position + count)]
+            position += count
+            if batch.contains(#"{"conversation_id":2,"tag":5}"#) {
+                #expect(
+                    batch.filter { $0 == #"{"conversation_id":2,"tag":5}"# }.count == 3, "one batch holds all three")
+            }
+        }
+    }
+
     @Test func theExtractSinkWritesEveryEntryAndEachPartsManifest() throws {
         try withTemporaryDirectory { directory in
             let entries = Self.entries()
