@@ -66,7 +66,7 @@ extension ArchiveJobs {
                 """, [job.id, type.name, after, type.type.batchSize]
             ).map { try $0.decode(String.self, at: 0) }
             guard let last = keys.last else {
-                try recordProgress(job, of: type.name, next: nil, spared: 0, on: connection)
+                try recordProgress(job, of: type.name, from: after, next: nil, spared: 0, on: connection)
                 return ArchiveDeletionBatch(status: .deleted(nextAfter: nil), result: .init(status: .deleted))
             }
             // A new statement after the lock: it sees a hold or policy change the lock waited for.
@@ -117,7 +117,7 @@ extension ArchiveJobs {
                     duration: ContinuousClock.now - started, on: connection)
             }
             let next = keys.count < type.type.batchSize ? nil : last
-            try recordProgress(job, of: type.name, next: next, spared: spared.count, on: connection)
+            try recordProgress(job, of: type.name, from: after, next: next, spared: spared.count, on: connection)
             return ArchiveDeletionBatch(status: .deleted(nextAfter: next), result: result)
         }
     }
@@ -160,7 +160,8 @@ extension ArchiveJobs {
                 """, [job.id, store.store.name, after, batch]
             ).map { try $0.decode(String.self, at: 0) }
             guard let last = keys.last else {
-                try recordProgress(job, of: Self.blobProgressKey(store), next: nil, spared: 0, on: connection)
+                try recordProgress(
+                    job, of: Self.blobProgressKey(store), from: after, next: nil, spared: 0, on: connection)
                 return (0, nil, nil)
             }
             let deleted = try connection.execute(store.deleteArchived, [keys, job.accountID, job.id])
@@ -175,7 +176,7 @@ extension ArchiveJobs {
                     archive: archive, duration: ContinuousClock.now - started, on: connection)
             }
             let next = keys.count < batch ? nil : last
-            try recordProgress(job, of: Self.blobProgressKey(store), next: next, spared: 0, on: connection)
+            try recordProgress(job, of: Self.blobProgressKey(store), from: after, next: next, spared: 0, on: connection)
             return (deleted, next, nil)
         }
     }
@@ -200,17 +201,22 @@ extension ArchiveJobs {
     public static func blobProgressKey(_ store: CompiledBlobStore) -> String { "blobs:\(store.store.name)" }
 
     /// In a deletion batch's transaction: `key` is done up to `next` (nil: done), and
-    /// `spared` more roots were kept. A batch that commits is never walked again.
+    /// `spared` more roots were kept — only if the progress is still `from`, the cursor the
+    /// batch started after. A batch that commits is never walked again: a worker that lost its
+    /// lease and walks a batch another already committed (with a row put back identical since,
+    /// which would match its archived hash) finds the cursor moved, and its whole batch rolls
+    /// back with `ArchiveDeletionMoved`.
     private func recordProgress(
-        _ job: ArchiveJob, of key: String, next: String?, spared: Int, on connection: Connection
+        _ job: ArchiveJob, of key: String, from: String?, next: String?, spared: Int, on connection: Connection
     ) throws {
-        try connection.execute(
+        let updated = try connection.execute(
             """
             UPDATE lethe.archive_jobs
             SET delete_cursor = delete_cursor || jsonb_build_object($2::text, coalesce(to_jsonb($3::text), 'true'::jsonb)),
                 spared_roots = spared_roots + $4
-            WHERE job_id = $1
-            """, [job.id, key, next, spared])
+            WHERE job_id = $1 AND (delete_cursor -> $2::text) IS NOT DISTINCT FROM to_jsonb($5::text)
+            """, [job.id, key, next, spared, from])
+        guard updated == 1 else { throw ArchiveDeletionMoved(job: job.id, key: key, from: from) }
     }
 
     /// Every batch ran: the job and its files are `deleted`; the note says how many roots
@@ -251,5 +257,17 @@ extension ArchiveJobs {
             WHERE job_id = $1 AND \(ArchiveFileEvent.failDeletion.leaves("status"))
             """, [job.id, error])
         try connection.execute(ArchiveJobs.retryLater, [job.id])
+    }
+}
+
+/// A deletion batch found its job's progress moved past the cursor it started after (another
+/// worker committed that batch): nothing of it is kept.
+public struct ArchiveDeletionMoved: Error, CustomStringConvertible {
+    public var job: UUID
+    public var key: String
+    public var from: String?
+    public var description: String {
+        "archive job \(job): deletion of \(key) after \(from.map { "key \($0)" } ?? "the start") was committed by "
+            + "another worker; this batch was rolled back"
     }
 }

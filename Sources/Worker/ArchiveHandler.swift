@@ -385,6 +385,8 @@ public struct ArchiveHandler: TaskHandler {
             }
         } catch let error as CancellationError {
             throw error
+        } catch let error as ArchiveDeletionMoved {
+            throw error  // another worker holds the job's deletion: not a failure of it
         } catch {
             try? await context.database.run { try jobs.recordDeleteFailure(job, error: "\(error)", on: $0) }
             throw error
