@@ -16,9 +16,7 @@ public enum ArchiveFileState: String, Sendable, CaseIterable, Codable {
 public enum ArchiveFileEvent: Sendable, Hashable, CaseIterable, StateMachineEvent {
     /// The packer wrote the file.
     case pack
-    /// The job's files were lost before any site held them: pack again.
-    case repack
-    /// The job is packed again under new names (a file was lost while sites held others).
+    /// The job is packed again under new names (files were lost).
     case supersede
     /// An upload to a site failed: retried later.
     case failUpload
@@ -42,7 +40,7 @@ public enum ArchiveFileEvent: Sendable, Hashable, CaseIterable, StateMachineEven
     case retryDeletion
 
     public static let allCases: [ArchiveFileEvent] = [
-        .pack, .repack, .supersede, .failUpload, .upload(downloaded: false), .upload(downloaded: true), .reupload,
+        .pack, .supersede, .failUpload, .upload(downloaded: false), .upload(downloaded: true), .reupload,
         .confirmDownload, .beginDeletion, .pauseDeletion(downloaded: false), .pauseDeletion(downloaded: true),
         .failDeletion, .finishDeletion, .retryUpload, .retryDeletion,
     ]
@@ -50,7 +48,6 @@ public enum ArchiveFileEvent: Sendable, Hashable, CaseIterable, StateMachineEven
     public var sources: Set<ArchiveFileState> {
         switch self {
         case .pack: [.archiving]
-        case .repack: [.uploading, .uploadFailed]
         case .supersede: [.uploading, .uploadFailed, .uploaded, .downloaded]
         case .failUpload: [.uploading, .uploadFailed]
         // Any state but the deletion's own: recording the uploads never undoes a deletion.
@@ -67,7 +64,6 @@ public enum ArchiveFileEvent: Sendable, Hashable, CaseIterable, StateMachineEven
     public var target: ArchiveFileState {
         switch self {
         case .pack, .reupload, .retryUpload: .uploading
-        case .repack: .archiving
         case .failUpload: .uploadFailed
         case .upload(let downloaded), .pauseDeletion(let downloaded): downloaded ? .downloaded : .uploaded
         case .confirmDownload: .downloaded

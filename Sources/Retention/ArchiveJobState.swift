@@ -12,10 +12,9 @@ public enum ArchiveJobEvent: String, Sendable, CaseIterable, StateMachineEvent {
     case plan
     /// The files are written and recorded in the backup log.
     case pack
-    /// The files were lost before any site held them: pack again.
-    case repack
-    /// A file is lost (not in this worker's spool, held by no site) while sites hold others:
-    /// pack again as the next generation, under new names; the earlier files are superseded.
+    /// Files are lost (not in this worker's spool, held by no site as recorded): pack again
+    /// as the next generation, under new names; the earlier files are superseded. Never
+    /// under the same names: a site may hold a file whose upload was not recorded.
     case supersede
     /// Every site holds every file.
     case upload
@@ -32,7 +31,7 @@ public enum ArchiveJobEvent: String, Sendable, CaseIterable, StateMachineEvent {
         switch self {
         case .plan: [.planning]
         case .pack: [.packing]
-        case .repack, .supersede, .upload: [.uploading]
+        case .supersede, .upload: [.uploading]
         case .reupload: [.uploaded]
         case .beginDeletion: [.uploaded, .deleting]
         case .pauseDeletion, .finishDeletion: [.deleting]
@@ -41,7 +40,7 @@ public enum ArchiveJobEvent: String, Sendable, CaseIterable, StateMachineEvent {
 
     public var target: ArchiveJobState {
         switch self {
-        case .plan, .repack, .supersede: .packing
+        case .plan, .supersede: .packing
         case .pack, .reupload: .uploading
         case .upload, .pauseDeletion: .uploaded
         case .beginDeletion: .deleting

@@ -2,8 +2,8 @@ import Foundation
 import Postgres
 import Retention
 
-/// A job packed again after a file was lost everywhere while sites held others: the next
-/// generation's files get new names, and the superseded files leave the sites only after
+/// A job packed again after files were lost (in no spool, and on no site as recorded): the
+/// next generation's files get new names, and the superseded files leave the sites only after
 /// every current site holds every file of the new generation (docs/archives.md).
 extension ArchiveJobs {
     /// In one transaction: the job's current files become `superseded` and the job goes back
@@ -27,7 +27,7 @@ extension ArchiveJobs {
             try connection.execute(
                 """
                 UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.supersede.targetSQL), generation = generation + 1,
-                    note = 'packing again as generation ' || (generation + 1) || ': a file was lost while sites held others'
+                    note = 'packing again as generation ' || (generation + 1) || ': files were lost'
                 WHERE job_id = $1
                 """, [job.id])
             return true

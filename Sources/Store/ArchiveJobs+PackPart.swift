@@ -149,11 +149,6 @@ extension ArchiveJobs {
         ).map { try $0.decode(String.self, at: 0) }
     }
 
-    /// Starts the job's packing over from part 1 (its spool lost parts it committed).
-    public func resetPackCursor(_ job: ArchiveJob, on connection: Connection) throws {
-        try connection.execute("UPDATE lethe.archive_pack_progress SET cursor = NULL WHERE job_id = $1", [job.id])
-    }
-
     // MARK: - Key ranges of one section
 
     /// The next `limit` keys after `after` of a table's manifest rows that still have a hash.

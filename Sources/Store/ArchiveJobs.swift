@@ -122,21 +122,6 @@ public struct ArchiveJobs: Sendable {
             ])
     }
 
-    /// Sends a job that lost its files (no site holds them, the spool is gone) back to packing.
-    public func repack(_ job: ArchiveJob, on connection: Connection) throws {
-        try connection.execute(
-            """
-            UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.repack.targetSQL)
-            WHERE job_id = $1 AND \(ArchiveJobEvent.repack.leaves("state"))
-            """, [job.id])
-        try connection.execute(
-            """
-            UPDATE lethe.archive_files SET status = \(ArchiveFileEvent.repack.targetSQL), updated_at = now()
-            WHERE job_id = $1 AND \(ArchiveFileEvent.repack.leaves("status"))
-            """, [job.id])
-        try resetPackCursor(job, on: connection)  // the spool lost the parts: all of them again
-    }
-
     /// The (file, site) pairs of the job's current files that already hold a verified copy.
     public func uploaded(job: UUID, on connection: Connection) throws -> Set<[Int64]> {
         Set(

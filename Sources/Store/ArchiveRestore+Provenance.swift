@@ -4,7 +4,7 @@ extension ArchiveRestore {
     /// Whether the backup log (`lethe.archive_files`) records a file of `account` named
     /// `fileName` whose whole content has this SHA-256: a file Lethe wrote for the account,
     /// unchanged. Lethe never deletes these rows once a job is packed (only its own parts
-    /// that a repack no longer writes), so every archive it delivered stays recorded.
+    /// that packing again from part 1 no longer writes), so every archive it delivered stays recorded.
     public static func isRecorded(
         account: String, fileName: String, sha256: String, on connection: Connection
     ) throws -> Bool {

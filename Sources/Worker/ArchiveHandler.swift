@@ -184,8 +184,15 @@ public struct ArchiveHandler: TaskHandler {
         for line in removed { logger.warning("\(line)") }
         if !missing.isEmpty {
             if done.isEmpty {
-                logger.warning("archive files missing from the spool before any upload: packing again")
-                try await context.database.run { try jobs.repack(job, on: $0) }
+                // Not under the same names: a site may hold a file whose upload was not recorded
+                // (a crash between its rename and the record), and a new file of the same name
+                // and size would count as uploaded there without being it.
+                logger.warning(
+                    """
+                    archive files are missing from the spool directory \(directory) of this worker before any \
+                    recorded upload: packing again as generation \(job.generation + 1), under new names
+                    """)
+                try await context.database.run { _ = try jobs.supersede(job, on: $0) }
                 return false
             }
             guard let wanted = Self.holders(of: missing, sites: sites, done: done) else {

@@ -22,7 +22,6 @@ import Testing
     static let archiveJob: [ArchiveJobEvent: [ArchiveJobState: ArchiveJobState]] = [
         .plan: [.planning: .packing],
         .pack: [.packing: .uploading],
-        .repack: [.uploading: .packing],
         .supersede: [.uploading: .packing],
         .upload: [.uploading: .uploaded],
         .reupload: [.uploaded: .uploading],
@@ -33,7 +32,6 @@ import Testing
 
     static let archiveFile: [ArchiveFileEvent: [ArchiveFileState: ArchiveFileState]] = [
         .pack: [.archiving: .uploading],
-        .repack: [.uploading: .archiving, .uploadFailed: .archiving],
         .supersede: [
             .uploading: .superseded, .uploadFailed: .superseded, .uploaded: .superseded, .downloaded: .superseded,
         ],

@@ -1,0 +1,62 @@
+import Foundation
+import Postgres
+import Store
+import TestSupport
+import Testing
+
+/// An upload renames its file into place on the site and then records it; a crash in between
+/// leaves a file on the site the database does not know about. Were the spool then lost and
+/// the job packed again under the same names, the new file (other bytes, same size: the same
+/// rows, another AES salt) would find the old one there and count as uploaded: the backup log
+/// would vouch for bytes no site holds.
+@Suite(.serialized) struct ArchiveUnrecordedUploadTests {
+    @Test func aSpoolLostBeforeAnyRecordedUploadIsPackedAgainUnderNewNames() async throws {
+        try await withMigratedDatabase { database in
+            try await offThePool {
+                let fixture = try ArchiveFixture(database: database)
+                try fixture.addFileSite()
+                try fixture.enableArchiving()
+                let id = try fixture.startJob()
+                try fixture.runUntilIdle()  // packed and uploaded; deletion not approved
+                #expect(try fixture.jobState(id) == "uploaded", "\(fixture.diagnostics())")
+                let first = try fixture.files(job: id)
+                #expect(!first.isEmpty)
+
+                // The uploads' records are lost, their files stay on the site, the spool is gone.
+                let connection = fixture.connection
+                let jobs = try fixture.archiveJobs()
+                let job = try fixture.openJob(id, of: jobs)
+                let site: Int64 = try connection.scalar(
+                    "SELECT site_id FROM lethe.backup_sites WHERE account_id = '1' AND removed_at IS NULL")
+                for file in first { try jobs.forgetUpload(file: file.id, site: site, on: connection) }
+                try jobs.reupload(job, on: connection)
+                try connection.execute("UPDATE lethe.archive_jobs SET wake_at = now() WHERE job_id = $1::uuid", [id])
+                try FileManager.default.removeItem(atPath: fixture.directory.appendingPathComponent("spool").path)
+
+                try fixture.runUntilIdle()
+                #expect(try fixture.jobState(id) == "uploaded", "\(fixture.diagnostics())")
+                let (generation, note): (Int, String?) = try connection.query(
+                    "SELECT generation, note FROM lethe.archive_jobs WHERE job_id = $1::uuid", [id]
+                )[0].decode((Int, String?).self)
+                #expect(generation == 2, "packed again as the next generation: \(note ?? "")")
+                let current = try connection.query(
+                    """
+                    SELECT f.file_name, f.sha256 FROM lethe.archive_files f JOIN lethe.archive_jobs j USING (job_id)
+                    WHERE f.job_id = $1::uuid AND f.generation = j.generation ORDER BY f.part
+                    """, [id]
+                ).map { try $0.decode((String, String).self) }
+                #expect(!current.isEmpty)
+                #expect(Set(current.map(\.0)).isDisjoint(with: first.map(\.name)), "new names")
+                for (name, sha) in current {
+                    // What the backup log vouches for is what the site holds, byte for byte.
+                    #expect(try sha256(of: "\(fixture.siteDirectory)/\(name)") == sha, "\(name)")
+                }
+                for file in first {
+                    #expect(
+                        !FileManager.default.fileExists(atPath: "\(fixture.siteDirectory)/\(file.name)"),
+                        "superseded \(file.name) removed from the site once generation 2 is there")
+                }
+            }
+        }
+    }
+}
