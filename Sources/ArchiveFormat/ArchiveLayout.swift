@@ -13,8 +13,8 @@ public enum ArchiveLayout {
     public static let manifest = "manifest.json"
 
     /// The file name of part `part` of a job: `backup_{account}_{job}_{stamp}.zip`, parts
-    /// after the first with `_partN` before `.zip`. A job packed again after some of its
-    /// files reached a site (generation 2 on) has `_gN` after the stamp, so its files never
+    /// after the first with `_partN` before `.zip`. A job packed again after it lost
+    /// files (generation 2 on) has `_gN` after the stamp, so its files never
     /// take the names of the files they replace.
     public static func fileName(account: String, job: UUID, stamp: String, generation: Int = 1, part: Int) -> String {
         var base = "backup_\(safe(account))_\(job.uuidString.lowercased())_\(stamp)"

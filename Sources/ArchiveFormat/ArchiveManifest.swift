@@ -26,8 +26,8 @@ public struct ArchiveManifest: Codable, Sendable, Equatable {
     public var account: String
     /// The job's UUID, lowercase.
     public var job: String
-    /// The packing generation (absent from the JSON when 1): a job packed again after some
-    /// of its files reached a site writes generation 2, 3, … under new file names.
+    /// The packing generation (absent from the JSON when 1): a job packed again after it
+    /// lost files writes generation 2, 3, … under new file names.
     public var generation: Int
     /// 1-based.
     public var part: Int

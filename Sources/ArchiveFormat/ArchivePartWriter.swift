@@ -16,7 +16,7 @@ public struct ArchivePartWriter: ~Copyable {
         public var stamp: String
         public var created: Date
         /// The packing generation: 1, then one more each time the job is packed again after
-        /// some of its files reached a site (`_gN` in the names, `generation` in the manifests).
+        /// it lost files (`_gN` in the names, `generation` in the manifests).
         public var generation: Int
         public var cutoffs: [String: [String: String]]
         public var counts: [String: [String: Int]]

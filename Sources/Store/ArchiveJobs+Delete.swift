@@ -234,7 +234,7 @@ extension ArchiveJobs {
             UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.finishDeletion.targetSQL), deleted_at = now(), wake_at = NULL,
                 note = CASE WHEN spared_roots > 0
                             THEN 'kept ' || spared_roots || ' root rows that changed since they were archived (next cycle)' END
-            WHERE job_id = $1 RETURNING note
+            WHERE job_id = $1 AND \(ArchiveJobEvent.finishDeletion.leaves("state")) RETURNING note
             """, [job.id]
         ).first?.decode(String?.self, at: 0)
     }
@@ -245,7 +245,7 @@ extension ArchiveJobs {
             "UPDATE lethe.archive_files SET status = \(Self.heldStatus(ArchiveFileEvent.pauseDeletion(downloaded:))), updated_at = now() WHERE job_id = $1 AND \(ArchiveFileEvent.pauseDeletion(downloaded: false).leaves("status"))",
             [job.id])
         try connection.execute(
-            "UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.pauseDeletion.targetSQL), note = $2 WHERE job_id = $1",
+            "UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.pauseDeletion.targetSQL), note = $2 WHERE job_id = $1 AND \(ArchiveJobEvent.pauseDeletion.leaves("state"))",
             [job.id, note])
     }
 

@@ -53,7 +53,7 @@ public struct ArchiveHandler: TaskHandler {
                     job.state = ArchiveJobEvent.pack.target
                 case .uploading:
                     guard try await upload(job, context: context, logger: logger) else {
-                        // Lost files: packed again, as the same generation or (sites held some) the next.
+                        // Lost files: packed again as the next generation, under new names.
                         let refreshed = try await context.database.run { connection in
                             try jobs.openJobs(account: account, on: connection).first { $0.id == current.id }
                         }
@@ -164,9 +164,8 @@ public struct ArchiveHandler: TaskHandler {
     /// Uploads every file to every site that does not hold it yet. Files missing from this
     /// worker's spool, or held there with another size or SHA-256 than packing recorded, are
     /// fetched back from a site that holds them first. False when the job was sent back to
-    /// packing: the local files are gone and no site holds any of them (the same generation),
-    /// or no site holds one of them while sites hold others (the next generation, under new
-    /// names; the current files are superseded).
+    /// packing as the next generation, under new names (the current files are superseded):
+    /// a file is in no spool and on no site as recorded.
     private func upload(_ job: ArchiveJob, context: TaskContext, logger: Logger) async throws -> Bool {
         let jobs = self.jobs
         let (files, done) = try await context.database.run { connection in
@@ -186,7 +185,14 @@ public struct ArchiveHandler: TaskHandler {
             if done.isEmpty {
                 // Not under the same names: a site may hold a file whose upload was not recorded
                 // (a crash between its rename and the record), and a new file of the same name
-                // and size would count as uploaded there without being it.
+                // and size would count as uploaded there without being it. Only while every site
+                // answers: during an outage each retry on another host would add a generation.
+                let timeout = settings.siteTimeout
+                try await DedicatedThread.run(name: "lethe-site-check") {
+                    for site in sites {
+                        try BackupSites.open(site.url, credentials: site.credentials, timeout: timeout).close()
+                    }
+                }
                 logger.warning(
                     """
                     archive files are missing from the spool directory \(directory) of this worker before any \
@@ -393,7 +399,9 @@ public struct ArchiveHandler: TaskHandler {
         } catch let error as CancellationError {
             throw error
         } catch let error as ArchiveDeletionMoved {
-            throw error  // another worker holds the job's deletion: not a failure of it
+            // Another worker committed that batch: not a failure; the next claim reads the progress.
+            logger.notice("\(error)")
+            return .yielded
         } catch {
             try? await context.database.run { try jobs.recordDeleteFailure(job, error: "\(error)", on: $0) }
             throw error
