@@ -10,59 +10,66 @@ import Testing
 /// archived hash. The stale batch must keep nothing it did.
 @Suite(.serialized) struct ArchiveDeletionFencingTests {
     @Test func aBatchAnotherWorkerCommittedRollsBackWhole() async throws {
-        try await withMigratedDatabase { database in
-            try await offThePool {
-                let fixture = try ArchiveFixture(database: database)
-                try fixture.addFileSite()
-                try fixture.enableArchiving()
-                try fixture.snapshot()
-                let id = try fixture.startJob()
-                try fixture.runUntilIdle()  // not approved: waits, uploaded
-                #expect(try fixture.jobState(id) == "uploaded", "\(fixture.diagnostics())")
-                let part1 = try #require(try fixture.files(job: id).first)
-                let connection = fixture.connection
+        try await ArchiveFixture.withArchivingAccount { fixture in
+            try fixture.snapshot()
+            let id = try fixture.startJob()
+            try fixture.runUntilIdle()  // not approved: waits, uploaded
+            #expect(try fixture.jobState(id) == "uploaded", "\(fixture.diagnostics())")
+            let part1 = try #require(try fixture.files(job: id).first)
+            let connection = fixture.connection
 
-                // A conversation of the job without a recording, as it is before deletion.
-                let conversation: Int64 = try connection.scalar(
-                    """
-                    SELECT c.id FROM app.conversations c
-                    JOIN lethe.archive_manifest m ON m.row_key = c.id::text AND m.table_index = 0
-                    WHERE m.job_id = $1::uuid AND c.recording_blob_id IS NULL ORDER BY c.id LIMIT 1
-                    """, [id])
-                let row: String = try connection.scalar(
-                    "SELECT row_to_json(c)::text FROM app.conversations c WHERE c.id = $1", [conversation])
+            // A conversation of the job without a recording, as it is before deletion.
+            let conversation: Int64 = try connection.scalar(
+                """
+                SELECT c.id FROM app.conversations c
+                JOIN lethe.archive_manifest m ON m.row_key = c.id::text AND m.table_index = 0
+                WHERE m.job_id = $1::uuid AND c.recording_blob_id IS NULL ORDER BY c.id LIMIT 1
+                """, [id])
+            let row: String = try connection.scalar(
+                "SELECT row_to_json(c)::text FROM app.conversations c WHERE c.id = $1", [conversation])
 
-                let jobs = try fixture.archiveJobs()
-                let job = try fixture.openJob(id, of: jobs)
-                let conversations = try #require(jobs.types.first { $0.name == "conversations" })
-                try jobs.beginDeletion(job, on: connection)
-                // Worker B's batch after the start commits.
-                let batch = try jobs.deleteBatch(
-                    job, type: conversations, after: nil, archive: part1.id, task: nil, worker: nil, on: connection)
-                #expect(batch.result.totalRows > 0)
-                #expect(
-                    try connection.scalar("SELECT count(*) FROM app.conversations WHERE id = $1", [conversation]) == 0)
-                let gone = try fixture.gone(account: 1)
+            let jobs = try fixture.archiveJobs()
+            let job = try fixture.openJob(id, of: jobs)
+            let conversations = try #require(jobs.types.first { $0.name == "conversations" })
+            try jobs.beginDeletion(job, on: connection)
+            // Worker B's batch after the start commits.
+            let batch = try jobs.deleteBatch(
+                job, type: conversations, after: nil, archive: part1.id, task: nil, worker: nil, on: connection)
+            #expect(batch.result.totalRows > 0)
+            #expect(
+                try connection.scalar("SELECT count(*) FROM app.conversations WHERE id = $1", [conversation]) == 0)
+            let gone = try fixture.gone(account: 1)
 
-                // The conversation is back, identical; worker A, whose lease ran out, walks the same batch.
-                try connection.execute(
-                    "INSERT INTO app.conversations SELECT * FROM json_populate_record(NULL::app.conversations, $1::json)",
-                    [row])
-                #expect(throws: ArchiveDeletionMoved.self) {
-                    try jobs.deleteBatch(
-                        job, type: conversations, after: nil, archive: part1.id, task: nil, worker: nil,
-                        on: connection)
-                }
-                #expect(
-                    try connection.scalar("SELECT count(*) FROM app.conversations WHERE id = $1", [conversation]) == 1,
-                    "the stale batch deleted the conversation put back")
-                var now = try fixture.gone(account: 1)
-                now["app.conversations"] = now["app.conversations"].map { $0 + [conversation] }
-                #expect(now.mapValues { Set($0) } == gone.mapValues { Set($0) }, "the stale batch kept nothing")
-                let records: Int = try connection.scalar(
-                    "SELECT count(*)::int FROM lethe.deletion_records WHERE account_id = '1'")
-                #expect(records == 1, "one batch recorded, not two")
+            // The conversation is back, identical; worker A, whose lease ran out, walks the same batch.
+            try connection.execute(
+                "INSERT INTO app.conversations SELECT * FROM json_populate_record(NULL::app.conversations, $1::json)",
+                [row])
+            #expect(throws: ArchiveDeletionMoved.self) {
+                try jobs.deleteBatch(
+                    job, type: conversations, after: nil, archive: part1.id, task: nil, worker: nil,
+                    on: connection)
             }
+            #expect(
+                try connection.scalar("SELECT count(*) FROM app.conversations WHERE id = $1", [conversation]) == 1,
+                "the stale batch deleted the conversation put back")
+            var now = try fixture.gone(account: 1)
+            now["app.conversations"] = now["app.conversations"].map { $0 + [conversation] }
+            #expect(now.mapValues { Set($0) } == gone.mapValues { Set($0) }, "the stale batch kept nothing")
+            let records: Int = try connection.scalar(
+                "SELECT count(*)::int FROM lethe.deletion_records WHERE account_id = '1'")
+            #expect(records == 1, "one batch recorded, not two")
+
+            // The blob stores' batches go through the same fence.
+            let store = try #require(jobs.registry.blobStores.values.first)
+            let blobs = try jobs.deleteBlobBatch(
+                job, store: store, after: nil, archive: part1.id, task: nil, worker: nil, on: connection)
+            #expect(blobs.stopped == nil)
+            let blobsLeft: Int = try connection.scalar("SELECT count(*)::int FROM app.blobs WHERE account_id = 1")
+            #expect(throws: ArchiveDeletionMoved.self) {
+                try jobs.deleteBlobBatch(
+                    job, store: store, after: nil, archive: part1.id, task: nil, worker: nil, on: connection)
+            }
+            #expect(try connection.scalar("SELECT count(*)::int FROM app.blobs WHERE account_id = 1") == blobsLeft)
         }
     }
 }

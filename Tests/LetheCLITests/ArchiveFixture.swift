@@ -309,6 +309,21 @@ extension ArchiveFixture {
     }
 }
 
+extension ArchiveFixture {
+    /// Runs `body` off the pool on the example application with archiving on for account 1
+    /// and a `file://` site.
+    static func withArchivingAccount(_ body: @escaping @Sendable (ArchiveFixture) throws -> Void) async throws {
+        try await withMigratedDatabase { database in
+            try await offThePool {
+                let fixture = try ArchiveFixture(database: database)
+                try fixture.addFileSite()
+                try fixture.enableArchiving()
+                try body(fixture)
+            }
+        }
+    }
+}
+
 /// The size of a file, or nil when it does not exist.
 func fileSize(_ path: String) -> Int64? {
     (try? FileManager.default.attributesOfItem(atPath: path))?[.size].flatMap { ($0 as? NSNumber)?.int64Value }

@@ -9,21 +9,8 @@ import Testing
 /// the bytes fails and the row stays out of the archive. The server still sees the row as
 /// recorded, so only the hashes the packer itself wrote may decide what keeps a hash.
 @Suite struct ArchiveUnwritableRowTests {
-    /// Runs `body` off the pool on the example application with archiving on for account 1
-    /// and a `file://` site.
-    static func withArchivingAccount(_ body: @escaping @Sendable (ArchiveFixture) throws -> Void) async throws {
-        try await withMigratedDatabase { database in
-            try await offThePool {
-                let fixture = try ArchiveFixture(database: database)
-                try fixture.addFileSite()
-                try fixture.enableArchiving()
-                try body(fixture)
-            }
-        }
-    }
-
     @Test func aRowOrBlobWithALineBreakInAJSONValueStaysOutOfTheArchiveAndInTheDatabase() async throws {
-        try await Self.withArchivingAccount { fixture in
+        try await ArchiveFixture.withArchivingAccount { fixture in
             let connection = fixture.connection
             // Two different expired conversations: one message, one recording.
             let (message, messageConversation): (Int64, Int64) = try connection.query(
@@ -110,7 +97,7 @@ import Testing
     /// row inserted after packing matched the key and the hash, and went at deletion with the
     /// ones archived. Now the root is spared, and a root whose copies did not change goes whole.
     @Test func anIdenticalJoinRowInsertedAfterPackingKeepsItsConversation() async throws {
-        try await Self.withArchivingAccount { fixture in
+        try await ArchiveFixture.withArchivingAccount { fixture in
             let connection = fixture.connection
             let conversations: [Int64] = try connection.query(
                 "SELECT id FROM app.conversations WHERE account_id = 1 AND ended_at IS NOT NULL ORDER BY ended_at, id LIMIT 2"
@@ -167,7 +154,7 @@ import Testing
     /// without being in any archive. Now its hash goes (fewer distinct hashes written than
     /// keys), and its conversation stays whole.
     @Test func aDuplicateRowDoesNotHideASiblingThatWentBetweenPlanAndPack() async throws {
-        try await Self.withArchivingAccount { fixture in
+        try await ArchiveFixture.withArchivingAccount { fixture in
             let connection = fixture.connection
             let conversation: Int64 = try connection.scalar(
                 "SELECT id FROM app.conversations WHERE account_id = 1 AND ended_at IS NOT NULL ORDER BY ended_at, id LIMIT 1"
