@@ -220,33 +220,47 @@ extension ArchiveJobs {
     }
 
     /// Every batch ran: the job and its files are `deleted`; the note says how many roots
-    /// were kept (changed since archived), and is returned.
+    /// were kept (changed since archived), and is returned. One transaction, the job first:
+    /// its files change only with it (a worker that lost its lease and pauses the same job
+    /// meanwhile waits for the job row, then finds it `deleted` and changes nothing).
     @discardableResult
     public func recordDeleted(_ job: ArchiveJob, on connection: Connection) throws -> String? {
-        try connection.execute(
-            """
-            UPDATE lethe.archive_files SET status = \(ArchiveFileEvent.finishDeletion.targetSQL), deleted_at = now(),
-                updated_at = now()
-            WHERE job_id = $1 AND \(ArchiveFileEvent.finishDeletion.leaves("status"))
-            """, [job.id])
-        return try connection.query(
-            """
-            UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.finishDeletion.targetSQL), deleted_at = now(), wake_at = NULL,
-                note = CASE WHEN spared_roots > 0
-                            THEN 'kept ' || spared_roots || ' root rows that changed since they were archived (next cycle)' END
-            WHERE job_id = $1 AND \(ArchiveJobEvent.finishDeletion.leaves("state")) RETURNING note
-            """, [job.id]
-        ).first?.decode(String?.self, at: 0)
+        try connection.withTransaction { connection in
+            guard
+                let moved = try connection.query(
+                    """
+                    UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.finishDeletion.targetSQL), deleted_at = now(), wake_at = NULL,
+                        note = CASE WHEN spared_roots > 0
+                                    THEN 'kept ' || spared_roots || ' root rows that changed since they were archived (next cycle)' END
+                    WHERE job_id = $1 AND \(ArchiveJobEvent.finishDeletion.leaves("state")) RETURNING note
+                    """, [job.id]
+                ).first
+            else { return nil }
+            try connection.execute(
+                """
+                UPDATE lethe.archive_files SET status = \(ArchiveFileEvent.finishDeletion.targetSQL), deleted_at = now(),
+                    updated_at = now()
+                WHERE job_id = $1 AND \(ArchiveFileEvent.finishDeletion.leaves("status"))
+                """, [job.id])
+            return try moved.decode(String?.self, at: 0)
+        }
     }
 
     /// Deletion stopped (a hold, a policy change): back to `uploaded`, waiting; `note` says why.
-    public func pauseDeletion(_ job: ArchiveJob, note: String, on connection: Connection) throws {
-        try connection.execute(
-            "UPDATE lethe.archive_files SET status = \(Self.heldStatus(ArchiveFileEvent.pauseDeletion(downloaded:))), updated_at = now() WHERE job_id = $1 AND \(ArchiveFileEvent.pauseDeletion(downloaded: false).leaves("status"))",
-            [job.id])
-        try connection.execute(
-            "UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.pauseDeletion.targetSQL), note = $2 WHERE job_id = $1 AND \(ArchiveJobEvent.pauseDeletion.leaves("state"))",
-            [job.id, note])
+    /// One transaction, the job first, as `recordDeleted`: false (nothing changed) when the
+    /// job is no longer deleting.
+    @discardableResult
+    public func pauseDeletion(_ job: ArchiveJob, note: String, on connection: Connection) throws -> Bool {
+        try connection.withTransaction { connection in
+            let moved = try connection.execute(
+                "UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.pauseDeletion.targetSQL), note = $2 WHERE job_id = $1 AND \(ArchiveJobEvent.pauseDeletion.leaves("state"))",
+                [job.id, note])
+            guard moved == 1 else { return false }
+            try connection.execute(
+                "UPDATE lethe.archive_files SET status = \(Self.heldStatus(ArchiveFileEvent.pauseDeletion(downloaded:))), updated_at = now() WHERE job_id = $1 AND \(ArchiveFileEvent.pauseDeletion(downloaded: false).leaves("status"))",
+                [job.id])
+            return true
+        }
     }
 
     /// A deletion failed: the files are `delete_failed` with the error until the retry.

@@ -432,7 +432,8 @@ public struct ArchiveHandler: TaskHandler {
             let step = try await context.database.run { try batch(cursor, $0) }
             if let reason = step.stopped {
                 try await context.database.run {
-                    try jobs.pauseDeletion(job, note: "deletion stopped: \(reason)", on: $0)
+                    // Nothing to wait for when another worker took the job on meanwhile.
+                    guard try jobs.pauseDeletion(job, note: "deletion stopped: \(reason)", on: $0) else { return }
                     try jobs.sleep(job, until: Date() + Self.recheck, note: "deletion stopped: \(reason)", on: $0)
                 }
                 logger.notice("archive deletion stopped: \(reason)")

@@ -72,4 +72,34 @@ import Testing
             #expect(try connection.scalar("SELECT count(*)::int FROM app.blobs WHERE account_id = 1") == blobsLeft)
         }
     }
+
+    /// A worker that lost its lease may pause (a hold it saw) a job another worker has just
+    /// finished deleting, or finish one another paused: the job and its files change together,
+    /// and only from the state their event leaves.
+    @Test func aStalePauseOrFinishChangesNeitherTheJobNorItsFiles() async throws {
+        try await ArchiveFixture.withArchivingAccount { fixture in
+            let id = try fixture.startJob()
+            try fixture.runUntilIdle()  // not approved: waits, uploaded
+            let jobs = try fixture.archiveJobs()
+            let job = try fixture.openJob(id, of: jobs)
+            let connection = fixture.connection
+            func statuses() throws -> Set<String> {
+                Set(
+                    try connection.query(
+                        "SELECT status FROM lethe.archive_files WHERE job_id = $1::uuid", [id]
+                    ).map { try $0.decode(String.self, at: 0) })
+            }
+            #expect(try statuses() == ["uploaded"])
+            // Finishing a job that is not deleting (paused, or never begun) changes nothing.
+            #expect(try jobs.recordDeleted(job, on: connection) == nil)
+            #expect(try fixture.jobState(id) == "uploaded" && statuses() == ["uploaded"])
+
+            try jobs.beginDeletion(job, on: connection)
+            #expect(try jobs.recordDeleted(job, on: connection) == nil)  // nothing spared: no note
+            #expect(try fixture.jobState(id) == "deleted" && statuses() == ["deleted"])
+            // A stale pause of the finished job changes nothing.
+            #expect(try !jobs.pauseDeletion(job, note: "deletion stopped: held", on: connection))
+            #expect(try fixture.jobState(id) == "deleted" && statuses() == ["deleted"])
+        }
+    }
 }
