@@ -13,6 +13,13 @@ import Foundation
 /// header (salt, verifier, HMAC), which no reader accepts, so `ZipWriter` defers the header of
 /// an entry of unknown size until its first byte.
 ///
+/// An entry begun with `.storeIfIncompressible` (blob contents: recordings, images, anything
+/// already compressed) is **stored** when its first bytes do not look compressible
+/// (`looksIncompressible`): deflate would only cost time there (on this machine AES-256 alone
+/// writes about 60 MB/s, deflate level 1 plus AES about 20 MB/s on random bytes, and the
+/// deflated entry is larger). libarchive switches the method between entries
+/// (`archive_write_zip_set_compression_store`/`_deflate`), never within one.
+///
 /// Not Sendable: confined to the thread that made it. Every call blocks on file I/O, so run
 /// it on a thread of your own, never on Swift's cooperative pool.
 public final class ZipWriter {
@@ -24,17 +31,32 @@ public final class ZipWriter {
     var archive: OpaquePointer?
     let sink: FileSink
     var entry: Entry?
+    let compressionLevel: Int
+    /// Whether the last entry finished was stored uncompressed (at level 0 every entry is).
+    public internal(set) var lastEntryStored = false
     /// The first libarchive failure; the ZIP cannot be finished after it.
     var failure: ArchiveError?
     private var closeResult: Result<Void, ArchiveError>?
+
+    /// How an entry's bytes are compressed.
+    public enum EntryCompression: Sendable {
+        /// Deflate at the writer's level (stored at level 0).
+        case deflate
+        /// Stored if its first bytes look incompressible (`looksIncompressible`), else deflate.
+        /// Decided when the header goes out, so only for an entry of unknown size.
+        case storeIfIncompressible
+    }
 
     /// The open entry: what its header needs, and how much data it has had.
     struct Entry {
         var name: String
         var declaredSize: Int64?
         var modified: Date
+        var compression: EntryCompression
         var written: Int64 = 0
         var isHeaderWritten = false
+        /// Set with the header: the entry's bytes go into the ZIP uncompressed.
+        var isStored = false
     }
 
     /// Creates the file exclusively (`O_CREAT|O_EXCL`, mode 0600; throws if it exists) and
@@ -66,6 +88,7 @@ public final class ZipWriter {
         }
         self.archive = archive
         self.sink = sink
+        self.compressionLevel = compressionLevel
     }
 
     private static func configure(_ archive: OpaquePointer, passphrase: String, level: Int) throws(ArchiveError) {

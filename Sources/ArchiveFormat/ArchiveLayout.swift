@@ -4,6 +4,8 @@ import Foundation
 public enum ArchiveLayout {
     /// `blobs/STORE/KEY`: a blob's content (the key percent-encoded where it is not a plain name).
     public static func blobEntry(store: String, key: String) -> String { "blobs/\(store)/\(safe(key))" }
+    /// Whether `name` is a blob's content (`blobs/…`).
+    public static func isBlobContent(_ name: String) -> Bool { name.hasPrefix("blobs/") }
     /// `records/_blobs/STORE.jsonl`: the blob rows without their content column.
     public static func blobRowsEntry(store: String) -> String { "records/_blobs/\(store).jsonl" }
     /// `records/TYPE/N-TABLE.jsonl`: table N (0: the root) of an entity type, one JSON object a line.

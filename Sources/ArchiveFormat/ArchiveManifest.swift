@@ -13,9 +13,13 @@ public struct ArchiveManifest: Codable, Sendable, Equatable {
         public var records: Int
         /// Lowercase hex SHA-256 of the entry's bytes in this part.
         public var sha256: String
+        /// True for a blob's content stored uncompressed because it did not look compressible
+        /// (absent from the JSON otherwise: deflated at the part's level).
+        public var stored: Bool?
 
-        public init(name: String, size: Int64, records: Int, sha256: String) {
+        public init(name: String, size: Int64, records: Int, sha256: String, stored: Bool? = nil) {
             (self.name, self.size, self.records, self.sha256) = (name, size, records, sha256)
+            self.stored = stored
         }
     }
 

@@ -56,11 +56,14 @@ public struct ArchivePartWriter: ~Copyable {
         self.splitSize = splitSize
     }
 
-    /// Starts entry `name`, first closing the part if it has passed `splitSize`.
+    /// Starts entry `name`, first closing the part if it has passed `splitSize`. A blob's
+    /// content (`blobs/…`) is stored uncompressed when its first bytes do not compress.
     public mutating func begin(_ name: String) throws {
         if let writer, writer.bytesWritten >= splitSize, !entries.isEmpty { try closePart(final: false) }
         try openIfNeeded()
-        try writer!.beginEntry(name, modified: job.created)
+        try writer!.beginEntry(
+            name, modified: job.created,
+            compression: ArchiveLayout.isBlobContent(name) ? .storeIfIncompressible : .deflate)
         entry = (name, SHA256(), 0, 0)
     }
 
@@ -86,7 +89,7 @@ public struct ArchivePartWriter: ~Copyable {
         entries.append(
             .init(
                 name: current.name, size: current.size, records: current.records,
-                sha256: Self.hex(current.hasher.finalize())))
+                sha256: Self.hex(current.hasher.finalize()), stored: writer!.lastEntryStored ? true : nil))
         entry = nil
     }
 

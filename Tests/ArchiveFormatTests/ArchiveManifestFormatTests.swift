@@ -39,6 +39,17 @@ import Testing
         #expect(try ArchiveManifest(decoding: old) == manifest)
     }
 
+    /// A blob stored uncompressed says so in its entry (`"stored": true`); other entries have
+    /// no such key, so manifests written before it read the same.
+    @Test func aStoredEntrySaysSo() throws {
+        var manifest = Self.manifest
+        manifest.entries[0].stored = true
+        let text = String(decoding: try manifest.encoded(), as: UTF8.self)
+        #expect(text.components(separatedBy: "\"stored\" : true").count == 2, "\(text)")
+        #expect(try ArchiveManifest(decoding: Data(text.utf8)) == manifest)
+        #expect(!String(decoding: try Self.manifest.encoded(), as: UTF8.self).contains("stored"))
+    }
+
     /// A manifest as an existing archive holds it reads with every field.
     @Test func aWrittenManifestReads() throws {
         let text = """

@@ -135,6 +135,12 @@ import Testing
                 #expect(listed.reduce(0) { $0 + $1.size } == Int64(entry.bytes.count), "\(entry.name)")
                 #expect(listed.reduce(0) { $0 + $1.records } == entry.recordCount, "\(entry.name)")
             }
+            // The large random blob is stored in every part it spans; the 1,000-byte one (too
+            // short to judge) and every records entry are deflated.
+            let listed = summaries.flatMap(\.manifest.entries)
+            let large = ArchiveLayout.blobEntry(store: "blobs", key: "12")
+            #expect(listed.filter { $0.name == large }.count >= 2)
+            #expect(listed.allSatisfy { ($0.stored == true) == ($0.name == large) }, "\(listed)")
             #expect(ArchiveEntryName(ArchiveLayout.manifest) == .manifest)
             #expect(sink.begun.count > entries.count + packed.count, "no entry went on in a later part")
         }
