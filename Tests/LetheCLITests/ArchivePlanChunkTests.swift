@@ -68,6 +68,66 @@ import Testing
             let wholeCounts: String = try fixture.connection.scalar(
                 "SELECT counts::text FROM lethe.archive_jobs WHERE job_id = $1::uuid", [whole])
             #expect(wholeCounts == counts)
+            // The deleted job's manifest went with it (migration 0018's trigger, which replaced
+            // the foreign keys' cascade); a TRUNCATE takes every job's.
+            #expect(try manifest(chunked, fixture).isEmpty)
+            #expect(!(try manifest(whole, fixture).isEmpty))
+            try fixture.connection.execute("TRUNCATE lethe.archive_jobs CASCADE")
+            let left: Int = try fixture.connection.scalar(
+                """
+                SELECT ((SELECT count(*) FROM lethe.archive_manifest) + (SELECT count(*) FROM lethe.archive_manifest_blobs))::int
+                """)
+            #expect(left == 0)
+        }
+    }
+
+    /// A message moved between chunks from a planned conversation to one planned later: its
+    /// key is in the job already, so the later chunk's plain INSERT fails and the chunk goes
+    /// in again skipping it. The message stays recorded under its first root with the hash it
+    /// had there; now under the other root with another `conversation_id`, it matches no hash
+    /// and stays, with the conversation that holds it now. Planning does not fail.
+    @Test func aMessageMovedToARootOfALaterChunkIsRecordedOnceAndKept() async throws {
+        try await withMigratedDatabase { database in
+            let fixture = try ArchiveFixture(database: database, extra: "  plan_chunk_roots: 4")
+            try fixture.addFileSite()
+            try fixture.enableArchiving()
+            try fixture.snapshot()
+            let id = try fixture.startJob()
+            let jobs = try jobs(fixture, chunk: 3)
+            let job = try job(id, jobs, fixture)
+            var step = try jobs.planStep(job, on: fixture.connection)
+            while step != .chunk(type: "conversations", roots: 3) {
+                #expect(step.continues, "planning ended before a chunk of conversations")
+                guard step.continues else { return }
+                step = try jobs.planStep(job, on: fixture.connection)
+            }
+            let planned = try fixture.manifestIDs(job: id, type: "conversations", index: 0).sorted()
+            let first = try #require(planned.first)
+            let message: Int64 = try fixture.connection.scalar(
+                "SELECT min(id) FROM app.messages WHERE conversation_id = $1", [first])
+            let later: Int64 = try fixture.connection.scalar(
+                """
+                SELECT c.id FROM app.conversations c WHERE c.account_id = 1 AND c.ended_at < now() - interval '2 days'
+                  AND c.id <> ALL($1::bigint[]) ORDER BY c.ended_at DESC, c.id DESC LIMIT 1
+                """, [planned])
+            try fixture.connection.execute(
+                "UPDATE app.messages SET conversation_id = $2 WHERE id = $1", [message, later])
+
+            try fixture.preApprove(id)
+            try fixture.runUntilIdle()
+            #expect(try fixture.jobState(id) == "deleted", "\(fixture.diagnostics())")
+            let roots = try fixture.connection.query(
+                """
+                SELECT root_key FROM lethe.archive_manifest
+                WHERE job_id = $1::uuid AND entity_type = 'conversations' AND table_index = 1 AND row_key = $2
+                """, [id, "\(message)"]
+            ).map { try $0.decode(String.self, at: 0) }
+            #expect(roots == ["\(first)"])
+            #expect(try fixture.manifestIDs(job: id, type: "conversations", index: 0).contains(later))
+            let gone = try fixture.gone(account: 1)
+            #expect(!(gone["app.messages"] ?? []).contains(message), "the moved message was deleted")
+            #expect(!(gone["app.conversations"] ?? []).contains(later), "the root now holding it was deleted")
+            #expect((gone["app.conversations"] ?? []).count > 10, "\(gone)")
         }
     }
 
