@@ -32,7 +32,8 @@ public final class ZipWriter {
     let sink: FileSink
     var entry: Entry?
     let compressionLevel: Int
-    /// Whether the last entry finished was stored uncompressed (at level 0 every entry is).
+    /// Whether the last entry finished was stored because it looked incompressible
+    /// (`.storeIfIncompressible`); false for deflated entries and at level 0.
     public internal(set) var lastEntryStored = false
     /// The first libarchive failure; the ZIP cannot be finished after it.
     var failure: ArchiveError?

@@ -33,7 +33,8 @@ extension Connection {
     }
 
     /// Runs `body` under a savepoint inside the current transaction: released when it
-    /// returns, rolled back to (keeping the outer transaction usable) when it throws.
+    /// returns, rolled back to and released (keeping the outer transaction usable, and not
+    /// nested one level deeper) when it throws.
     public func withSavepoint<T>(_ name: String = "lethe_savepoint", _ body: (Connection) throws -> T) throws -> T {
         precondition(isInTransaction, "withSavepoint outside a transaction")
         let quoted = SQLIdentifier.quote(name)
@@ -43,7 +44,9 @@ extension Connection {
             try execute("RELEASE SAVEPOINT \(quoted)")
             return value
         } catch {
-            if !isBroken { _ = try? execute("ROLLBACK TO SAVEPOINT \(quoted)") }
+            if !isBroken, (try? execute("ROLLBACK TO SAVEPOINT \(quoted)")) != nil {
+                _ = try? execute("RELEASE SAVEPOINT \(quoted)")
+            }
             throw error
         }
     }

@@ -152,7 +152,8 @@ extension ArchiveJobs {
     /// Records table `index`'s rows under the chunk's roots; returns how many. A keyed table's
     /// key is proven unique (`RegistryCatalog`), so its rows are new to the job unless one
     /// moved to another root between two chunks: they go in with a plain INSERT, and only
-    /// when that meets a key the job holds (a unique violation, rolled back to a savepoint)
+    /// when that meets a key the job holds (a violation of the manifest's primary key,
+    /// rolled back to a savepoint; any other error fails the chunk)
     /// again with `ON CONFLICT DO NOTHING`, which costs about a third more on every row. A
     /// table named by content (identical rows share a key) always skips held keys.
     private func planChildren(
@@ -164,7 +165,9 @@ extension ArchiveJobs {
                 return try connection.withSavepoint("lethe_plan_children") {
                     try $0.execute(type.planChildren(index, skippingHeld: false), parameters)
                 }
-            } catch let error as PostgresError where error.sqlState == .uniqueViolation {}
+            } catch let error as PostgresError
+                where error.sqlState == .uniqueViolation && error.constraint == "archive_manifest_pkey"
+            {}
         }
         return try connection.execute(type.planChildren(index), parameters)
     }
