@@ -161,7 +161,7 @@ public struct ArchiveJobs: Sendable {
     }
 
     /// A site no longer holds a verified copy (gone, or of another size): upload it again.
-    public func forgetUpload(file: Int64, site: Int64, on connection: Connection) throws {
+    func forgetUpload(file: Int64, site: Int64, on connection: Connection) throws {
         try connection.execute("DELETE FROM lethe.archive_uploads WHERE file_id = $1 AND site_id = $2", [file, site])
     }
 
@@ -214,16 +214,31 @@ public struct ArchiveJobs: Sendable {
         try connection.execute(Self.retryLater, [job.id])
     }
 
-    /// A site no longer holds a file as uploaded (its upload was forgotten): the job and its
-    /// files go back to uploading.
-    public func reupload(_ job: ArchiveJob, on connection: Connection) throws {
-        try connection.execute(
-            "UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.reupload.targetSQL) WHERE job_id = $1", [job.id])
-        try connection.execute(
-            """
-            UPDATE lethe.archive_files SET status = \(ArchiveFileEvent.reupload.targetSQL)
-            WHERE job_id = $1 AND \(ArchiveFileEvent.reupload.leaves("status"))
-            """, [job.id])
+    /// Sites no longer hold files as uploaded (`missing`: file and site ids): in one
+    /// transaction, the job first, it goes back to uploading, those uploads are forgotten and
+    /// the files go back to uploading too. Only from `uploaded`: a worker that lost its lease
+    /// while another began (or finished) the deletion, after checking every site itself,
+    /// changes nothing. False when the job had moved on.
+    public func reupload(
+        _ job: ArchiveJob, missing: [(file: Int64, site: Int64)], on connection: Connection
+    )
+        throws -> Bool
+    {
+        try connection.withTransaction { connection in
+            let moved = try connection.execute(
+                """
+                UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.reupload.targetSQL)
+                WHERE job_id = $1 AND \(ArchiveJobEvent.reupload.leaves("state"))
+                """, [job.id])
+            guard moved == 1 else { return false }
+            for (file, site) in missing { try forgetUpload(file: file, site: site, on: connection) }
+            try connection.execute(
+                """
+                UPDATE lethe.archive_files SET status = \(ArchiveFileEvent.reupload.targetSQL)
+                WHERE job_id = $1 AND \(ArchiveFileEvent.reupload.leaves("status"))
+                """, [job.id])
+            return true
+        }
     }
 
     /// Sets when the leader next wakes the job (nil: only an operator's approval or confirm does).

@@ -77,9 +77,14 @@ public struct ArchiveHandler: TaskHandler {
                         break step
                     }
                     // Every site must still hold every file, verified, right before rows go.
-                    guard try await verifySites(job, context: context, logger: logger) else {
+                    switch try await verifySites(job, context: context, logger: logger) {
+                    case .complete: break
+                    case .reuploading:
                         job.state = ArchiveJobEvent.reupload.target
                         continue step
+                    case .movedOn:
+                        logger.info("archive job moved on while its sites were checked: another worker has it")
+                        break step
                     }
                     try await context.database.run { try jobs.beginDeletion(refreshed, on: $0) }
                     job.state = ArchiveJobEvent.beginDeletion.target
@@ -317,9 +322,13 @@ public struct ArchiveHandler: TaskHandler {
     /// absorbs a lag of the site's clock behind the worker's of up to an hour.
     static let abandonedUploadAge: Duration = .seconds(3600)
 
-    /// Checks that every current site holds every file with its recorded size; forgets
-    /// the copies that are gone. False when something must be uploaded again.
-    private func verifySites(_ job: ArchiveJob, context: TaskContext, logger: Logger) async throws -> Bool {
+    /// What `verifySites` found.
+    enum SiteCheck { case complete, reuploading, movedOn }
+
+    /// Checks that every current site holds every file with its recorded size. When some
+    /// copies are gone, forgets them and sends the job back to uploading (`.reuploading`),
+    /// unless it left `uploaded` meanwhile (`.movedOn`: another worker has it).
+    private func verifySites(_ job: ArchiveJob, context: TaskContext, logger: Logger) async throws -> SiteCheck {
         let jobs = self.jobs
         let (files, done) = try await context.database.run { connection in
             (try jobs.files(job: job.id, on: connection), try jobs.uploaded(job: job.id, on: connection))
@@ -327,7 +336,7 @@ public struct ArchiveHandler: TaskHandler {
         let sites = try await sites(account: job.accountID, context: context)
         guard !sites.isEmpty else { throw ArchiveJobError("account \"\(job.accountID)\" has no backup site") }
         let timeout = settings.siteTimeout
-        var complete = true
+        var missing: [(file: Int64, site: Int64)] = []
         for site in sites {
             let held = try await DedicatedThread.run(name: "lethe-verify") { () throws -> [Int64: Int64?] in
                 let connection = try BackupSites.open(site.url, credentials: site.credentials, timeout: timeout)
@@ -339,16 +348,15 @@ public struct ArchiveHandler: TaskHandler {
             for file in files {
                 let size = held[file.id] ?? nil
                 if size != file.size || !done.contains([file.id, site.record.id]) {
-                    complete = false
                     logger.warning("\(site.url) does not hold \(file.name) as uploaded: uploading it again")
-                    try await context.database.run { connection in
-                        try jobs.forgetUpload(file: file.id, site: site.record.id, on: connection)
-                        try jobs.reupload(job, on: connection)
-                    }
+                    missing.append((file.id, site.record.id))
                 }
             }
         }
-        return complete
+        if missing.isEmpty { return .complete }
+        let found = missing
+        let moved = try await context.database.run { try jobs.reupload(job, missing: found, on: $0) }
+        return moved ? .reuploading : .movedOn
     }
 
     // MARK: - Delete

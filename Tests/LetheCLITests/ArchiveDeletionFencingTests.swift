@@ -102,4 +102,47 @@ import Testing
             #expect(try fixture.jobState(id) == "deleted" && statuses() == ["deleted"])
         }
     }
+
+    /// A site check that found a file missing sends an `uploaded` job back to uploading and
+    /// forgets that copy, all at once; the same finding from a worker that lost its lease
+    /// while another began the deletion (having checked every site itself) changes nothing:
+    /// on the old code the deleting job went back to uploading in the middle of its deletion.
+    @Test func aStaleSiteCheckDoesNotSendADeletingJobBack() async throws {
+        try await ArchiveFixture.withArchivingAccount { fixture in
+            let id = try fixture.startJob()
+            try fixture.runUntilIdle()  // not approved: waits, uploaded
+            let jobs = try fixture.archiveJobs()
+            let connection = fixture.connection
+            let file = try #require(try fixture.files(job: id).first)
+            func uploads() throws -> [Int64] {
+                try connection.query(
+                    "SELECT site_id FROM lethe.archive_uploads WHERE file_id = $1 ORDER BY site_id", [file.id]
+                ).map { try $0.decode(Int64.self, at: 0) }
+            }
+            func statuses() throws -> Set<String> {
+                Set(
+                    try connection.query(
+                        "SELECT status FROM lethe.archive_files WHERE job_id = $1::uuid", [id]
+                    ).map { try $0.decode(String.self, at: 0) })
+            }
+            let site = try #require(try uploads().first)
+
+            // Found missing while the job waits, uploaded: back to uploading, that copy forgotten.
+            #expect(try jobs.reupload(try fixture.openJob(id, of: jobs), missing: [(file.id, site)], on: connection))
+            #expect(try fixture.jobState(id) == "uploading" && statuses() == ["uploading"])
+            #expect(try !uploads().contains(site))
+            try connection.execute("UPDATE lethe.archive_jobs SET wake_at = now() WHERE job_id = $1::uuid", [id])
+            try fixture.runUntilIdle()  // uploaded again
+            #expect(try fixture.jobState(id) == "uploaded", "\(fixture.diagnostics())")
+            #expect(try uploads().contains(site))
+
+            // Another worker begins the deletion; the stale finding changes nothing.
+            let job = try fixture.openJob(id, of: jobs)
+            try jobs.beginDeletion(job, on: connection)
+            let before = (try statuses(), try uploads())
+            #expect(try !jobs.reupload(job, missing: [(file.id, site)], on: connection))
+            #expect(try fixture.jobState(id) == "deleting")
+            #expect(try statuses() == before.0 && uploads() == before.1)
+        }
+    }
 }
