@@ -8,21 +8,14 @@
 -- ON DELETE CASCADE did, removing a job's manifest with the job, the trigger below does once
 -- per statement (and per TRUNCATE).
 DO $$
-DECLARE constraint_name name;
+DECLARE fk record;
 BEGIN
-    FOR constraint_name IN
-        SELECT c.conname FROM pg_constraint c
+    FOR fk IN
+        SELECT c.conrelid::regclass AS table_name, c.conname FROM pg_constraint c
         WHERE c.contype = 'f' AND c.confrelid = 'lethe.archive_jobs'::regclass
-          AND c.conrelid = 'lethe.archive_manifest'::regclass
+          AND c.conrelid IN ('lethe.archive_manifest'::regclass, 'lethe.archive_manifest_blobs'::regclass)
     LOOP
-        EXECUTE format('ALTER TABLE lethe.archive_manifest DROP CONSTRAINT %I', constraint_name);
-    END LOOP;
-    FOR constraint_name IN
-        SELECT c.conname FROM pg_constraint c
-        WHERE c.contype = 'f' AND c.confrelid = 'lethe.archive_jobs'::regclass
-          AND c.conrelid = 'lethe.archive_manifest_blobs'::regclass
-    LOOP
-        EXECUTE format('ALTER TABLE lethe.archive_manifest_blobs DROP CONSTRAINT %I', constraint_name);
+        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', fk.table_name, fk.conname);
     END LOOP;
 END $$;
 

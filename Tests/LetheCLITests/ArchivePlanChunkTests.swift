@@ -35,6 +35,26 @@ import Testing
         ).map { try $0.decode(String.self, at: 0) }
     }
 
+    /// Snapshots the fixture's tables, starts a job and plans it in chunks of 3 up to its first
+    /// chunk of conversations (the worker, with chunks of 4, plans the rest); returns the job
+    /// and that chunk's conversations, sorted.
+    private func planFirstChunk(_ fixture: ArchiveFixture) throws -> (id: String, planned: [Int64]) {
+        try fixture.addFileSite()
+        try fixture.enableArchiving()
+        try fixture.snapshot()
+        let id = try fixture.startJob()
+        let jobs = try jobs(fixture, chunk: 3)
+        let job = try job(id, jobs, fixture)
+        var step = try jobs.planStep(job, on: fixture.connection)
+        while step != .chunk(type: "conversations", roots: 3) {
+            guard step.continues else {
+                throw TestSetupError("planning ended before a chunk of conversations")
+            }
+            step = try jobs.planStep(job, on: fixture.connection)
+        }
+        return (id, try fixture.manifestIDs(job: id, type: "conversations", index: 0).sorted())
+    }
+
     /// Chunks of 3 roots, interrupted half-way and finished by another worker with chunks of
     /// 7, record exactly the manifest (keys, hashes, counts) one chunk of everything records.
     @Test func chunkedPlanningResumesAndRecordsWhatOneTransactionWould() async throws {
@@ -89,19 +109,7 @@ import Testing
     @Test func aMessageMovedToARootOfALaterChunkIsRecordedOnceAndKept() async throws {
         try await withMigratedDatabase { database in
             let fixture = try ArchiveFixture(database: database, extra: "  plan_chunk_roots: 4")
-            try fixture.addFileSite()
-            try fixture.enableArchiving()
-            try fixture.snapshot()
-            let id = try fixture.startJob()
-            let jobs = try jobs(fixture, chunk: 3)
-            let job = try job(id, jobs, fixture)
-            var step = try jobs.planStep(job, on: fixture.connection)
-            while step != .chunk(type: "conversations", roots: 3) {
-                #expect(step.continues, "planning ended before a chunk of conversations")
-                guard step.continues else { return }
-                step = try jobs.planStep(job, on: fixture.connection)
-            }
-            let planned = try fixture.manifestIDs(job: id, type: "conversations", index: 0).sorted()
+            let (id, planned) = try planFirstChunk(fixture)
             let first = try #require(planned.first)
             let message: Int64 = try fixture.connection.scalar(
                 "SELECT min(id) FROM app.messages WHERE conversation_id = $1", [first])
@@ -138,19 +146,7 @@ import Testing
     @Test func aRowChangedBetweenChunksIsDeletedOnlyAsArchived() async throws {
         try await withMigratedDatabase { database in
             let fixture = try ArchiveFixture(database: database, extra: "  plan_chunk_roots: 4")
-            try fixture.addFileSite()
-            try fixture.enableArchiving()
-            try fixture.snapshot()
-            let id = try fixture.startJob()
-            let jobs = try jobs(fixture, chunk: 3)
-            let job = try job(id, jobs, fixture)
-            var step = try jobs.planStep(job, on: fixture.connection)
-            while step != .chunk(type: "conversations", roots: 3) {
-                #expect(step.continues, "planning ended before a chunk of conversations")
-                guard step.continues else { return }
-                step = try jobs.planStep(job, on: fixture.connection)
-            }
-            let planned = try fixture.manifestIDs(job: id, type: "conversations", index: 0).sorted()
+            let (id, planned) = try planFirstChunk(fixture)
             #expect(planned.count == 3)
             let (edited, withEditedMessage) = (planned[0], planned[1])
             try fixture.connection.execute(
