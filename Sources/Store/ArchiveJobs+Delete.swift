@@ -225,25 +225,24 @@ extension ArchiveJobs {
     /// meanwhile waits for the job row, then finds it `deleted` and changes nothing).
     @discardableResult
     public func recordDeleted(_ job: ArchiveJob, on connection: Connection) throws -> String? {
-        try connection.withTransaction { connection in
-            guard
-                let moved = try connection.query(
-                    """
-                    UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.finishDeletion.targetSQL), deleted_at = now(), wake_at = NULL,
-                        note = CASE WHEN spared_roots > 0
-                                    THEN 'kept ' || spared_roots || ' root rows that changed since they were archived (next cycle)' END
-                    WHERE job_id = $1 AND \(ArchiveJobEvent.finishDeletion.leaves("state")) RETURNING note
-                    """, [job.id]
-                ).first
-            else { return nil }
+        let moved = try movingJobFirst(on: connection) { connection in
+            try connection.query(
+                """
+                UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.finishDeletion.targetSQL), deleted_at = now(), wake_at = NULL,
+                    note = CASE WHEN spared_roots > 0
+                                THEN 'kept ' || spared_roots || ' root rows that changed since they were archived (next cycle)' END
+                WHERE job_id = $1 AND \(ArchiveJobEvent.finishDeletion.leaves("state")) RETURNING note
+                """, [job.id]
+            ).first
+        } files: { connection in
             try connection.execute(
                 """
                 UPDATE lethe.archive_files SET status = \(ArchiveFileEvent.finishDeletion.targetSQL), deleted_at = now(),
                     updated_at = now()
                 WHERE job_id = $1 AND \(ArchiveFileEvent.finishDeletion.leaves("status"))
                 """, [job.id])
-            return try moved.decode(String?.self, at: 0)
         }
+        return try moved?.decode(String?.self, at: 0) ?? nil
     }
 
     /// Deletion stopped (a hold, a policy change): back to `uploaded`, waiting; `note` says why.
@@ -251,16 +250,15 @@ extension ArchiveJobs {
     /// job is no longer deleting.
     @discardableResult
     public func pauseDeletion(_ job: ArchiveJob, note: String, on connection: Connection) throws -> Bool {
-        try connection.withTransaction { connection in
-            let moved = try connection.execute(
+        try movingJobFirst(on: connection) { connection in
+            try connection.execute(
                 "UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.pauseDeletion.targetSQL), note = $2 WHERE job_id = $1 AND \(ArchiveJobEvent.pauseDeletion.leaves("state"))",
-                [job.id, note])
-            guard moved == 1 else { return false }
+                [job.id, note]) == 1 ? () : nil
+        } files: { connection in
             try connection.execute(
                 "UPDATE lethe.archive_files SET status = \(Self.heldStatus(ArchiveFileEvent.pauseDeletion(downloaded:))), updated_at = now() WHERE job_id = $1 AND \(ArchiveFileEvent.pauseDeletion(downloaded: false).leaves("status"))",
                 [job.id])
-            return true
-        }
+        } != nil
     }
 
     /// A deletion failed: the files are `delete_failed` with the error until the retry.

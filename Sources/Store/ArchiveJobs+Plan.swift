@@ -151,11 +151,11 @@ extension ArchiveJobs {
 
     /// Records table `index`'s rows under the chunk's roots; returns how many. A keyed table's
     /// key is proven unique (`RegistryCatalog`), so its rows are new to the job unless one
-    /// moved to another root between two chunks: they go in with a plain INSERT, and only
-    /// when that meets a key the job holds (a violation of the manifest's primary key,
-    /// rolled back to a savepoint; any other error fails the chunk)
-    /// again with `ON CONFLICT DO NOTHING`, which costs about a third more on every row. A
-    /// table named by content (identical rows share a key) always skips held keys.
+    /// moved to another root between two chunks. They go in with a plain INSERT under a
+    /// savepoint; only a violation of the manifest's primary key (a key the job holds) sends
+    /// them again through `ON CONFLICT DO NOTHING`, which costs about a third more on every
+    /// row. Any other error fails the chunk. A table named by content (identical rows share
+    /// a key) always skips held keys.
     private func planChildren(
         _ job: ArchiveJob, type: CompiledEntityType, index: Int, roots: [String], on connection: Connection
     ) throws -> Int {

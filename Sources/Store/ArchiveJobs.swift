@@ -160,11 +160,6 @@ public struct ArchiveJobs: Sendable {
         if let job { try connection.execute(Self.retryLater, [job]) }
     }
 
-    /// A site no longer holds a verified copy (gone, or of another size): upload it again.
-    func forgetUpload(file: Int64, site: Int64, on connection: Connection) throws {
-        try connection.execute("DELETE FROM lethe.archive_uploads WHERE file_id = $1 AND site_id = $2", [file, site])
-    }
-
     /// Every current site holds every file: the files are `uploaded` (or stay `downloaded`)
     /// and the job waits for its deletion: at the account's next auto-delete hour, on
     /// approval, or (with `require_download`) once the sites confirmed their downloads.
@@ -224,20 +219,37 @@ public struct ArchiveJobs: Sendable {
     )
         throws -> Bool
     {
-        try connection.withTransaction { connection in
-            let moved = try connection.execute(
+        try movingJobFirst(on: connection) { connection in
+            try connection.execute(
                 """
                 UPDATE lethe.archive_jobs SET state = \(ArchiveJobEvent.reupload.targetSQL)
                 WHERE job_id = $1 AND \(ArchiveJobEvent.reupload.leaves("state"))
-                """, [job.id])
-            guard moved == 1 else { return false }
-            for (file, site) in missing { try forgetUpload(file: file, site: site, on: connection) }
+                """, [job.id]) == 1 ? () : nil
+        } files: { connection in
+            try connection.execute(
+                """
+                DELETE FROM lethe.archive_uploads u USING unnest($1::bigint[], $2::bigint[]) AS m(file_id, site_id)
+                WHERE u.file_id = m.file_id AND u.site_id = m.site_id
+                """, [missing.map(\.file), missing.map(\.site)])
             try connection.execute(
                 """
                 UPDATE lethe.archive_files SET status = \(ArchiveFileEvent.reupload.targetSQL)
                 WHERE job_id = $1 AND \(ArchiveFileEvent.reupload.leaves("status"))
                 """, [job.id])
-            return true
+        } != nil
+    }
+
+    /// Changes a job and then its files in one transaction, the job row first: `job` updates
+    /// the job only from the states its event leaves and returns what it changed (nil: the job
+    /// had moved on, and `files` does not run). A worker that lost its lease and acts on the
+    /// same job meanwhile waits for the job row, then finds it moved and changes nothing.
+    func movingJobFirst<T>(
+        on connection: Connection, job: (Connection) throws -> T?, files: (Connection) throws -> Void
+    ) throws -> T? {
+        try connection.withTransaction { connection in
+            guard let moved = try job(connection) else { return nil }
+            try files(connection)
+            return moved
         }
     }
 

@@ -348,7 +348,7 @@ public struct ArchiveHandler: TaskHandler {
             for file in files {
                 let size = held[file.id] ?? nil
                 if size != file.size || !done.contains([file.id, site.record.id]) {
-                    logger.warning("\(site.url) does not hold \(file.name) as uploaded: uploading it again")
+                    logger.warning("\(site.url) does not hold \(file.name) as uploaded")
                     missing.append((file.id, site.record.id))
                 }
             }
